@@ -1,0 +1,56 @@
+"""taskcache: content-addressed caching, a run catalog and lineage for notebooks.
+
+Light on purpose: importing taskcache imports neither pandas, pyarrow nor ipywidgets;
+public names load their modules on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "task": "taskcache.decorator",
+    "runs": "taskcache.api",
+    "run": "taskcache.api",
+    "summary": "taskcache.api",
+    "configure": "taskcache.api",
+    "gc": "taskcache.api",
+    "Run": "taskcache.api",
+    "on": "taskcache.events",
+    "register_codec": "taskcache.codecs",
+    "register_hasher": "taskcache.fingerprint",
+    "KEY_VERSION": "taskcache.fingerprint",
+}
+
+__all__ = ["__version__", *_LAZY, "load_ipython_extension", "unload_ipython_extension"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Run, configure, gc, run, runs, summary
+    from .codecs import register_codec
+    from .decorator import task
+    from .events import on
+    from .fingerprint import KEY_VERSION, register_hasher
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskcache' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from ._extension import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from ._extension import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,113 @@
+"""Settings: one frozen object the core reads; resolved from arguments, environment,
+``[tool.taskcache]`` in the nearest pyproject.toml, and defaults (highest first)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_DIR = ".taskcache"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Plain settings of the core. ``db_url`` defaults to ``sqlite:///<cache_dir>/catalog.db``."""
+
+    cache_dir: Path
+    db_url: str = ""
+    allow_pickle: bool = True
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 15.0
+    busy_timeout_seconds: float = 30.0
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
+        if not self.db_url:
+            object.__setattr__(self, "db_url", f"sqlite:///{self.cache_dir / 'catalog.db'}")
+        if self.lease_seconds <= 0:
+            raise ConfigError(f"lease_seconds must be positive, got {self.lease_seconds}")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.cache_dir / "artifacts"
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_KNOWN = {f.name for f in fields(Settings)} - {"extra"}
+_BOOLS = {"allow_pickle", "quiet"}
+_FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
+
+
+def find_pyproject_section(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
+    """The ``[tool.taskcache]`` table of the nearest pyproject.toml at or above ``start``."""
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read {candidate}: {exc}") from exc
+            section = data.get("tool", {}).get("taskcache")
+            if section is not None:
+                if not isinstance(section, dict):
+                    raise ConfigError(f"[tool.taskcache] in {candidate} must be a table")
+                return candidate, section
+            return candidate, {}
+    return None, {}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    if name not in _KNOWN:
+        raise ConfigError(
+            f"unknown taskcache setting {name!r} in {origin}; known: {', '.join(sorted(_KNOWN))}"
+        )
+    if name in _BOOLS:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
+        return bool(value)
+    if name in _FLOATS:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} in {origin} must be a number, got {value!r}") from exc
+    return value
+
+
+def resolve_settings(start: Path | None = None, **explicit: Any) -> Settings:
+    """Settings from explicit arguments > environment > pyproject.toml > defaults.
+
+    ``None`` in ``explicit`` means "not given".
+    """
+    values: dict[str, Any] = {"cache_dir": Path(start or Path.cwd()) / DEFAULT_DIR}
+    pyproject, section = find_pyproject_section(start)
+    for key, value in section.items():
+        key = key.replace("-", "_")
+        value = _coerce(key, value, str(pyproject))
+        if key == "cache_dir":
+            value = (pyproject.parent / Path(value).expanduser()) if pyproject else Path(value)
+        values[key] = value
+    env_dir = os.environ.get("TASKCACHE_DIR")
+    if env_dir:
+        values["cache_dir"] = Path(env_dir)
+    env_url = os.environ.get("TASKCACHE_DB_URL")
+    if env_url:
+        values["db_url"] = env_url
+    for key, value in explicit.items():
+        if value is not None:
+            values[key] = _coerce(key, value, "arguments")
+    return Settings(**values)

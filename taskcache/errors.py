@@ -1,0 +1,154 @@
+"""The one error tree of taskcache.
+
+Every message names the thing that went wrong and the way out::
+
+    TaskcacheError (Exception)
+    ├── ConfigError (+ ValueError)            bad setting, unreadable pyproject section
+    ├── FingerprintError (+ TypeError)        a value or function that cannot be hashed
+    ├── UnstorableValueError (+ TypeError)    an output no codec can store
+    ├── StoreError (+ OSError)                artifact files
+    │   ├── UnsafePathError (+ ValueError)    a name that would escape the store root
+    │   ├── MissingArtifactError              an artifact file that is gone
+    │   └── CorruptArtifactError              size or checksum does not match the catalog
+    └── CatalogError                          the SQLite/SQLAlchemy catalog
+        ├── RunNotFoundError (+ KeyError)
+        ├── InvalidTransitionError            e.g. completed -> running
+        ├── LeaseLostError                    completion by a process that no longer owns the run
+        └── SchemaVersionError                catalog written by a newer taskcache
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TaskcacheError",
+    "ConfigError",
+    "FingerprintError",
+    "UnstorableValueError",
+    "StoreError",
+    "UnsafePathError",
+    "MissingArtifactError",
+    "CorruptArtifactError",
+    "CatalogError",
+    "RunNotFoundError",
+    "InvalidTransitionError",
+    "LeaseLostError",
+    "SchemaVersionError",
+]
+
+
+class TaskcacheError(Exception):
+    """Base class of every error taskcache raises on purpose."""
+
+
+class ConfigError(TaskcacheError, ValueError):
+    """A setting has a value taskcache cannot use."""
+
+
+class FingerprintError(TaskcacheError, TypeError):
+    """A value that cannot be hashed by content.
+
+    ``name`` is the argument or variable, ``type_name`` the qualified type of the value.
+    """
+
+    def __init__(self, name: str | None, type_name: str, reason: str = "") -> None:
+        self.name = name
+        self.type_name = type_name
+        self.reason = reason
+        what = f"{name!r} " if name else "a value "
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"taskcache cannot hash {what}of type {type_name}{detail}. "
+            f"Leave it out of the key with ignore=[{name or '...'!r}] (or --ignore {name or 'NAME'} "
+            f"in %%task), or teach taskcache how to hash it with "
+            f"taskcache.register_hasher({type_name.rsplit('.', 1)[-1]}, fn)."
+        )
+
+
+class UnstorableValueError(TaskcacheError, TypeError):
+    """An output value that no registered codec can store."""
+
+    def __init__(self, name: str | None, type_name: str, reason: str = "") -> None:
+        self.name = name
+        self.type_name = type_name
+        self.reason = reason
+        what = f"output {name!r}" if name else "a value"
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"taskcache cannot store {what} of type {type_name}{detail}. "
+            f"Leave it out of the outputs (--outputs in %%task), or register a codec for it "
+            f"with taskcache.register_codec(...)."
+        )
+
+
+class StoreError(TaskcacheError, OSError):
+    """A problem with an artifact file."""
+
+
+class UnsafePathError(StoreError, ValueError):
+    """A name or path that would resolve outside the store root."""
+
+    def __init__(self, name: str, reason: str = "escapes the store root") -> None:
+        self.name = name
+        super().__init__(f"refusing unsafe artifact name {name!r}: {reason}")
+
+
+class MissingArtifactError(StoreError):
+    """An artifact the catalog knows about is not on disk."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"artifact file {path} is missing; the run will be recomputed")
+
+
+class CorruptArtifactError(StoreError):
+    """An artifact whose size or checksum does not match what the catalog recorded."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"artifact file {path} is corrupt (expected {expected}, found {actual}); "
+            f"it will not be loaded and the run will be recomputed"
+        )
+
+
+class CatalogError(TaskcacheError):
+    """A problem with the run catalog database."""
+
+
+class RunNotFoundError(CatalogError, KeyError):
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run #{run_id} in the catalog; list runs with taskcache.runs()")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class InvalidTransitionError(CatalogError):
+    def __init__(self, run_id: int, current: str, requested: str) -> None:
+        self.run_id = run_id
+        self.current = current
+        self.requested = requested
+        super().__init__(f"run #{run_id} cannot go from {current} to {requested}")
+
+
+class LeaseLostError(CatalogError):
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run #{run_id} is no longer owned by this process (its lease expired and another "
+            f"process took it over); the result was not recorded"
+        )
+
+
+class SchemaVersionError(CatalogError):
+    def __init__(self, found: int, supported: int, url: str) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"the catalog at {url} has schema version {found}, newer than this taskcache "
+            f"understands ({supported}); upgrade taskcache (pip install -U taskcache) or point "
+            f"TASKCACHE_DIR at another folder"
+        )

@@ -1,0 +1,108 @@
+"""Plain, immutable records the catalog hands out (never live ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"running", "cancelled", "failed"}),
+    "running": frozenset({"completed", "failed", "cancelled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    name: str
+    value_hash: str
+    type_name: str
+    repr: str = ""
+    producer_artifact_id: int | None = None  # lineage: the artifact with the same value hash
+    producer_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    name: str          # output name ("return" for functions, variable names for cells)
+    codec: str
+    relpath: str
+    size: int
+    checksum: str
+    value_hash: str
+    type_name: str
+    shape: tuple[int, ...] | None = None
+    rows: int | None = None
+    columns: tuple[str, ...] | None = None
+    repr: str = ""
+    id: int | None = None
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    run_id: int
+    from_status: str | None
+    to_status: str
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a new run is, before it runs (the input of Catalog.claim)."""
+
+    task: str
+    kind: str                 # "cell" | "function"
+    fingerprint: str
+    code_hash: str
+    source: str = ""
+    tags: tuple[str, ...] = ()
+    user_version: str | None = None
+    inputs: tuple[InputRecord, ...] = ()
+    env: dict[str, Any] = field(default_factory=dict)  # python, packages, host, pid, git, path
+    parent_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    task: str
+    kind: str
+    fingerprint: str
+    code_hash: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: float | None
+    source: str
+    tags: tuple[str, ...]
+    user_version: str | None
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+    host: str | None
+    pid: int | None
+    env: dict[str, Any]
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    hit_count: int
+    last_hit_at: datetime | None
+    parent_run_id: int | None
+    invalid_reason: str | None = None  # set when a completed run's artifacts failed to verify
+    inputs: tuple[InputRecord, ...] = ()
+    artifacts: tuple[ArtifactRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A running run owned by this process until its lease expires."""
+
+    run_id: int
+    lease_token: str
+    lease_expires_at: datetime
