@@ -1,52 +1,337 @@
-"""SQLAlchemy 2.0 models and the Catalog class: claims, state changes, queries."""
+"""The Catalog: claims, fenced state changes, hits and queries over the run catalog.
+
+Every public method opens a connection, runs one short transaction and closes it; nothing
+stays open between calls. Writes begin with ``BEGIN IMMEDIATE`` on SQLite (see _sqlite.py),
+reads with a deferred ``BEGIN``. Events (taskcache.events) fire only after the commit, so a
+handler that queries the catalog sees the committed state.
+
+Leases: ``claim`` gives the run a random token. ``complete``/``finish_failed`` succeed only
+while the run's ``lease_owner`` is that token, else LeaseLostError. A finished run keeps its
+``lease_owner`` (only ``lease_expires_at`` is cleared), so a second finish by the same claim
+is an InvalidTransitionError, while a process whose lease was revoked (``expire_abandoned``
+clears the owner) gets LeaseLostError. An expired lease that nobody revoked still counts.
+
+``invalidate`` is not a status change: it sets ``invalid_reason`` and writes a history row
+whose from_status == to_status (the current status) with reason "invalidated: ...".
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .records import ArtifactRecord, Claim, RunRecord, RunSpec, StateChange
+from sqlalchemy import (
+    Connection,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
+
+from . import events
+from ._models import (
+    INPUTS_FROM,
+    Base,
+    artifacts,
+    load_artifacts,
+    load_completed,
+    load_run,
+    load_runs,
+    run_filters,
+    run_inputs,
+    run_tags,
+    runs,
+    schema_info,
+    state_change,
+    state_history,
+)
+from ._sqlite import Database
+from .errors import (
+    InvalidTransitionError,
+    LeaseLostError,
+    RunNotFoundError,
+    SchemaVersionError,
+)
+from .records import (
+    TRANSITIONS,
+    ArtifactRecord,
+    Claim,
+    RunRecord,
+    RunSpec,
+    StateChange,
+)
 
 SCHEMA_VERSION = 1
+# version -> function upgrading a catalog from that version to the next, in one write
+# transaction; tables new in a later version are then added by create_all.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Catalog:
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
-        raise NotImplementedError
+        self._db = Database(url, busy_timeout=busy_timeout)
+        self.url = self._db.url
+        self._read = self._db.read
+        self._write = self._db.write
+        self._ensure_schema()
+
+    def dispose(self) -> None:
+        self._db.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    # -- schema --
+    def _ensure_schema(self) -> None:
+        try:
+            with self._read() as conn:
+                found = conn.scalar(select(schema_info.c.version))
+        except DBAPIError:  # no schema_info table yet
+            found = None
+        if found == SCHEMA_VERSION:
+            return
+        self._check_version(found)
+        for attempt in range(5):
+            try:
+                with self._write() as conn:  # BEGIN IMMEDIATE: one creator at a time
+                    self._create_or_migrate(conn)
+                return
+            except DBAPIError as exc:  # another process created it first (non-SQLite)
+                if attempt == 4 or "exist" not in str(exc.orig).lower():
+                    raise
+
+    def _check_version(self, found: int | None) -> None:
+        if found is not None and found > SCHEMA_VERSION:
+            url = self.url.render_as_string(hide_password=True)
+            raise SchemaVersionError(found, SCHEMA_VERSION, url)
+
+    def _create_or_migrate(self, conn: Connection) -> None:
+        found = None
+        if conn.dialect.has_table(conn, schema_info.name):
+            found = conn.scalar(select(schema_info.c.version))
+        self._check_version(found)
+        if found is not None:
+            for version in range(found, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+        Base.metadata.create_all(conn)
+        if found is None:
+            conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
+        elif found < SCHEMA_VERSION:
+            conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
+
+    def integrity_check(self) -> str:
+        """"ok", or what the database reports wrong (SQLite's PRAGMA integrity_check)."""
+        if self._db.engine.dialect.name != "sqlite":
+            return "ok"
+        with self._read() as conn:
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+        return "ok" if rows == ["ok"] else "; ".join(rows)
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return int(conn.scalar(select(schema_info.c.version)) or 0)
 
     # -- the hit path (SQLAlchemy Core, one short read) --
-    def find_completed(self, fingerprint: str) -> RunRecord | None:
-        """Newest completed, not invalidated run with this fingerprint, with its artifacts."""
-        raise NotImplementedError
+    def find_completed(self, fingerprint: str, *, inputs: bool = True) -> RunRecord | None:
+        """Newest completed, not invalidated run with this fingerprint, with its artifacts
+        (and its inputs, unless ``inputs=False``: one statement less on a hit)."""
+        with self._read() as conn:
+            return load_completed(conn, fingerprint, inputs=inputs)
 
-    def record_hit(self, run_id: int) -> None:
-        raise NotImplementedError
+    def record_hit(self, run_id: int, *, run: RunRecord | None = None) -> None:
+        """Count a cache hit; ``run`` (the record find_completed gave) saves a reload for
+        the "hit" event, whose payload is the updated record."""
+        now = _now()
+        with self._write() as conn:
+            done = conn.execute(update(runs).where(runs.c.id == run_id)
+                                .values(hit_count=runs.c.hit_count + 1, last_hit_at=now))
+            if done.rowcount == 0:
+                raise RunNotFoundError(run_id)
+            if run is None:
+                record = load_run(conn, run_id)
+            else:
+                hits = conn.scalar(select(runs.c.hit_count).where(runs.c.id == run_id))
+                record = replace(run, hit_count=int(hits or 0), last_hit_at=now)
+        events.emit("hit", record)
 
     # -- the miss path --
     def claim(self, spec: RunSpec, *, lease_seconds: float) -> Claim:
-        """Insert a run straight into 'running' (history: pending->running) with a lease;
-        links each input to the newest artifact of a completed run with the same value hash."""
-        raise NotImplementedError
+        """Insert a run straight into 'running' (history: None->pending, pending->running)
+        with a lease; links each input to the newest artifact of a completed run with the
+        same value hash."""
+        now = _now()
+        token = uuid.uuid4().hex
+        expires = now + timedelta(seconds=lease_seconds)
+        with self._write() as conn:
+            run_id = conn.execute(insert(runs).values(
+                task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
+                code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
+                source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
+                host=spec.env.get("host") or socket.gethostname(),
+                pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
+                lease_owner=token, lease_expires_at=expires, hit_count=0,
+                parent_run_id=spec.parent_run_id,
+            )).inserted_primary_key[0]
+            if spec.tags:
+                conn.execute(insert(run_tags),
+                             [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
+            if spec.inputs:
+                conn.execute(insert(run_inputs), [
+                    {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
+                     "type_name": i.type_name, "repr": i.repr,
+                     "producer_artifact_id": i.producer_artifact_id
+                     or self._producer(conn, i.value_hash)}
+                    for i in spec.inputs])
+            conn.execute(insert(state_history), [
+                {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
+                {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
+            ])
+            record = load_run(conn, run_id)
+        events.emit("running", record)
+        return Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
+
+    @staticmethod
+    def _producer(conn: Connection, value_hash: str) -> int | None:
+        return conn.scalar(
+            select(artifacts.c.id).join(runs, runs.c.id == artifacts.c.run_id)
+            .where(artifacts.c.value_hash == value_hash, runs.c.status == "completed")
+            .order_by(artifacts.c.id.desc()).limit(1))
 
     def complete(self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float) -> RunRecord:
         """Artifacts rows + running->completed in one transaction, fenced by the lease token."""
-        raise NotImplementedError
+        rows = [{"run_id": claim.run_id, "name": a.name, "codec": a.codec,
+                 "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
+                 "value_hash": a.value_hash, "type_name": a.type_name,
+                 "shape": None if a.shape is None else list(a.shape), "rows": a.rows,
+                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr}
+                for a in artifacts]
+        return self._change(claim.run_id, "completed", None, claim.lease_token,
+                            {"duration": duration}, rows)
 
     def finish_failed(
         self, claim: Claim, *, status: str, error_type: str | None, error_message: str | None,
         traceback: str | None, duration: float | None, reason: str | None = None,
     ) -> RunRecord:
         """running->failed|cancelled with the error; history row with ``reason``."""
-        raise NotImplementedError
+        if status not in ("failed", "cancelled"):
+            raise ValueError(f"finish_failed takes status 'failed' or 'cancelled', not {status!r}")
+        values = {"error_type": error_type, "error_message": error_message,
+                  "traceback": traceback, "duration": duration}
+        return self._change(claim.run_id, status, reason, claim.lease_token, values)
+
+    def transition(
+        self, run_id: int, to_status: str, reason: str | None = None,
+        lease_token: str | None = None,
+    ) -> RunRecord:
+        """Move a run to ``to_status`` (validated against records.TRANSITIONS) with a history
+        row; with ``lease_token``, fenced: the run must be owned by that token.
+        Emits the ``to_status`` event after the commit."""
+        return self._change(run_id, to_status, reason, lease_token, {})
+
+    def _change(
+        self, run_id: int, to_status: str, reason: str | None, lease_token: str | None,
+        values: dict[str, Any], artifact_rows: Sequence[dict[str, Any]] = (),
+    ) -> RunRecord:
+        now = _now()
+        with self._write() as conn:
+            self._transition(conn, run_id, to_status, now, reason, lease_token, values)
+            if artifact_rows:
+                conn.execute(insert(artifacts), list(artifact_rows))
+            record = load_run(conn, run_id)
+        if to_status in events.EVENTS:
+            events.emit(to_status, record)
+        return record
+
+    def _transition(
+        self, conn: Connection, run_id: int, to_status: str, now: datetime,
+        reason: str | None, lease_token: str | None, values: dict[str, Any],
+    ) -> None:
+        row = conn.execute(select(runs.c.status, runs.c.lease_owner)
+                           .where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        current, owner = row
+        if lease_token is not None and owner != lease_token:
+            raise LeaseLostError(run_id)
+        if to_status not in TRANSITIONS.get(current, ()):
+            raise InvalidTransitionError(run_id, current, to_status)
+        changes = {**values, "status": to_status}
+        if to_status == "running":
+            changes.setdefault("started_at", now)
+        if to_status in _TERMINAL:
+            changes.setdefault("finished_at", now)
+            changes["lease_expires_at"] = None
+        conn.execute(update(runs).where(runs.c.id == run_id).values(**changes))
+        conn.execute(insert(state_history).values(run_id=run_id, from_status=current,
+                                                  to_status=to_status, at=now, reason=reason))
+
+    # -- leases --
+    def renew_lease(self, claim: Claim, lease_seconds: float) -> bool:
+        """Push the lease of a run this claim still owns; False if it was lost or finished."""
+        expires = _now() + timedelta(seconds=lease_seconds)
+        with self._write() as conn:
+            done = conn.execute(update(runs).where(
+                runs.c.id == claim.run_id, runs.c.status == "running",
+                runs.c.lease_owner == claim.lease_token,
+            ).values(lease_expires_at=expires))
+        return done.rowcount == 1
+
+    def expire_abandoned(self, now: datetime | None = None) -> list[int]:
+        """Running runs whose lease expired -> failed (reason "abandoned"); their ids."""
+        now = now or _now()
+        with self._write() as conn:
+            ids = list(conn.scalars(select(runs.c.id).where(
+                runs.c.status == "running", runs.c.lease_expires_at < now,
+            ).order_by(runs.c.id)))
+            for run_id in ids:
+                self._transition(conn, run_id, "failed", now, "abandoned", None, {
+                    "lease_owner": None,
+                    "error_message": "abandoned: its lease expired before the run finished "
+                                     "(the process running it probably died)"})
+            records = load_runs(conn, [runs.c.id.in_(ids)], full=True) if ids else []
+        for record in reversed(records):
+            events.emit("failed", record)
+        return ids
+
+    def find_running(self, fingerprint: str) -> RunRecord | None:
+        """The newest running run with this fingerprint whose lease has not expired."""
+        with self._read() as conn:
+            found = load_runs(conn, [
+                runs.c.fingerprint == fingerprint, runs.c.status == "running",
+                runs.c.lease_expires_at > _now()], full=True, limit=1)
+        return found[0] if found else None
 
     def invalidate(self, run_id: int, reason: str) -> None:
         """Stop serving a completed run from cache (its artifacts failed to verify)."""
-        raise NotImplementedError
+        with self._write() as conn:
+            current = conn.scalar(select(runs.c.status).where(runs.c.id == run_id))
+            if current is None:
+                raise RunNotFoundError(run_id)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(invalid_reason=reason))
+            conn.execute(insert(state_history).values(
+                run_id=run_id, from_status=current, to_status=current, at=_now(),
+                reason=f"invalidated: {reason}"))
 
     # -- queries --
     def get_run(self, run_id: int) -> RunRecord:
-        raise NotImplementedError
+        with self._read() as conn:
+            return load_run(conn, run_id)
 
     def query_runs(
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
@@ -54,28 +339,74 @@ class Catalog:
         limit: int = 100, offset: int = 0,
     ) -> list[RunRecord]:
         """Newest first; without inputs/artifacts loaded."""
-        raise NotImplementedError
+        where = run_filters(task, status, tag, since, fingerprint)
+        with self._read() as conn:
+            return load_runs(conn, where, full=False, limit=limit, offset=offset)
+
+    def count_runs(
+        self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
+        since: datetime | None = None, fingerprint: str | None = None,
+    ) -> int:
+        """How many runs query_runs would page through with these filters."""
+        where = run_filters(task, status, tag, since, fingerprint)
+        with self._read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(runs).where(*where)) or 0)
 
     def history(self, run_id: int) -> list[StateChange]:
-        raise NotImplementedError
+        with self._read() as conn:
+            rows = conn.execute(
+                select(state_history.c.run_id, state_history.c.from_status,
+                       state_history.c.to_status, state_history.c.at, state_history.c.reason)
+                .where(state_history.c.run_id == run_id).order_by(state_history.c.id)).all()
+            if not rows and conn.scalar(select(runs.c.id).where(runs.c.id == run_id)) is None:
+                raise RunNotFoundError(run_id)
+        return [state_change(row) for row in rows]
+
+    def _lineage(self, run_id: int, ids: Any) -> list[RunRecord]:
+        with self._read() as conn:
+            if conn.scalar(select(runs.c.id).where(runs.c.id == run_id)) is None:
+                raise RunNotFoundError(run_id)
+            found = load_runs(conn, [runs.c.id.in_(ids)], full=True)
+        return found[::-1]  # oldest first
 
     def upstream(self, run_id: int) -> list[RunRecord]:
         """Runs that produced this run's inputs (through InputRecord.producer_run_id)."""
-        raise NotImplementedError
+        return self._lineage(run_id, select(artifacts.c.run_id).select_from(INPUTS_FROM)
+                             .where(run_inputs.c.run_id == run_id))
 
     def downstream(self, run_id: int) -> list[RunRecord]:
         """Runs with an input produced by an artifact of this run."""
-        raise NotImplementedError
+        return self._lineage(run_id, select(run_inputs.c.run_id).select_from(INPUTS_FROM)
+                             .where(artifacts.c.run_id == run_id))
 
     def summary(self) -> dict[str, Any]:
         """{"runs": n, "by_status": {...}, "by_task": {...}, "hits": n, "time_saved": seconds,
         "disk_bytes": total artifact size}"""
-        raise NotImplementedError
+        with self._read() as conn:
+            n, hits, saved = conn.execute(select(
+                func.count(), func.coalesce(func.sum(runs.c.hit_count), 0),
+                func.coalesce(func.sum(runs.c.hit_count * func.coalesce(runs.c.duration, 0.0)),
+                              0.0))).one()
+            by_status = dict(conn.execute(select(runs.c.status, func.count())
+                                          .group_by(runs.c.status)).all())
+            by_task = dict(conn.execute(select(runs.c.task, func.count())
+                                        .group_by(runs.c.task)).all())
+            disk = conn.scalar(select(func.coalesce(func.sum(artifacts.c.size), 0)))
+        return {"runs": int(n), "by_status": by_status, "by_task": by_task, "hits": int(hits),
+                "time_saved": float(saved), "disk_bytes": int(disk or 0)}
 
     def delete_runs(self, run_ids: Sequence[int]) -> list[ArtifactRecord]:
         """Delete runs with their inputs/artifacts/history rows; returns the artifact rows
         removed so the caller can delete files."""
-        raise NotImplementedError
+        ids = list(dict.fromkeys(run_ids))
+        with self._write() as conn:
+            removed = load_artifacts(conn, ids)
+            for start in range(0, len(ids), 500):
+                conn.execute(delete(runs).where(runs.c.id.in_(ids[start:start + 500])))
+        return removed
 
-    def dispose(self) -> None:
-        raise NotImplementedError
+    def artifact_relpaths(self) -> set[str]:
+        """Every artifact path the catalog still references (for garbage collection)."""
+        with self._read() as conn:
+            return set(conn.scalars(select(artifacts.c.relpath)))
+

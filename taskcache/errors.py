@@ -9,7 +9,9 @@ Every message names the thing that went wrong and the way out::
     ├── StoreError (+ OSError)                artifact files
     │   ├── UnsafePathError (+ ValueError)    a name that would escape the store root
     │   ├── MissingArtifactError              an artifact file that is gone
-    │   └── CorruptArtifactError              size or checksum does not match the catalog
+    │   ├── CorruptArtifactError              size or checksum does not match the catalog
+    │   └── PickleDisabledError               a pickled artifact while allow_pickle is off
+    ├── UnknownCodecError (+ KeyError)        an artifact written by a codec not registered here
     └── CatalogError                          the SQLite/SQLAlchemy catalog
         ├── RunNotFoundError (+ KeyError)
         ├── InvalidTransitionError            e.g. completed -> running
@@ -28,6 +30,8 @@ __all__ = [
     "UnsafePathError",
     "MissingArtifactError",
     "CorruptArtifactError",
+    "PickleDisabledError",
+    "UnknownCodecError",
     "CatalogError",
     "RunNotFoundError",
     "InvalidTransitionError",
@@ -111,6 +115,24 @@ class CorruptArtifactError(StoreError):
             f"artifact file {path} is corrupt (expected {expected}, found {actual}); "
             f"it will not be loaded and the run will be recomputed"
         )
+
+
+class PickleDisabledError(StoreError):
+    """Loading this artifact would unpickle it, and ``allow_pickle`` is off."""
+
+
+class UnknownCodecError(TaskcacheError, KeyError):
+    """An artifact was written by a codec that is not registered in this process."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"artifact was written by codec {name!r} which is not registered in this "
+            f"process; register it with taskcache.register_codec(...) or recompute the run"
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
 
 
 class CatalogError(TaskcacheError):

@@ -1,35 +1,81 @@
-"""Pure content hashing: values and code -> type-tagged xxh3_128 hex digests."""
+"""Pure content hashing: values and code -> type-tagged xxh3_128 hex digests.
+
+The work is done by private modules: ``_hashcore`` (tags, dispatcher, built-in values,
+other objects through their pickle reduce value), ``_hashers`` (numpy, pandas, pyarrow,
+files) and ``_codehash`` (functions, classes, modules and package versions).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-KEY_VERSION = 1  # increment on any change that alters hashes: it invalidates every cache
+from xxhash import xxh3_128
+
+from . import _codehash, _hashcore
+from ._hashcore import Ctx, Unhashable, feed, type_name
+from .errors import FingerprintError
+
+__all__ = [
+    "KEY_VERSION",
+    "hash_value",
+    "hash_code",
+    "register_hasher",
+    "combine_key",
+    "module_versions",
+]
+
+# Increment on any change that alters hashes: it invalidates every cache. The pinned
+# hashes in tests/data/golden_hashes.json must be regenerated in the same change.
+KEY_VERSION = 1
+
+_T_KEY = _hashcore.tag("key")
+
+
+def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
+    h = xxh3_128()
+    try:
+        body(h, Ctx())
+    except Unhashable as exc:
+        raise exc.to_error(name) from None
+    except RecursionError:
+        raise FingerprintError(name, type_name(type(value)), "it is nested too deeply") from None
+    return h.hexdigest()
 
 
 def hash_value(value: Any, name: str | None = None) -> str:
     """32-hex-digit content hash of ``value``; raises FingerprintError naming ``name``."""
-    raise NotImplementedError
+    return _run(name, value, lambda h, ctx: feed(h, value, ctx))
 
 
 def hash_code(obj: Any) -> str:
     """Hash of a user function or class by its normalized source, closure, defaults and the
     user code/globals it references, transitively; library code counts by package version."""
-    raise NotImplementedError
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return _run(name, obj, lambda h, ctx: h.update(_codehash.code_digest(obj, ctx)))
 
 
 def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:
-    """Hash instances of ``type_`` (or dotted type name) by hashing ``fn(value)`` instead."""
-    raise NotImplementedError
+    """Hash instances of ``type_`` (or dotted type name) by hashing ``fn(value)`` instead.
+
+    A dotted name (``"shapely.geometry.Point"``) avoids importing the library early.
+    Lookups walk the value's MRO, so registering a base class covers its subclasses.
+    """
+    _hashcore.register(type_, fn)
 
 
 def combine_key(parts: Mapping[str, Any]) -> str:
     """The run fingerprint: a hash of named parts plus KEY_VERSION."""
-    raise NotImplementedError
+
+    def body(h: Any, ctx: Ctx) -> None:
+        h.update(_T_KEY)
+        _hashcore.feed_int(h, KEY_VERSION)
+        _hashcore.feed_mapping(h, dict(parts), ctx)
+
+    return _run("key", parts, body)
 
 
 def module_versions(obj: Any) -> dict[str, str]:
     """Top-level packages (name -> version) referenced by a user function/class or cell
     namespace values, for the run's environment record."""
-    raise NotImplementedError
+    return _codehash.module_versions(obj)

@@ -1,10 +1,57 @@
-"""Artifact files: atomic writes, checksums, verified reads, deletes, sweeps. Bytes only."""
+"""Artifact files: atomic writes, checksums, verified reads, deletes, sweeps. Bytes only.
+
+Layout: ``root/<part>/.../<part><suffix>``, every part passed through :func:`sanitize_name`.
+Folders are 0700 and files 0600 (artifacts may be pickles: see the trust model in
+``taskcache.codecs``).
+
+A write goes to ``.tmp-<pid>-<random>-<name>`` in the target folder, is fsynced and
+checksummed (xxh3-128, streamed in 4 MiB chunks by C code), then renamed into place and
+the folder fsynced, so a reader sees either nothing or the complete file. Interrupted
+writes leave temp files that :meth:`ArtifactStore.sweep_temp` removes.
+
+Errors: an ``OSError`` raised while writing (by the store or by the writer) becomes a
+:class:`StoreError` -- still an ``OSError`` with the same ``errno`` -- naming the artifact,
+with the original as ``__cause__``. Any other exception from the writer (a codec failing on
+a value) propagates unchanged. Either way the temp file is removed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import stat
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import xxhash
+
+from .errors import CorruptArtifactError, MissingArtifactError, StoreError, UnsafePathError
+
+__all__ = [
+    "StoredFile",
+    "ArtifactStore",
+    "prepare_cache_dir",
+    "sanitize_name",
+    "checksum_file",
+    "TEMP_PREFIX",
+]
+
+TEMP_PREFIX = ".tmp-"
+CHECKSUM_ALGO = "xxh3_128"
+MAX_NAME = 80
+_CHUNK = 4 * 1024 * 1024
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_SUFFIX = re.compile(r"(\.[A-Za-z0-9][A-Za-z0-9_-]{0,15}){0,3}")
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{dev}{i}" for dev in ("COM", "LPT") for i in range(10)}
+)
 
 
 @dataclass(frozen=True)
@@ -14,32 +61,216 @@ class StoredFile:
     checksum: str  # "xxh3_128:<hex>" of the file bytes
 
 
+def checksum_file(path: Path) -> tuple[int, str]:
+    """(size, "xxh3_128:<hex>") of a file, streamed in big chunks without copies."""
+    digest = xxhash.xxh3_128()
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+    return size, f"{CHECKSUM_ALGO}:{digest.hexdigest()}"
+
+
+def _fsync_dir(folder: Path) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:  # platforms (Windows) that cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{path.name}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
 def prepare_cache_dir(cache_dir: Path) -> Path:
     """Create the cache folder (0700) with a ``.gitignore`` holding ``*``; return it."""
-    raise NotImplementedError
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(cache_dir, 0o700)
+    gitignore = cache_dir / ".gitignore"
+    if not gitignore.exists():
+        _atomic_write_bytes(gitignore, b"# created by taskcache: nothing here belongs in git\n*\n")
+    return cache_dir
 
 
 def sanitize_name(name: str) -> str:
-    """A safe single path component for a user-supplied name (task or output)."""
-    raise NotImplementedError
+    """A safe single path component for a user-supplied name (task or output).
+
+    Keeps ``[A-Za-z0-9._-]`` (after NFC normalisation), turns every other run of
+    characters into ``_``, strips leading dots, avoids Windows device names and caps the
+    length at 80. Whenever the result differs from the input, or has capitals (so that
+    ``df`` and ``DF`` differ on case-insensitive file systems), ``-`` and a short hash of
+    the original are appended, so distinct names never share a component.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"artifact names must be str, not {type(name).__qualname__}")
+    clean = _UNSAFE_CHARS.sub("_", unicodedata.normalize("NFC", name))
+    clean = clean.lstrip(".").rstrip(".") or "_"
+    if clean.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        clean = "_" + clean
+    if clean == name and len(clean) <= MAX_NAME and clean == clean.lower():
+        return clean
+    nfc = unicodedata.normalize("NFC", name)
+    tag = hashlib.blake2b(nfc.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
+    return f"{clean[: MAX_NAME - len(tag) - 1]}-{tag}"
 
 
 class ArtifactStore:
+    """Files under one root folder; every path handed in or out stays under that root."""
+
     def __init__(self, root: Path) -> None:
-        raise NotImplementedError
+        self.root = Path(root).absolute()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+        self._real_root = self.root.resolve()
+
+    # -- paths
+
+    def _inside(self, path: Path, shown: str) -> Path:
+        real = path.resolve()
+        if real != self._real_root and not real.is_relative_to(self._real_root):
+            raise UnsafePathError(shown, "resolves outside the store root")
+        return real
+
+    def path_of(self, relpath: str) -> Path:
+        """Absolute path of ``relpath``; UnsafePathError if it resolves outside the root."""
+        if not isinstance(relpath, str) or not relpath:
+            raise UnsafePathError(str(relpath), "empty or not a str")
+        if "\x00" in relpath or "\\" in relpath:
+            raise UnsafePathError(relpath, "contains NUL or a backslash")
+        posix = PurePosixPath(relpath)
+        if posix.is_absolute() or re.match(r"[A-Za-z]:", relpath):
+            raise UnsafePathError(relpath, "is absolute")
+        parts = relpath.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise UnsafePathError(relpath, "has empty, '.' or '..' components")
+        path = self.root.joinpath(*parts)
+        self._inside(path, relpath)
+        return path
+
+    # -- writing
 
     def write(self, parts: Sequence[str], suffix: str, writer: Callable[[Path], None]) -> StoredFile:
         """``writer(tmp_path)`` fills a temp file in the target folder; then fsync, checksum,
         rename into ``root/<sanitized parts...><suffix>``, fsync the folder; files 0600."""
-        raise NotImplementedError
+        if isinstance(parts, str) or not parts:
+            raise UnsafePathError(repr(parts), "parts must be a non-empty sequence of names")
+        if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
+            raise UnsafePathError(str(suffix), "not a plain file suffix like '.parquet'")
+        clean = [sanitize_name(p) for p in parts]
+        clean[-1] += suffix
+        relpath = "/".join(clean)
+        target = self.root.joinpath(*clean)
+        tmp: Path | None = None
+        try:
+            folder = self.root
+            for part in clean[:-1]:
+                folder = folder / part
+                with contextlib.suppress(FileExistsError):
+                    folder.mkdir(mode=0o700)
+            self._inside(folder, relpath)
+            tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{clean[-1]}"
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            writer(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            size, checksum = checksum_file(tmp)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, target)
+            tmp = None
+            _fsync_dir(folder)
+        except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(
+                exc.errno, f"cannot write artifact {relpath}: {exc.strerror or exc}", str(target)
+            ) from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return StoredFile(relpath=relpath, size=size, checksum=checksum)
 
-    def path_of(self, relpath: str) -> Path:
-        """Absolute path of ``relpath``; UnsafePathError if it resolves outside the root."""
-        raise NotImplementedError
+    # -- reading
 
     def verify(self, relpath: str, size: int, checksum: str) -> Path:
         """The path, after checking size and checksum; Missing/CorruptArtifactError otherwise."""
-        raise NotImplementedError
+        path = self.path_of(relpath)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise MissingArtifactError(str(path)) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptArtifactError(str(path), "a regular file", "something else")
+        if st.st_size != size:
+            raise CorruptArtifactError(str(path), f"{size} bytes", f"{st.st_size} bytes")
+        try:
+            actual_size, actual = checksum_file(path)
+        except FileNotFoundError:
+            raise MissingArtifactError(str(path)) from None
+        if actual_size != size or actual != checksum:
+            raise CorruptArtifactError(str(path), checksum, actual)
+        return path
+
+    # -- housekeeping
 
     def delete(self, relpath: str) -> None:
-        raise NotImplementedError
+        """Remove an artifact (gone already is fine) and the folders it leaves empty."""
+        path = self.path_of(relpath)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        folder = path.parent
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): stop climbing
+                break
+            folder = folder.parent
+
+    def sweep_temp(self, older_than_seconds: float = 3600) -> list[Path]:
+        """Remove temp files of interrupted writes older than the age; return them."""
+        cutoff = time.time() - older_than_seconds
+        removed: list[Path] = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath, name)
+                try:
+                    if path.lstat().st_mtime <= cutoff:
+                        path.unlink()
+                        removed.append(path)
+                except FileNotFoundError:  # finished or swept by another process
+                    continue
+        return removed
+
+    def iter_files(self) -> Iterator[str]:
+        """Relative POSIX paths of every artifact file (no temp files, dotfiles, symlinks)."""
+        for dirpath, dirs, files in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(dirpath, name)
+                if name.startswith(".") or path.is_symlink():
+                    continue
+                yield path.relative_to(self.root).as_posix()

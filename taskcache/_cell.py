@@ -1,0 +1,243 @@
+"""One ``%%task`` cell: analyse, fingerprint, then restore from cache or execute and save.
+
+Uses the IPython shell only to transform, compile, execute and display; the lifecycle is the
+runner's.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ._capture import capture_outputs, replay_outputs
+from .analysis import analyze_cell
+from .environment import capture_environment
+from .errors import FingerprintError, StoreError, UnstorableValueError
+from .fingerprint import combine_key, hash_value, module_versions
+from .records import Claim, InputRecord, RunRecord, RunSpec
+from .runner import Runner, current_run_id, short_repr, type_name
+
+DISPLAY = "__display__"  # output name of the captured printed/displayed output
+RESULT = "__result__"    # output name of the final expression's value
+#: names IPython keeps in the user namespace that are never a cell's inputs or outputs
+SHELL_NAMES = frozenset({"get_ipython", "exit", "quit", "In", "Out", "_", "__", "___", "_ih", "_oh", "_dh"})
+
+
+@dataclass
+class CellOptions:
+    name: str | None = None
+    force: bool = False
+    no_cache: bool = False
+    inputs: Sequence[str] | None = None
+    outputs: Sequence[str] | None = None
+    ignore: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    version: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class CellOutcome:
+    """What happened, for the status line and for tests."""
+
+    status: str                        # "hit" | "miss" | "failed" | "not cached"
+    run: RunRecord | None = None
+    result: Any = None
+    seconds: float = 0.0
+    mutated: list[str] = field(default_factory=list)
+
+
+def _is_shell_name(name: str) -> bool:
+    return name in SHELL_NAMES or (name.startswith("_i") and name[2:].isdigit()) or (
+        name.startswith("_") and name[1:].isdigit()
+    )
+
+
+def default_task_name(outputs: Sequence[str]) -> str:
+    shown = [n for n in outputs if not n.startswith("_")][:3]
+    return "cell:" + ",".join(shown) if shown else "cell"
+
+
+class CellTask:
+    def __init__(self, shell: Any, runner: Runner, cell: str, options: CellOptions) -> None:
+        self.shell = shell
+        self.runner = runner
+        self.raw = cell
+        self.options = options
+        self.source = shell.transform_cell(cell)
+        try:
+            self.analysis = analyze_cell(self.source)
+        except SyntaxError:
+            self.analysis = None  # execute() shows the SyntaxError as IPython would
+        self.inputs = self._input_names()
+        self.name = options.name or default_task_name(self.analysis.outputs if self.analysis else ())
+
+    # -- analysis and key -----------------------------------------------------------------
+    def _input_names(self) -> list[str]:
+        ns = self.shell.user_ns
+        if self.options.inputs is not None:
+            missing = [n for n in self.options.inputs if n not in ns]
+            if missing:
+                raise UsageError(
+                    f"--inputs names {', '.join(missing)}, which is not defined in the notebook; "
+                    f"define it first or remove it from --inputs"
+                )
+            names = list(self.options.inputs)
+        else:
+            found = self.analysis.inputs if self.analysis else ()
+            names = [n for n in found if n in ns and not _is_shell_name(n)]
+        return [n for n in names if n not in set(self.options.ignore)]
+
+    def _hash_inputs(self) -> dict[str, str]:
+        hashes = {}
+        for name in self.inputs:
+            try:
+                hashes[name] = hash_value(self.shell.user_ns[name], name=name)
+            except FingerprintError as exc:
+                raise UsageError(
+                    f"{exc}\nTo run this cell without hashing {name!r}, add --ignore {name} "
+                    f"to the %%task line."
+                ) from None
+        return hashes
+
+    def spec(self) -> RunSpec:
+        input_hashes = self._hash_inputs()
+        normalized = self.analysis.normalized if self.analysis else self.source
+        code_hash = hash_value(normalized)
+        ns = self.shell.user_ns
+        fingerprint = combine_key({
+            "task": self.name,
+            "kind": "cell",
+            "code": code_hash,
+            "inputs": input_hashes,
+            "outputs": sorted(self.options.outputs or ()),
+            "version": self.options.version or "",
+        })
+        inputs = tuple(
+            InputRecord(name=n, value_hash=h, type_name=type_name(ns[n]), repr=short_repr(ns[n]))
+            for n, h in input_hashes.items()
+        )
+        return RunSpec(
+            task=self.name, kind="cell", fingerprint=fingerprint, code_hash=code_hash,
+            source=self.raw, tags=tuple(self.options.tags), user_version=self.options.version,
+            inputs=inputs, parent_run_id=current_run_id.get(),
+        )
+
+    # -- hit ------------------------------------------------------------------------------
+    def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome:
+        ns = self.shell.user_ns
+        values = {k: v for k, v in outputs.items() if k not in (DISPLAY, RESULT)}
+        ns.update(values)
+        self._replay_definitions(run)
+        ns.update(values)  # a name rebound after its def keeps its stored value
+        replay_outputs(self.shell, outputs.get(DISPLAY) or [])
+        return CellOutcome("hit", run, outputs.get(RESULT), run.duration or 0.0)
+
+    def _replay_definitions(self, run: RunRecord) -> None:
+        """Re-run the cell's top-level def/class/import statements (cheap, and functions
+        defined in a notebook cannot be stored portably)."""
+        if self.analysis is None or not self.analysis.definitions:
+            return
+        tree = ast.parse(self.source)
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+        tree.body = [node for node in tree.body if isinstance(node, kinds)]
+        if tree.body:
+            self._exec_module(tree)
+
+    # -- miss -----------------------------------------------------------------------------
+    def execute(self, spec: RunSpec) -> CellOutcome:
+        """Run the cell for real, capture what it shows, store its outputs."""
+        before = {n: spec_hash.value_hash for n, spec_hash in zip(self.inputs, spec.inputs, strict=True)}
+        env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}))
+        claim = self.runner.start(replace(spec, env=env))
+        token = current_run_id.set(claim.run_id)
+        started = time.perf_counter()
+        try:
+            with capture_outputs(self.shell) as shown:
+                result = self._run_body()
+        except BaseException as exc:
+            duration = time.perf_counter() - started
+            self.runner.fail(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt))
+            raise
+        finally:
+            current_run_id.reset(token)
+        duration = time.perf_counter() - started
+        outputs, mutated = self._collect_outputs(before, result)
+        outputs[DISPLAY] = shown
+        return self._save(claim, outputs, duration, result, mutated)
+
+    def _save(self, claim: Claim, outputs: dict[str, Any], duration: float, result: Any,
+              mutated: list[str]) -> CellOutcome:
+        try:
+            record = self.runner.save(claim, self.name, outputs, duration=duration)
+        except (UnstorableValueError, StoreError) as exc:
+            print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
+            return CellOutcome("not cached", None, result, duration, mutated)
+        return CellOutcome("miss", record, result, duration, mutated)
+
+    def _collect_outputs(self, before: dict[str, str], result: Any) -> tuple[dict[str, Any], list[str]]:
+        ns = self.shell.user_ns
+        if self.options.outputs is not None:
+            names = list(self.options.outputs)
+            missing = [n for n in names if n not in ns]
+            if missing:
+                print(f"taskcache: --outputs {', '.join(missing)} not defined after the cell; "
+                      f"not stored", file=sys.stderr)
+        else:
+            names = [n for n in (self.analysis.outputs if self.analysis else ()) if not _is_shell_name(n)]
+        replayed = set(self.analysis.definitions) if self.analysis else set()
+        outputs: dict[str, Any] = {}
+        for name in names:
+            if name not in ns:
+                continue  # deleted by the cell, or never bound on the path taken
+            value = ns[name]
+            if name in replayed and isinstance(value, types.FunctionType | type | types.ModuleType):
+                continue
+            outputs[name] = value
+        mutated = []
+        for name, old in before.items():
+            if name in outputs or name not in ns:
+                continue
+            try:
+                if hash_value(ns[name], name=name) != old:
+                    outputs[name] = ns[name]
+                    mutated.append(name)
+            except FingerprintError:
+                pass  # hashed fine before; if not now, it cannot be restored either
+        if result is not None:
+            outputs[RESULT] = result
+        return outputs, mutated
+
+    # -- execution like IPython's own (cf. %%time) ----------------------------------------
+    def _run_body(self) -> Any:
+        """Execute the body in the user namespace; return the final expression's value."""
+        tree = self.shell.compile.ast_parse("\n" + self.source)  # line numbers as in the cell
+        last = tree.body[-1] if tree.body else None
+        final = None
+        if isinstance(last, ast.Expr):
+            tree.body = tree.body[:-1]
+            final = ast.Expression(last.value)
+        self._exec_module(tree)
+        if final is not None:
+            code = self.shell.compile(final, self._filename(), "eval")
+            return eval(code, self.shell.user_global_ns, self.shell.user_ns)
+        return None
+
+    def _exec_module(self, tree: ast.Module) -> None:
+        code = self.shell.compile(tree, self._filename(), "exec")
+        exec(code, self.shell.user_global_ns, self.shell.user_ns)
+
+    def _filename(self) -> str:
+        if not hasattr(self, "_cached_name"):
+            # registered in linecache: tracebacks show the cell, inspect.getsource works
+            self._cached_name = self.shell.compile.cache(
+                "\n" + self.source, self.shell.execution_count, raw_code=self.raw
+            )
+        return self._cached_name

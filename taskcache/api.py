@@ -1,0 +1,170 @@
+"""The public catalog API: ``runs()``, ``run(id)``, ``summary()``, ``configure()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .records import InputRecord, RunRecord, StateChange
+from .runner import Runner, get_runner
+from .runner import configure as _configure
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Run", "configure", "delete_runs", "run", "runs", "summary"]
+
+RUN_COLUMNS = [
+    "id", "task", "kind", "status", "created_at", "started_at", "finished_at", "duration",
+    "hit_count", "last_hit_at", "tags", "user_version", "fingerprint", "error_type", "parent_run_id",
+]
+
+
+def configure(
+    cache_dir: Any = None, db_url: str | None = None, allow_pickle: bool | None = None,
+    **other: Any,
+) -> Settings:
+    """Set process-wide settings; ``None`` keeps the current value. Returns the settings."""
+    return _configure(cache_dir=cache_dir, db_url=db_url, allow_pickle=allow_pickle, **other)
+
+
+def runs(
+    task: str | None = None, status: str | None = None, tag: str | None = None,
+    since: datetime | None = None, limit: int = 100, offset: int = 0,
+) -> pd.DataFrame:
+    """Recorded runs, newest first, as a pandas DataFrame (one row a run)."""
+    import pandas as pd
+
+    records = get_runner().catalog.query_runs(
+        task=task, status=status, tag=tag, since=since, limit=limit, offset=offset
+    )
+    rows = [{col: getattr(r, col) for col in RUN_COLUMNS} for r in records]
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    frame["tags"] = frame["tags"].map(lambda t: ",".join(t) if t else "")
+    return frame.set_index("id")
+
+
+def run(run_id: int) -> Run:
+    """One recorded run by id (RunNotFoundError if there is none)."""
+    runner = get_runner()
+    return Run(runner.catalog.get_run(int(run_id)), runner)
+
+
+def summary() -> dict[str, Any]:
+    """Counts by status and task, hits, compute time saved (s) and disk used (bytes)."""
+    return get_runner().catalog.summary()
+
+
+def delete_runs(run_ids: Iterable[int], *, runner: Runner | None = None) -> int:
+    """Delete runs from the catalog and their artifact files; returns how many runs."""
+    runner = runner or get_runner()
+    ids = list(run_ids)
+    removed = runner.catalog.delete_runs(ids)
+    for artifact in removed:
+        runner.store.delete(artifact.relpath)
+    return len(ids)
+
+
+class Outputs(Mapping[str, Any]):
+    """A run's outputs, each loaded (verified, decoded) on first access."""
+
+    def __init__(self, record: RunRecord, runner: Runner) -> None:
+        self._record = record
+        self._runner = runner
+        self._by_name = {a.name: a for a in record.artifacts}
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            try:
+                artifact = self._by_name[name]
+            except KeyError:
+                raise KeyError(
+                    f"run #{self._record.id} has no output {name!r}; it has: "
+                    f"{', '.join(self._by_name) or 'none'}"
+                ) from None
+            self._loaded[name] = self._runner.load_artifact(artifact)
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __repr__(self) -> str:
+        return f"<outputs of run #{self._record.id}: {', '.join(self._by_name) or 'none'}>"
+
+
+class Run:
+    """A read-only view of one recorded run."""
+
+    def __init__(self, record: RunRecord, runner: Runner) -> None:
+        self.record = record
+        self._runner = runner
+        self.outputs = Outputs(record, runner)
+
+    def __getattr__(self, name: str) -> Any:  # id, task, status, duration, source, env, ...
+        return getattr(self.record, name)
+
+    @property
+    def inputs(self) -> dict[str, InputRecord]:
+        return {i.name: i for i in self.record.inputs}
+
+    @property
+    def error(self) -> dict[str, str | None] | None:
+        if self.record.error_type is None:
+            return None
+        return {"type": self.record.error_type, "message": self.record.error_message,
+                "traceback": self.record.traceback}
+
+    def upstream(self) -> list[Run]:
+        return [Run(r, self._runner) for r in self._runner.catalog.upstream(self.record.id)]
+
+    def downstream(self) -> list[Run]:
+        return [Run(r, self._runner) for r in self._runner.catalog.downstream(self.record.id)]
+
+    def history(self) -> Sequence[StateChange]:
+        return self._runner.catalog.history(self.record.id)
+
+    def describe(self) -> str:
+        """Metadata, inputs (with producing runs), outputs, code and error, as text."""
+        r = self.record
+        lines = [
+            f"run #{r.id}  {r.task}  [{r.kind}]  {r.status}"
+            + (f"  ({r.invalid_reason})" if r.invalid_reason else ""),
+            f"  created {r.created_at:%Y-%m-%d %H:%M:%S}  duration "
+            + (f"{r.duration:.3f} s" if r.duration is not None else "-")
+            + f"  hits {r.hit_count}  host {r.host} pid {r.pid}",
+        ]
+        if r.tags:
+            lines.append(f"  tags: {', '.join(r.tags)}")
+        if r.user_version:
+            lines.append(f"  version: {r.user_version}")
+        lines.append("  inputs:")
+        for i in r.inputs:
+            origin = f"  <- run #{i.producer_run_id}" if i.producer_run_id else ""
+            lines.append(f"    {i.name}: {i.type_name} {i.value_hash[:12]}{origin}")
+        lines.append("  outputs:")
+        for a in r.artifacts:
+            shape = f" shape {a.shape}" if a.shape else ""
+            lines.append(f"    {a.name}: {a.type_name}{shape} [{a.codec}, {a.size} bytes]")
+        lines.append("  code:")
+        lines += [f"    {line}" for line in r.source.splitlines()]
+        if r.error_type:
+            lines.append(f"  error: {r.error_type}: {r.error_message}")
+            lines += [f"    {line}" for line in (r.traceback or "").splitlines()]
+        return "\n".join(lines)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.record.id == self.record.id
+
+    def __hash__(self) -> int:
+        return hash(self.record.id)
+
+    def __repr__(self) -> str:
+        r = self.record
+        took = f", {r.duration:.3g} s" if r.duration is not None else ""
+        return f"<Run #{r.id} {r.task} {r.status}{took}, outputs: {', '.join(self.outputs) or 'none'}>"

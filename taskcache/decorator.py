@@ -1,0 +1,239 @@
+"""``@task``: cache a function's return value by its code and the content of its arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .errors import StoreError, UnstorableValueError
+from .fingerprint import combine_key, hash_code, hash_value, module_versions
+from .records import InputRecord, RunSpec
+from .runner import CacheWarning, Runner, current_run_id, get_runner, short_repr, type_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .api import Run
+
+F = TypeVar("F", bound=Callable[..., Any])
+RESULT = "return"  # the output name of a function's return value
+
+
+@dataclass(frozen=True)
+class _Call:
+    runner: Runner
+    spec: RunSpec
+
+
+class TaskDefinition:
+    """What ``@task`` knows about one function; the wrapper delegates here."""
+
+    def __init__(
+        self, fn: Callable[..., Any], *, name: str | None, version: str | None,
+        ignore: Iterable[str], tags: Iterable[str], cache: bool,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__qualname__
+        self.version = None if version is None else str(version)
+        self.ignore = frozenset(ignore)
+        self.tags = tuple(tags)
+        self.cache = cache
+        self.signature = inspect.signature(fn)
+        unknown = self.ignore - self.signature.parameters.keys()
+        if unknown:
+            raise ValueError(
+                f"@task(ignore=...) names {', '.join(sorted(unknown))}, which "
+                f"{self.name}() has no parameter for; parameters: {', '.join(self.signature.parameters)}"
+            )
+
+    # -- fingerprint ----------------------------------------------------------------------
+    def prepare(self, args: tuple, kwargs: dict) -> _Call:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        inputs = []
+        for pname, value in bound.arguments.items():
+            if pname in self.ignore:
+                continue
+            inputs.append(InputRecord(
+                name=pname, value_hash=hash_value(value, name=pname), type_name=type_name(value),
+                repr=short_repr(value),
+            ))
+        code_hash = hash_code(self.fn)
+        fingerprint = combine_key({
+            "task": self.name,
+            "kind": "function",
+            "code": code_hash,
+            "inputs": {i.name: i.value_hash for i in inputs},
+            "version": self.version or "",
+        })
+        spec = RunSpec(
+            task=self.name, kind="function", fingerprint=fingerprint, code_hash=code_hash,
+            source=_source_of(self.fn), tags=self.tags, user_version=self.version,
+            inputs=tuple(inputs), parent_run_id=current_run_id.get(),
+        )
+        return _Call(get_runner(), spec)
+
+    def lookup_value(self, call: _Call) -> tuple[bool, Any]:
+        if not self.cache:
+            return False, None
+        hit = call.runner.lookup(call.spec.fingerprint)
+        if hit is None or RESULT not in hit.outputs:
+            return False, None
+        return True, hit.outputs[RESULT]
+
+    # -- execution ------------------------------------------------------------------------
+    def start(self, call: _Call):
+        from .environment import capture_environment
+
+        env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
+        return call.runner.start(dataclasses.replace(call.spec, env=env))
+
+    def finish(self, call: _Call, claim, started: float, result: Any) -> None:
+        duration = time.perf_counter() - started
+        try:
+            call.runner.save(claim, self.name, {RESULT: result}, duration=duration)
+        except (UnstorableValueError, StoreError) as exc:
+            warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
+
+    def failed(self, call: _Call, claim, started: float, exc: BaseException) -> None:
+        call.runner.fail(claim, exc, duration=time.perf_counter() - started,
+                         cancelled=isinstance(exc, KeyboardInterrupt | _cancelled_error()))
+
+    def call_sync(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
+        call = self.prepare(args, kwargs)
+        if not force:
+            found, value = self.lookup_value(call)
+            if found:
+                return value
+        claim = self.start(call)
+        token = current_run_id.set(claim.run_id)
+        started = time.perf_counter()
+        try:
+            result = self.fn(*args, **kwargs)
+        except BaseException as exc:
+            self.failed(call, claim, started, exc)
+            raise
+        finally:
+            current_run_id.reset(token)
+        self.finish(call, claim, started, result)
+        return result
+
+    async def call_async(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
+        call = self.prepare(args, kwargs)
+        if not force:
+            found, value = self.lookup_value(call)
+            if found:
+                return value
+        claim = self.start(call)
+        token = current_run_id.set(claim.run_id)
+        started = time.perf_counter()
+        try:
+            result = await self.fn(*args, **kwargs)
+        except BaseException as exc:
+            self.failed(call, claim, started, exc)
+            raise
+        finally:
+            current_run_id.reset(token)
+        self.finish(call, claim, started, result)
+        return result
+
+    # -- helpers exposed on the wrapper ---------------------------------------------------
+    def lookup(self, *args: Any, **kwargs: Any) -> Run | None:
+        from .api import Run
+
+        call = self.prepare(args, kwargs)
+        run = call.runner.catalog.find_completed(call.spec.fingerprint)
+        return None if run is None else Run(run, call.runner)
+
+    def runs(self, **filters: Any) -> pd.DataFrame:
+        from .api import runs
+
+        return runs(task=self.name, **filters)
+
+    def clear(self) -> int:
+        """Delete every recorded run of this task and its artifacts; returns how many."""
+        from .api import delete_runs
+
+        runner = get_runner()
+        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]
+        return delete_runs(ids, runner=runner)
+
+
+def _cancelled_error() -> type[BaseException]:
+    import asyncio
+
+    return asyncio.CancelledError
+
+
+
+def _source_file(fn: Callable[..., Any]) -> str | None:
+    try:
+        return inspect.getsourcefile(fn)
+    except TypeError:
+        return None
+
+
+def _source_of(fn: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+
+
+@overload
+def task(fn: F) -> F: ...
+@overload
+def task(
+    fn: None = None, *, name: str | None = None, version: str | int | None = None,
+    ignore: Iterable[str] = (), tags: Iterable[str] = (), cache: bool = True,
+) -> Callable[[F], F]: ...
+
+
+def task(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None,
+    version: str | int | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
+    cache: bool = True,
+) -> Any:
+    """Cache ``fn`` by its code and the content of its arguments.
+
+    ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
+    ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
+    from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
+    ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
+    """
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        definition = TaskDefinition(
+            f, name=name, version=None if version is None else str(version), ignore=ignore,
+            tags=tags, cache=cache,
+        )
+        if inspect.iscoroutinefunction(f):
+            @functools.wraps(f)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await definition.call_async(args, kwargs)
+
+            async def force(*args: Any, **kwargs: Any) -> Any:
+                return await definition.call_async(args, kwargs, force=True)
+        else:
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return definition.call_sync(args, kwargs)
+
+            def force(*args: Any, **kwargs: Any) -> Any:
+                return definition.call_sync(args, kwargs, force=True)
+
+        wrapper.__taskcache__ = definition  # type: ignore[attr-defined]
+        wrapper.force = force  # type: ignore[attr-defined]
+        wrapper.lookup = definition.lookup  # type: ignore[attr-defined]
+        wrapper.runs = definition.runs  # type: ignore[attr-defined]
+        wrapper.clear = definition.clear  # type: ignore[attr-defined]
+        wrapper.task_name = definition.name  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate if fn is None else decorate(fn)

@@ -1,0 +1,263 @@
+"""The run lifecycle, shared by ``@task`` and ``%%task``.
+
+    fingerprint -> lookup: a completed run whose artifacts verify -> load, count the hit
+                -> miss: claim a running run (lease) -> caller executes -> save: write every
+                   artifact first, then mark completed in one short transaction
+                   (or fail/cancel with the error)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import traceback as tb
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import codecs
+from .catalog import Catalog
+from .config import Settings
+from .errors import (
+    CorruptArtifactError,
+    FingerprintError,
+    MissingArtifactError,
+    PickleDisabledError,
+    StoreError,
+    UnstorableValueError,
+)
+from .fingerprint import hash_value
+from .records import ArtifactRecord, Claim, RunRecord, RunSpec
+from .store import ArtifactStore, prepare_cache_dir
+
+log = logging.getLogger("taskcache")
+
+#: id of the run executing in this context, so a nested task records its parent
+current_run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "taskcache_current_run", default=None
+)
+
+
+class CacheWarning(UserWarning):
+    """Something went wrong with caching; the user's code and result are unaffected."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    run: RunRecord
+    outputs: dict[str, Any]
+
+
+def type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def short_repr(value: Any, limit: int = 120) -> str:
+    """A repr for the catalog that never raises and never runs long."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    try:
+        return r.repr(value)[:limit]
+    except Exception:
+        return f"<{type_name(value)}>"
+
+
+class Runner:
+    """Holds one catalog and one artifact store for a settings object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        prepare_cache_dir(settings.cache_dir)
+        self.store = ArtifactStore(settings.artifacts_dir)
+        self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
+
+    # -- hit path -------------------------------------------------------------------------
+    def lookup(self, fingerprint: str, *, count_hit: bool = True) -> Hit | None:
+        """The outputs of the newest completed run with ``fingerprint`` whose artifacts all
+        verify; None on a miss. A missing or corrupt artifact invalidates that run (it will
+        be recomputed) and warns."""
+        run = self.catalog.find_completed(fingerprint)
+        if run is None:
+            return None
+        if not self.settings.allow_pickle and any(
+            codecs.get_codec(a.codec).unsafe for a in run.artifacts
+        ):
+            return None  # stored as pickle by a run that allowed it; recompute, never unpickle
+        try:
+            outputs = self.load_outputs(run)
+        except (MissingArtifactError, CorruptArtifactError) as exc:
+            warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=3)
+            self.catalog.invalidate(run.id, str(exc))
+            return None
+        if count_hit:
+            self.catalog.record_hit(run.id)
+        return Hit(run, outputs)
+
+    def load_outputs(self, run: RunRecord, names: Iterable[str] | None = None) -> dict[str, Any]:
+        wanted = None if names is None else set(names)
+        values: dict[str, Any] = {}
+        for artifact in run.artifacts:
+            if wanted is None or artifact.name in wanted:
+                values[artifact.name] = self.load_artifact(artifact)
+        if wanted is not None and (missing := wanted - values.keys()):
+            raise KeyError(f"run #{run.id} has no output named {', '.join(sorted(missing))}")
+        return values
+
+    def load_artifact(self, artifact: ArtifactRecord) -> Any:
+        """Verify the file against the catalog's size and checksum, then decode it."""
+        codec = codecs.get_codec(artifact.codec)
+        if codec.unsafe and not self.settings.allow_pickle:
+            raise PickleDisabledError(
+                f"output {artifact.name!r} is stored with the {codec.name} codec and "
+                f"allow_pickle is off; enable it (taskcache.configure(allow_pickle=True)) only "
+                f"if you trust this catalog"
+            )
+        path = self.store.verify(artifact.relpath, artifact.size, artifact.checksum)
+        return codec.decode(path)
+
+    # -- miss path ------------------------------------------------------------------------
+    def start(self, spec: RunSpec) -> Claim:
+        return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
+
+    def save(
+        self,
+        claim: Claim,
+        task: str,
+        outputs: Mapping[str, Any],
+        *,
+        duration: float,
+        value_hashes: Mapping[str, str] | None = None,
+    ) -> RunRecord:
+        """Store every output, then mark the run completed.
+
+        Raises UnstorableValueError (after failing the run with the reason) when an output has
+        no codec; other storage failures fail the run and raise StoreError."""
+        value_hashes = value_hashes or {}
+        try:
+            chosen = {
+                name: codecs.codec_for(value, allow_pickle=self.settings.allow_pickle, name=name)
+                for name, value in outputs.items()
+            }
+        except UnstorableValueError as exc:
+            self.fail(claim, exc, duration=duration, reason=f"not cached: {exc}")
+            raise
+        written: list[ArtifactRecord] = []
+        current: str | None = None
+        try:
+            for current, value in outputs.items():
+                written.append(self._write_output(claim, task, current, value, chosen[current], value_hashes))
+        except BaseException as exc:
+            self._delete_quietly(written)
+            self.fail(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                      reason=f"not cached: {exc}")
+            if isinstance(exc, OSError):
+                raise StoreError(
+                    f"taskcache could not write output {current!r} of run #{claim.run_id}: {exc}"
+                ) from exc
+            if isinstance(exc, Exception):  # the codec failed on this value
+                raise UnstorableValueError(current, type_name(outputs[current]), str(exc)) from exc
+            raise
+        try:
+            return self.catalog.complete(claim, written, duration=duration)
+        except BaseException:
+            self._delete_quietly(written)
+            raise
+
+    def _write_output(
+        self, claim: Claim, task: str, name: str, value: Any, codec: codecs.Codec,
+        value_hashes: Mapping[str, str],
+    ) -> ArtifactRecord:
+        stored = self.store.write([task, str(claim.run_id), name], codec.suffix,
+                                  lambda path: codec.encode(value, path))
+        meta = codecs.describe(value)
+        return ArtifactRecord(
+            name=name, codec=codec.name, relpath=stored.relpath, size=stored.size,
+            checksum=stored.checksum,
+            value_hash=value_hashes.get(name) or _output_hash(value, stored.checksum),
+            type_name=meta.get("type") or type_name(value),
+            shape=_tuple_or_none(meta.get("shape")), rows=meta.get("rows"),
+            columns=_tuple_or_none(meta.get("columns")), repr=meta.get("repr", ""),
+        )
+
+    def fail(
+        self,
+        claim: Claim,
+        exc: BaseException,
+        *,
+        duration: float | None,
+        cancelled: bool = False,
+        reason: str | None = None,
+    ) -> RunRecord:
+        """Mark a claimed run failed (or cancelled) with the exception and its traceback."""
+        formatted = "".join(tb.format_exception(exc))
+        return self.catalog.finish_failed(
+            claim,
+            status="cancelled" if cancelled else "failed",
+            error_type=type_name(exc),
+            error_message=str(exc),
+            traceback=formatted,
+            duration=duration,
+            reason=reason,
+        )
+
+    def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
+        for artifact in artifacts:
+            try:
+                self.store.delete(artifact.relpath)
+            except OSError:
+                log.warning("taskcache: could not remove partial artifact %s", artifact.relpath)
+
+
+def _output_hash(value: Any, checksum: str) -> str:
+    """The lineage hash of an output: its content hash, or its file checksum if unhashable."""
+    try:
+        return hash_value(value)
+    except FingerprintError:
+        return f"file:{checksum}"
+
+
+def _tuple_or_none(value: Any) -> tuple | None:
+    return None if value is None else tuple(value)
+
+
+# -- the process-wide default runner ----------------------------------------------------
+_settings_overrides: dict[str, Any] = {}
+_default: Runner | None = None
+
+
+def configure(**settings: Any) -> Settings:
+    """Change the process-wide settings (cache_dir, db_url, allow_pickle, ...)."""
+    global _default
+    from .config import resolve_settings
+
+    merged = {**_settings_overrides, **{k: v for k, v in settings.items() if v is not None}}
+    resolved = resolve_settings(**merged)  # validate before keeping anything
+    _settings_overrides.clear()
+    _settings_overrides.update(merged)
+    if _default is not None:
+        _default.catalog.dispose()
+    _default = None
+    return resolved
+
+
+def get_runner() -> Runner:
+    """The runner for the current settings, created on first use."""
+    global _default
+    if _default is None:
+        from .config import resolve_settings
+
+        _default = Runner(resolve_settings(**_settings_overrides))
+    return _default
+
+
+def reset() -> None:
+    """Forget configured settings and the default runner (tests, %reload_ext)."""
+    global _default
+    if _default is not None:
+        _default.catalog.dispose()
+    _default = None
+    _settings_overrides.clear()

@@ -1,0 +1,236 @@
+"""Artifact store: atomic writes, permissions, checksums, verification, path safety, sweeps."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from taskcache.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UnsafePathError,
+)
+from taskcache.store import ArtifactStore, StoredFile, prepare_cache_dir, sanitize_name
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def writes(data: bytes):
+    return lambda tmp: tmp.write_bytes(data)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "cache" / "artifacts")
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".tmp-*")]
+
+
+# ---------------------------------------------------------------- cache dir
+
+
+def test_prepare_cache_dir(tmp_path: Path) -> None:
+    cache = prepare_cache_dir(tmp_path / "a" / ".taskcache")
+    assert cache == tmp_path / "a" / ".taskcache" and mode(cache) == 0o700
+    ignore = cache / ".gitignore"
+    assert "*" in ignore.read_text().splitlines()
+    ignore.write_text("*\n# mine\n")
+    prepare_cache_dir(cache)  # idempotent, leaves an existing .gitignore alone
+    assert ignore.read_text() == "*\n# mine\n"
+    assert temp_files(cache) == []
+
+
+# ---------------------------------------------------------------- writes
+
+
+def test_write_records_size_checksum_and_permissions(store: ArtifactStore) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)  # crosses the read chunk boundary
+    stored = store.write(["run-1", "df"], ".parquet", writes(data))
+    assert stored == StoredFile("run-1/df.parquet", len(data),
+                                "xxh3_128:" + xxhash.xxh3_128(data).hexdigest())
+    path = store.path_of(stored.relpath)
+    assert path.read_bytes() == data
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700 and mode(store.root) == 0o700
+    assert store.verify(stored.relpath, stored.size, stored.checksum) == path
+    assert temp_files(store.root) == []
+
+
+def test_writer_sees_temp_in_target_folder_and_target_appears_only_complete(
+        store: ArtifactStore) -> None:
+    seen: list[Path] = []
+
+    def writer(tmp: Path) -> None:
+        seen.append(tmp)
+        assert tmp.parent == store.root / "r"
+        assert tmp.name.startswith(".tmp-") and tmp.name.endswith("out.npy")
+        with open(tmp, "wb") as f:
+            f.write(b"part")
+            assert not (store.root / "r" / "out.npy").exists()  # nothing visible mid-write
+            f.write(b"-rest")
+
+    stored = store.write(["r", "out"], ".npy", writer)
+    assert store.path_of(stored.relpath).read_bytes() == b"part-rest"
+    assert not seen[0].exists()
+
+
+def test_writer_raising_leaves_nothing(store: ArtifactStore) -> None:
+    def broken(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise ValueError("codec failed")
+
+    with pytest.raises(ValueError, match="codec failed"):
+        store.write(["r", "x"], ".json", broken)
+    assert temp_files(store.root) == [] and not (store.root / "r" / "x.json").exists()
+
+
+def test_oserror_becomes_storeerror_keeping_errno(store: ArtifactStore) -> None:
+    def full(tmp: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(StoreError) as info:
+        store.write(["r", "x"], ".bin", full)
+    assert isinstance(info.value, OSError) and info.value.errno == 28
+    assert "r/x.bin" in str(info.value) and isinstance(info.value.__cause__, OSError)
+    assert temp_files(store.root) == []
+
+
+def test_overwrite_replaces_atomically(store: ArtifactStore) -> None:
+    store.write(["a"], ".bin", writes(b"old"))
+    stored = store.write(["a"], ".bin", writes(b"new!"))
+    assert store.verify(stored.relpath, 4, stored.checksum).read_bytes() == b"new!"
+
+
+def test_writer_replacing_the_file_still_gets_0600(store: ArtifactStore) -> None:
+    def replacing(tmp: Path) -> None:
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+        os.write(fd, b"x")
+        os.close(fd)
+
+    stored = store.write(["a"], ".bin", replacing)
+    assert mode(store.path_of(stored.relpath)) == 0o600
+
+
+@pytest.mark.parametrize("suffix", ["/x", "../x", ".a/b", "x", ".\x00", ".pa rquet"])
+def test_bad_suffix_refused(store: ArtifactStore, suffix: str) -> None:
+    with pytest.raises(UnsafePathError):
+        store.write(["a"], suffix, writes(b""))
+
+
+# ---------------------------------------------------------------- verify
+
+
+def test_verify_detects_truncation_alteration_deletion(store: ArtifactStore) -> None:
+    stored = store.write(["r", "v"], ".bin", writes(b"0123456789"))
+    path = store.path_of(stored.relpath)
+    path.write_bytes(b"01234")
+    with pytest.raises(CorruptArtifactError, match="10 bytes"):
+        store.verify(stored.relpath, stored.size, stored.checksum)
+    path.write_bytes(b"0123456780")  # same size, different bytes
+    with pytest.raises(CorruptArtifactError) as info:
+        store.verify(stored.relpath, stored.size, stored.checksum)
+    assert info.value.expected == stored.checksum
+    path.unlink()
+    with pytest.raises(MissingArtifactError):
+        store.verify(stored.relpath, stored.size, stored.checksum)
+
+
+# ---------------------------------------------------------------- path safety
+
+
+@pytest.mark.parametrize("relpath", [
+    "../x", "/etc/passwd", "a/../../b", "a/\x00b", "a\\..\\b", "..", ".", "", "a//b", "C:/x",
+    "a/./b",
+])
+def test_path_traversal_refused(store: ArtifactStore, relpath: str) -> None:
+    with pytest.raises(UnsafePathError):
+        store.path_of(relpath)
+    with pytest.raises(UnsafePathError):
+        store.delete(relpath)
+
+
+def test_planted_symlink_pointing_outside_is_refused(store: ArtifactStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("s")
+    (store.root / "run").symlink_to(outside)
+    with pytest.raises(UnsafePathError):
+        store.path_of("run/secret")
+    with pytest.raises(UnsafePathError):
+        store.verify("run/secret", 1, "xxh3_128:0")
+    with pytest.raises(UnsafePathError):
+        store.write(["run", "out"], ".bin", writes(b"x"))
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]  # nothing written there
+    (store.root / "link").symlink_to(outside / "secret")
+    with pytest.raises(UnsafePathError):
+        store.path_of("link")
+
+
+HOSTILE = ["../../etc", "a/b", "a\\b", "CON", "con", "Nul.txt", "LPT1", "x" * 500, "x" * 501,
+           "é", "e\u0301x", "日本語", "", ".", "..", "...", ".hidden", "a\x00b", "  ", "DF", "df",
+           "a b", "a_b", "a__b", "\ud800", "-", "COM1.parquet"]
+
+
+def test_sanitize_name_yields_safe_distinct_components() -> None:
+    out = [sanitize_name(n) for n in HOSTILE]
+    for name, clean in zip(HOSTILE, out, strict=True):
+        assert clean and len(clean) <= 80, name
+        assert all(c.isascii() and (c.isalnum() or c in "._-") for c in clean), clean
+        assert not clean.startswith(".") and clean not in (".", "..")
+        assert clean.split(".")[0].upper() not in {"CON", "NUL", "LPT1", "COM1"}
+    assert len({c.lower() for c in out}) == len(set(HOSTILE))  # distinct even ignoring case
+    assert sanitize_name("df") == "df" and sanitize_name("my_task-2.v1") == "my_task-2.v1"
+    assert sanitize_name("x" * 500) != sanitize_name("x" * 501)
+
+
+def test_hostile_names_stay_under_root(store: ArtifactStore) -> None:
+    for i, name in enumerate(HOSTILE):
+        stored = store.write([name, name], ".bin", writes(bytes([i])))
+        path = store.path_of(stored.relpath)
+        assert path.resolve().is_relative_to(store.root.resolve())
+        assert path.parent.parent == store.root
+    assert len(list(store.iter_files())) == len(HOSTILE)
+
+
+# ---------------------------------------------------------------- delete, sweep, iter
+
+
+def test_delete_removes_file_and_empty_parents(store: ArtifactStore) -> None:
+    a = store.write(["t", "r1", "a"], ".bin", writes(b"a"))
+    b = store.write(["t", "r2", "b"], ".bin", writes(b"b"))
+    store.delete(a.relpath)
+    assert not (store.root / "t" / "r1").exists() and (store.root / "t" / "r2").exists()
+    store.delete(a.relpath)  # missing is fine
+    store.delete(b.relpath)
+    assert store.root.exists() and list(store.root.iterdir()) == []
+
+
+def test_sweep_temp_removes_only_old_temp_files(store: ArtifactStore) -> None:
+    store.write(["r", "keep"], ".bin", writes(b"k"))
+    old = store.root / "r" / ".tmp-1-abc-old.bin"
+    fresh = store.root / "r" / ".tmp-2-def-fresh.bin"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+    assert store.sweep_temp(older_than_seconds=3600) == [old]
+    assert fresh.exists() and not old.exists() and (store.root / "r" / "keep.bin").exists()
+    assert store.sweep_temp(older_than_seconds=0) == [fresh]
+
+
+def test_iter_files_lists_artifacts_only(store: ArtifactStore) -> None:
+    store.write(["b", "y"], ".npy", writes(b"1"))
+    store.write(["a"], ".json", writes(b"2"))
+    (store.root / "b" / ".tmp-9-x-z.npy").write_bytes(b"")
+    (store.root / ".gitignore").write_text("*\n")
+    assert list(store.iter_files()) == ["a.json", "b/y.npy"]

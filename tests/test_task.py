@@ -1,0 +1,415 @@
+"""@task end to end: real module files, a real SQLite catalog, real artifact files."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import taskcache as tc
+from taskcache.errors import FingerprintError
+from taskcache.runner import CacheWarning, get_runner
+
+COUNTER = """
+import taskcache as tc
+CALLS = []
+
+def helper(x):
+    return x * 2
+
+@tc.task
+def compute(x, y=1):
+    CALLS.append((x, y))
+    return helper(x) + y
+"""
+
+
+def test_miss_then_hit_returns_same_value(make_module):
+    mod = make_module("m_basic", COUNTER)
+    assert mod.compute(3) == 7
+    assert mod.compute(3) == 7
+    assert mod.CALLS == [(3, 1)]
+    runs = tc.runs(task="compute")
+    assert list(runs["status"]) == ["completed"]
+    assert runs["hit_count"].iloc[0] == 1
+
+
+def test_argument_change_is_a_miss(make_module):
+    mod = make_module("m_args", COUNTER)
+    mod.compute(3)
+    mod.compute(4)
+    mod.compute(3, y=2)
+    mod.compute(x=3, y=1)  # same call spelled differently: hit
+    assert mod.CALLS == [(3, 1), (4, 1), (3, 2)]
+
+
+def test_code_change_is_a_miss_but_comment_change_is_a_hit(make_module):
+    make_module("m_v1", COUNTER).compute(5)
+    commented = COUNTER.replace("return helper(x) + y", "return helper(x) + y  # same")
+    commented = commented.replace("def compute(x, y=1):", 'def compute(x, y=1):\n    """Doc."""')
+    v2 = make_module("m_v2", commented)
+    assert v2.compute(5) == 11 and v2.CALLS == []  # hit: only comments/docstring changed
+    v3 = make_module("m_v3", COUNTER.replace("return helper(x) + y", "return helper(x) + y + 0"))
+    v3.compute(5)
+    assert v3.CALLS == [(5, 1)]
+
+
+def test_editing_a_referenced_helper_is_a_miss(make_module):
+    make_module("m_h1", COUNTER).compute(5)
+    edited = make_module("m_h2", COUNTER.replace("return x * 2", "return x * 3"))
+    assert edited.compute(5) == 16
+    assert edited.CALLS == [(5, 1)]
+
+
+def test_mutated_dataframe_is_a_miss(make_module):
+    mod = make_module("m_df", """
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task
+        def total(df):
+            CALLS.append(1)
+            return float(df["a"].sum())
+    """)
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    assert mod.total(df) == 6.0
+    assert mod.total(df.copy()) == 6.0
+    df.loc[0, "a"] = 10.0
+    assert mod.total(df) == 15.0
+    assert len(mod.CALLS) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}, index=pd.Index([10, 20], name="k")),
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        {"n": 1, "t": (1, 2), 3: [None, float("inf")], "b": b"\x00"},
+        pd.Series([1.5, None], name="s"),
+    ],
+    ids=["frame", "array", "dict", "series"],
+)
+def test_outputs_round_trip_exactly(make_module, value):
+    mod = make_module("m_rt", """
+        import taskcache as tc
+
+        @tc.task
+        def echo(v):
+            return v
+    """)
+    first = mod.echo(value)
+    again = mod.echo(value)  # from disk
+    assert type(again) is type(value)
+    if isinstance(value, pd.DataFrame):
+        pd.testing.assert_frame_equal(again, value, check_exact=True)
+    elif isinstance(value, pd.Series):
+        pd.testing.assert_series_equal(again, value, check_exact=True)
+    elif isinstance(value, np.ndarray):
+        assert again.dtype == value.dtype and np.array_equal(again, value)
+    else:
+        assert again == value and first == value
+    assert tc.runs(task="echo")["hit_count"].iloc[0] == 1
+
+
+def test_failure_is_recorded_and_reraised_unchanged(make_module):
+    mod = make_module("m_fail", """
+        import taskcache as tc
+        ERR = ValueError("bad input 42")
+
+        @tc.task
+        def boom(x):
+            raise ERR
+    """)
+    with pytest.raises(ValueError) as info:
+        mod.boom(1)
+    assert info.value is mod.ERR
+    (run_id,) = tc.runs(task="boom").index
+    run = tc.run(run_id)
+    assert run.status == "failed"
+    assert run.error["type"] == "builtins.ValueError"
+    assert "bad input 42" in run.error["traceback"] and "raise ERR" in run.error["traceback"]
+    assert [h.to_status for h in run.history()][-2:] == ["running", "failed"]
+    with pytest.raises(ValueError):  # failures are never served from cache
+        mod.boom(1)
+    assert len(tc.runs(task="boom")) == 2
+
+
+def test_keyboard_interrupt_marks_cancelled(make_module):
+    mod = make_module("m_cancel", """
+        import taskcache as tc
+
+        @tc.task
+        def interrupted():
+            raise KeyboardInterrupt
+    """)
+    with pytest.raises(KeyboardInterrupt):
+        mod.interrupted()
+    assert list(tc.runs(task="interrupted")["status"]) == ["cancelled"]
+
+
+def test_unhashable_argument_names_it_and_does_not_run(make_module):
+    mod = make_module("m_unhash", """
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task
+        def use(lock, n):
+            CALLS.append(n)
+    """)
+    import threading
+
+    with pytest.raises(FingerprintError) as info:
+        mod.use(threading.Lock(), 1)
+    message = str(info.value)
+    assert "'lock'" in message and "ignore" in message and "register_hasher" in message
+    assert mod.CALLS == []
+
+
+def test_ignore_leaves_an_argument_out_of_the_key(make_module):
+    mod = make_module("m_ignore", """
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task(ignore=["verbose"])
+        def work(n, verbose=False):
+            CALLS.append(n)
+            return n
+    """)
+    mod.work(1, verbose=True)
+    mod.work(1, verbose=False)
+    assert mod.CALLS == [1]
+
+
+def test_ignore_of_unknown_parameter_is_refused():
+    with pytest.raises(ValueError, match="nope"):
+        tc.task(ignore=["nope"])(lambda x: x)
+
+
+def test_unstorable_result_warns_returns_and_records_why(make_module):
+    tc.configure(allow_pickle=False)
+    mod = make_module("m_unstorable", """
+        import taskcache as tc
+
+        class Opaque:
+            pass
+
+        @tc.task
+        def make():
+            return Opaque()
+    """)
+    with pytest.warns(CacheWarning, match="Opaque"):
+        value = mod.make()
+    assert isinstance(value, mod.Opaque)
+    (run_id,) = tc.runs(task="make").index
+    run = tc.run(run_id)
+    assert run.status == "failed" and "not cached" in tc.run(run_id).history()[-1].reason
+
+
+def test_corrupt_artifact_is_detected_and_recomputed(make_module):
+    mod = make_module("m_corrupt", COUNTER)
+    mod.compute(2)
+    run = tc.run(int(tc.runs(task="compute").index[0]))
+    path = get_runner().store.path_of(run.artifacts[0].relpath)
+    path.write_bytes(path.read_bytes()[:-1] + b"9")
+    with pytest.warns(CacheWarning, match="corrupt"):
+        assert mod.compute(2) == 5
+    assert len(mod.CALLS) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mod.compute(2) == 5  # the recomputed run serves hits again
+    assert len(mod.CALLS) == 2
+
+
+def test_deleted_artifact_is_recomputed(make_module):
+    mod = make_module("m_deleted", COUNTER)
+    mod.compute(2)
+    run = tc.run(int(tc.runs(task="compute").index[0]))
+    get_runner().store.path_of(run.artifacts[0].relpath).unlink()
+    with pytest.warns(CacheWarning, match="missing"):
+        assert mod.compute(2) == 5
+    assert len(mod.CALLS) == 2
+
+
+def test_hostile_task_name_stays_under_the_store_root(make_module, cache_dir):
+    mod = make_module("m_hostile", """
+        import taskcache as tc
+
+        @tc.task(name="../../../../tmp/evil/..\\\\x\\x00")
+        def f():
+            return [1]
+    """)
+    assert mod.f() == [1]
+    (run_id,) = tc.runs().index
+    relpath = tc.run(run_id).artifacts[0].relpath
+    resolved = get_runner().store.path_of(relpath).resolve()
+    assert resolved.is_relative_to((cache_dir / "artifacts").resolve())
+    assert ".." not in Path(relpath).parts
+
+
+def test_lineage_links_an_input_to_the_run_that_produced_it(make_module):
+    mod = make_module("m_lineage", """
+        import pandas as pd
+        import taskcache as tc
+
+        @tc.task
+        def load(n):
+            return pd.DataFrame({"v": range(n)})
+
+        @tc.task
+        def stats(frame):
+            return {"mean": float(frame["v"].mean())}
+    """)
+    stats = mod.stats(mod.load(10))
+    assert stats == {"mean": 4.5}
+    load_run = tc.run(int(tc.runs(task="load").index[0]))
+    stats_run = tc.run(int(tc.runs(task="stats").index[0]))
+    assert stats_run.upstream() == [load_run]
+    assert load_run.downstream() == [stats_run]
+    assert stats_run.inputs["frame"].producer_run_id == load_run.id
+
+
+def test_nested_task_records_its_parent(make_module):
+    mod = make_module("m_nested", """
+        import taskcache as tc
+
+        @tc.task
+        def inner(x):
+            return x + 1
+
+        @tc.task
+        def outer(x):
+            return inner(x) * 10
+    """)
+    assert mod.outer(1) == 20
+    outer_id = int(tc.runs(task="outer").index[0])
+    inner_run = tc.run(int(tc.runs(task="inner").index[0]))
+    assert inner_run.parent_run_id == outer_id
+
+
+def test_editing_a_nested_task_invalidates_its_caller(make_module):
+    src = """
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task
+        def inner(x):
+            return x + 1
+
+        @tc.task
+        def outer(x):
+            CALLS.append(x)
+            return inner(x) * 10
+    """
+    make_module("m_nest1", src).outer(1)
+    edited = make_module("m_nest2", src.replace("return x + 1", "return x + 2"))
+    assert edited.outer(1) == 30
+    assert edited.CALLS == [1]
+
+
+def test_async_functions(make_module):
+    mod = make_module("m_async", """
+        import asyncio
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task
+        async def fetch(x):
+            CALLS.append(x)
+            await asyncio.sleep(0)
+            return {"x": x}
+    """)
+    assert inspect.iscoroutinefunction(mod.fetch)
+    assert asyncio.run(mod.fetch(1)) == {"x": 1}
+    assert asyncio.run(mod.fetch(1)) == {"x": 1}
+    assert mod.CALLS == [1]
+
+
+def test_wrapper_keeps_signature_doc_and_helpers(make_module):
+    mod = make_module("m_api", '''
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task(name="scaled", version=2, tags=["exp"])
+        def scale(x: float, factor: float = 2.0) -> float:
+            """Multiply x by factor."""
+            CALLS.append(x)
+            return x * factor
+    ''')
+    assert str(inspect.signature(mod.scale)) == "(x: float, factor: float = 2.0) -> float"
+    assert mod.scale.__doc__ == "Multiply x by factor."
+    assert mod.scale.lookup(3.0) is None
+    assert mod.scale(3.0) == 6.0
+    found = mod.scale.lookup(3.0)
+    assert found is not None and found.outputs["return"] == 6.0
+    assert mod.scale.force(3.0) == 6.0
+    assert mod.CALLS == [3.0, 3.0]
+    runs = mod.scale.runs()
+    assert len(runs) == 2 and set(runs["tags"]) == {"exp"} and set(runs["user_version"]) == {"2"}
+    assert mod.scale.clear() == 2
+    assert len(mod.scale.runs()) == 0
+    assert not any(get_runner().store.root.rglob("*.json"))
+
+
+def test_user_version_change_is_a_miss(make_module):
+    src = """
+        import taskcache as tc
+        CALLS = []
+
+        @tc.task(version=1)
+        def f(x):
+            CALLS.append(x)
+            return x
+    """
+    make_module("m_ver1", src).f(1)
+    bumped = make_module("m_ver2", src.replace("version=1", "version=2"))
+    bumped.f(1)
+    assert bumped.CALLS == [1]
+
+
+def test_environment_is_recorded(make_module):
+    mod = make_module("m_env", """
+        import numpy as np
+        import taskcache as tc
+
+        @tc.task
+        def f(n):
+            return np.arange(n)
+    """)
+    mod.f(3)
+    run = tc.run(int(tc.runs().index[0]))
+    assert run.env["python"].startswith("3.")
+    assert run.env["packages"].get("numpy") == np.__version__
+    assert run.host and run.pid
+
+
+def test_events_fire_after_commit(make_module):
+    seen = []
+    off = tc.on("completed", lambda record: seen.append((record.task, tc.run(record.id).status)))
+    try:
+        make_module("m_events", COUNTER).compute(1)
+    finally:
+        off()
+    assert seen == [("compute", "completed")]
+
+
+def test_summary_counts_hits_and_time_saved(make_module):
+    mod = make_module("m_summary", COUNTER)
+    mod.compute(1)
+    mod.compute(1)
+    mod.compute(1)
+    s = tc.summary()
+    assert s["runs"] == 1 and s["hits"] == 2 and s["by_status"] == {"completed": 1}
+    assert s["time_saved"] >= 0 and s["disk_bytes"] > 0
+
+
+def test_import_taskcache_stays_light():
+    code = "import sys, taskcache; print(sorted(m for m in ('pandas', 'pyarrow', 'ipywidgets', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
