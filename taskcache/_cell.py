@@ -66,8 +66,11 @@ def default_task_name(outputs: Sequence[str]) -> str:
 
 
 class CellTask:
-    def __init__(self, shell: Any, runner: Runner, cell: str, options: CellOptions) -> None:
+    def __init__(
+        self, shell: Any, runner: Runner, cell: str, options: CellOptions, magic_line: str = ""
+    ) -> None:
         self.shell = shell
+        self.magic_line = magic_line  # "%%task ..." as typed: line 1 in tracebacks
         self.runner = runner
         self.raw = cell
         self.options = options
@@ -237,7 +240,8 @@ class CellTask:
     def _filename(self) -> str:
         if not hasattr(self, "_cached_name"):
             # registered in linecache: tracebacks show the cell, inspect.getsource works
+            first_line = self.magic_line or "%%task"
             self._cached_name = self.shell.compile.cache(
-                "\n" + self.source, self.shell.execution_count, raw_code=self.raw
+                first_line + "\n" + self.source, self.shell.execution_count, raw_code=self.raw
             )
         return self._cached_name

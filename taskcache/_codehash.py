@@ -15,20 +15,32 @@ from typing import Any
 
 from xxhash import xxh3_128
 
-from . import _hashers
+from . import _hashobjects
 from ._hashcore import U64, Ctx, Unhashable, feed, feed_int, feed_str, tag, type_name
-from .analysis import free_names, normalize_source
+from .analysis import free_names, normalize_source, sink_names
 
 T_FUNC, T_SOURCE, T_CODEOBJ, T_CLOSURE = (tag(n) for n in ("func", "source", "codeobj", "closure"))
 T_CLASS, T_LIB, T_METHOD, T_PARTIAL = (tag(n) for n in ("class", "lib", "method", "partial"))
 T_WRAPPED, T_SM, T_CM, T_PROP = (tag(n) for n in ("wrapped", "staticmethod", "classmethod", "prop"))
-T_CODEREF, T_MODULE, T_USERMOD, T_EMPTY = (tag(n) for n in ("coderef", "module", "usermod", "empty"))
+T_CODEREF, T_MODULE, T_USERMOD, T_EMPTY = (
+    tag(n) for n in ("coderef", "module", "usermod", "empty")
+)
 T_GLOBALS = tag("globals")
 
-_SKIP_CLASS_ATTRS = frozenset({
-    "__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__annotations__",
-    "__firstlineno__", "__static_attributes__", "__slots__", "__match_args__",
-})
+_SKIP_CLASS_ATTRS = frozenset(
+    {
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__doc__",
+        "__qualname__",
+        "__annotations__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__slots__",
+        "__match_args__",
+    }
+)
 _LIB_ROOTS = tuple(
     os.path.realpath(p) + os.sep
     for key in ("stdlib", "platstdlib", "purelib", "platlib")
@@ -40,7 +52,6 @@ _PACKAGE_ROOT = os.path.dirname(os.path.realpath(__file__)) + os.sep
 # --------------------------------------------------------------------------- where code lives
 
 
-@functools.lru_cache(maxsize=2048)
 def _module_is_user(name: str | None) -> bool:
     """True for notebook code and the user's own modules, False for installed libraries."""
     if name is None or name == "__main__":
@@ -51,7 +62,11 @@ def _module_is_user(name: str | None) -> bool:
     module = sys.modules.get(name)
     if module is None:
         return True  # code exec'd into a namespace that is not an imported module
-    path = getattr(module, "__file__", None)
+    return _file_is_user(getattr(module, "__file__", None))
+
+
+@functools.lru_cache(maxsize=2048)
+def _file_is_user(path: str | None) -> bool:
     if not path:
         return False  # builtin, frozen or namespace package
     real = os.path.realpath(path)
@@ -180,8 +195,10 @@ def _feed_codeobj(h: Any, code: types.CodeType, ctx: Ctx) -> None:
 
 def _referenced(fn: types.FunctionType) -> tuple[str | None, list[str]]:
     source = _source_of(fn)
-    names = free_names(source) if source is not None else _code_names(fn.__code__)
-    return source, sorted(names)
+    if source is None:
+        return None, sorted(_code_names(fn.__code__))
+    # a global only written through (CALLS.append(x)) does not change what fn computes
+    return source, sorted(set(free_names(source)) - sink_names(source))
 
 
 def _feed_user_function(h: Any, fn: types.FunctionType, ctx: Ctx) -> None:
@@ -257,7 +274,7 @@ def feed_module(h: Any, module: types.ModuleType) -> None:
     if path and _module_is_user(name) and os.path.isfile(path):
         h.update(T_USERMOD)  # the user's own module: its file content
         feed_str(h, name)
-        h.update(_hashers.file_digest(Path(path)))
+        h.update(_hashobjects.file_digest(Path(path)))
         return
     h.update(T_MODULE)
     feed_str(h, name)

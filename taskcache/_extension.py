@@ -15,8 +15,7 @@ def load_ipython_extension(ip: Any) -> None:
     if id(ip) in _loaded:
         return
     magics = TaskCache(shell=ip, parent=ip)
-    ip.register_magics(magics)
-    ip.configurables.append(magics)
+    ip.register_magics(magics)  # also makes it one of ip.configurables, for %config
     _loaded[id(ip)] = magics
     if not magics.quiet:
         print(f"taskcache: catalog at {runner_module.get_runner().settings.cache_dir}")
@@ -30,6 +29,5 @@ def unload_ipython_extension(ip: Any) -> None:
     manager.magics["cell"].pop("task", None)
     manager.magics["line"].pop("taskcache", None)
     manager.registry.pop(type(magics).__name__, None)
-    if magics in ip.configurables:
-        ip.configurables.remove(magics)
+    ip.configurables[:] = [c for c in ip.configurables if c is not magics]
     runner_module.reset()

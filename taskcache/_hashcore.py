@@ -40,14 +40,20 @@ def tag(name: str) -> bytes:
     return out
 
 
-T_NONE, T_TRUE, T_FALSE, T_INT, T_FLOAT = (tag(n) for n in ("none", "true", "false", "int", "float"))
+T_NONE, T_TRUE, T_FALSE, T_INT, T_FLOAT = (
+    tag(n) for n in ("none", "true", "false", "int", "float")
+)
 T_COMPLEX, T_STR, T_BYTES, T_BYTEARRAY = (tag(n) for n in ("complex", "str", "bytes", "bytearray"))
 T_MEMVIEW, T_DECIMAL, T_FRACTION = tag("memoryview"), tag("decimal"), tag("fraction")
 T_DATETIME, T_DATE, T_TIME, T_DELTA = (tag(n) for n in ("datetime", "date", "time", "timedelta"))
-T_UUID, T_ENUM, T_RANGE, T_LIST, T_TUPLE = (tag(n) for n in ("uuid", "enum", "range", "list", "tuple"))
+T_UUID, T_ENUM, T_RANGE, T_LIST, T_TUPLE = (
+    tag(n) for n in ("uuid", "enum", "range", "list", "tuple")
+)
 T_DICT, T_SET, T_FROZENSET = tag("dict"), tag("set"), tag("frozenset")
 T_NAMEDTUPLE, T_DATACLASS, T_SUBCLASS = tag("namedtuple"), tag("dataclass"), tag("subclass")
-T_BACKREF, T_CUSTOM, T_OBJECT, T_GLOBAL = (tag(n) for n in ("backref", "custom", "object", "global"))
+T_BACKREF, T_CUSTOM, T_OBJECT, T_GLOBAL = (
+    tag(n) for n in ("backref", "custom", "object", "global")
+)
 T_CODE, T_ELLIPSIS = tag("code"), tag("ellipsis")
 MAX_DEPTH = 400
 
@@ -132,7 +138,7 @@ def _registered(cls: type) -> Callable[[Any], Any] | None:
 # --------------------------------------------------------------------------- containers
 
 
-class _Guard:
+class Guard:
     """Cycle guard: a container met again while it is being hashed becomes a back-reference
     to the depth where it was first entered (deterministic, unlike its id)."""
 
@@ -169,7 +175,7 @@ def feed_items(h: Any, items: Any, ctx: Ctx, labels: Any = None) -> None:
 
 
 def _sequence(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
-    guard = _Guard(ctx, value)
+    guard = Guard(ctx, value)
     if guard.enter(h):
         try:
             h.update(tag_ + U64(len(value)))
@@ -180,7 +186,7 @@ def _sequence(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
 
 def feed_mapping(h: Any, mapping: Any, ctx: Ctx, tag_: bytes = T_DICT) -> None:
     """Pairs hashed one by one and fed sorted: insertion order does not matter."""
-    guard = _Guard(ctx, mapping)
+    guard = Guard(ctx, mapping)
     if not guard.enter(h):
         return
     try:
@@ -201,7 +207,7 @@ def feed_mapping(h: Any, mapping: Any, ctx: Ctx, tag_: bytes = T_DICT) -> None:
 
 
 def _set(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
-    guard = _Guard(ctx, value)
+    guard = Guard(ctx, value)
     if not guard.enter(h):
         return
     try:
@@ -267,11 +273,11 @@ def _feed_memoryview(h: Any, v: memoryview, ctx: Ctx) -> None:
 
 def _feed_enum(h: Any, v: enum.Enum, ctx: Ctx) -> None:
     h.update(T_ENUM)
-    feed_str(h, type_name(type(v)))
+    feed_str(h, _hashobjects.record_name(type(v)))
     feed(h, v.value, ctx)
 
 
-_EXACT: dict[type, Callable[[Any, Any, Ctx], None]] = {
+EXACT: dict[type, Callable[[Any, Any, Ctx], None]] = {
     type(None): lambda h, v, c: h.update(T_NONE),
     bool: lambda h, v, c: h.update(T_TRUE if v else T_FALSE),
     int: lambda h, v, c: feed_int(h, v),
@@ -286,28 +292,47 @@ _EXACT: dict[type, Callable[[Any, Any, Ctx], None]] = {
     dict: lambda h, v, c: feed_mapping(h, v, c),
     set: lambda h, v, c: _set(h, v, c, T_SET),
     frozenset: lambda h, v, c: _set(h, v, c, T_FROZENSET),
-    range: lambda h, v, c: [h.update(T_RANGE), *(feed_int(h, n) for n in (v.start, v.stop, v.step))],
+    range: lambda h, v, c: [
+        h.update(T_RANGE),
+        *(feed_int(h, n) for n in (v.start, v.stop, v.step)),
+    ],
     Decimal: lambda h, v, c: [h.update(T_DECIMAL), feed_str(h, str(v))],
-    Fraction: lambda h, v, c: [h.update(T_FRACTION), feed_int(h, v.numerator), feed_int(h, v.denominator)],
+    Fraction: lambda h, v, c: [
+        h.update(T_FRACTION),
+        feed_int(h, v.numerator),
+        feed_int(h, v.denominator),
+    ],
     dt.datetime: _feed_datetime,
     dt.date: lambda h, v, c: [h.update(T_DATE), feed_str(h, v.isoformat())],
     dt.time: _feed_time,
-    dt.timedelta: lambda h, v, c: [h.update(T_DELTA), *(feed_int(h, n) for n in (v.days, v.seconds, v.microseconds))],
+    dt.timedelta: lambda h, v, c: [
+        h.update(T_DELTA),
+        *(feed_int(h, n) for n in (v.days, v.seconds, v.microseconds)),
+    ],
     uuid.UUID: lambda h, v, c: h.update(T_UUID + v.bytes),
     type(...): lambda h, v, c: h.update(T_ELLIPSIS),
 }
 
 _CODE_TYPES = (
-    types.FunctionType, types.BuiltinFunctionType, types.MethodType, type, functools.partial,
-    types.MethodDescriptorType, types.WrapperDescriptorType, types.MethodWrapperType,
-    types.ClassMethodDescriptorType, staticmethod, classmethod, property,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    type,
+    functools.partial,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+    staticmethod,
+    classmethod,
+    property,
 )
 _LIB_PREFIXES = ("numpy", "pandas", "pyarrow")
 
 
 def feed(h: Any, value: Any, ctx: Ctx) -> None:
     """Stream the type-tagged content of ``value`` into the xxh3 state ``h``."""
-    run = _EXACT.get(type(value))
+    run = EXACT.get(type(value))
     if run is not None:
         run(h, value, ctx)
     else:
@@ -320,7 +345,7 @@ def _feed_other(h: Any, value: Any, ctx: Ctx) -> None:
         fn = _registered(cls)
         if fn is not None:
             h.update(T_CUSTOM)
-            feed_str(h, type_name(cls))
+            feed_str(h, _hashobjects.record_name(cls))
             feed(h, fn(value), ctx)
             return
     if cls.__module__.startswith(_LIB_PREFIXES) and _hashers.feed_library(h, value, ctx):
@@ -332,77 +357,16 @@ def _feed_other(h: Any, value: Any, ctx: Ctx) -> None:
     elif isinstance(value, types.ModuleType):
         _codehash.feed_module(h, value)
     elif isinstance(value, PurePath):
-        _hashers.feed_path(h, value)
+        _hashobjects.feed_path(h, value)
     elif isinstance(value, tuple) and hasattr(cls, "_fields"):
-        _record(h, value, ctx, T_NAMEDTUPLE, cls._fields, tuple(value))
+        _hashobjects.record(h, value, ctx, T_NAMEDTUPLE, cls._fields, tuple(value))
     elif dataclasses.is_dataclass(value):
         names = [f.name for f in dataclasses.fields(value)]
-        _record(h, value, ctx, T_DATACLASS, names, [getattr(value, n) for n in names])
+        _hashobjects.record(h, value, ctx, T_DATACLASS, names, [getattr(value, n) for n in names])
     elif isinstance(value, (dict, list, tuple, set, frozenset, int, float, str, bytes)):
-        _subclass(h, value, ctx)
+        _hashobjects.subclass(h, value, ctx)
     else:
-        _feed_reduce(h, value, ctx)
+        _hashobjects.feed_reduce(h, value, ctx)
 
 
-def _record(h: Any, value: Any, ctx: Ctx, tag_: bytes, names: Any, values: Any) -> None:
-    guard = _Guard(ctx, value)
-    if guard.enter(h):
-        try:
-            h.update(tag_)
-            feed_str(h, type_name(type(value)))
-            feed_items(h, list(names), ctx)
-            h.update(U64(len(values)))
-            feed_items(h, values, ctx, [f".{n}" for n in names])
-        finally:
-            guard.exit()
-
-
-def _subclass(h: Any, value: Any, ctx: Ctx) -> None:
-    """A subclass of a built-in (OrderedDict, Counter, defaultdict, str enums...)."""
-    h.update(T_SUBCLASS)
-    feed_str(h, type_name(type(value)))
-    base = next(b for b in type(value).__mro__ if b in _EXACT)
-    _EXACT[base](h, base(value) if base in (int, float, str, bytes) else value, ctx)
-    if isinstance(value, dict) and hasattr(value, "default_factory"):
-        feed(h, value.default_factory, ctx)
-    extra = getattr(value, "__dict__", None)
-    feed(h, dict(extra) if extra else None, ctx)
-
-
-def _callable_name(fn: Any) -> str:
-    module = getattr(fn, "__module__", None) or type_name(type(fn))
-    return f"{module}.{getattr(fn, '__qualname__', getattr(fn, '__name__', '?'))}"
-
-
-def _feed_reduce(h: Any, value: Any, ctx: Ctx) -> None:
-    """Objects without a dedicated hasher: hash the parts pickle would save (its reduce
-    value), structurally, so dicts and sets inside are order-independent and arrays inside
-    go through the fast array hashers. Unpicklable objects are errors, never constants."""
-    cls = type(value)
-    try:
-        reduced = value.__reduce_ex__(5)
-    except Exception as exc:
-        raise Unhashable(value, f"it cannot be pickled: {exc}") from None
-    if isinstance(reduced, str):  # a module-level singleton, pickled by name
-        h.update(T_GLOBAL)
-        feed_str(h, f"{cls.__module__}.{reduced}")
-        return
-    guard = _Guard(ctx, value)
-    if not guard.enter(h):
-        return
-    try:
-        func, args, *rest = reduced
-        h.update(T_OBJECT + U64(len(reduced)))
-        feed_str(h, type_name(cls))
-        feed_str(h, _callable_name(func))
-        feed(h, args, ctx)
-        state, items, pairs, setter = (*rest, None, None, None, None)[:4]
-        feed(h, state, ctx)
-        feed(h, None if items is None else list(items), ctx)
-        feed(h, None if pairs is None else dict(pairs), ctx)
-        feed(h, None if setter is None else _callable_name(setter), ctx)
-    finally:
-        guard.exit()
-
-
-from . import _codehash, _hashers  # noqa: E402  (they import the helpers above)
+from . import _codehash, _hashers, _hashobjects  # noqa: E402  (they import the helpers above)

@@ -1,4 +1,4 @@
-"""Content hashers for numpy, pandas, pyarrow and files.
+"""Content hashers for numpy, pandas and pyarrow.
 
 Numeric buffers go straight into xxh3 (chunked, so NaNs can be made canonical without
 copying clean data). numpy, pandas and pyarrow are imported only when a value of theirs
@@ -7,20 +7,30 @@ arrives, by ``feed_library`` which the core calls for types from those packages.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path, PurePath
 from typing import Any
 
 from xxhash import xxh3_128
 
-from ._hashcore import U64, Ctx, Unhashable, feed, feed_items, feed_str, tag, type_name
+from ._hashcore import (
+    EXACT,
+    T_STR,
+    U64,
+    Ctx,
+    Unhashable,
+    feed,
+    feed_items,
+    feed_str,
+    tag,
+    type_name,
+)
 
 T_NDARRAY, T_MASKED, T_NPSCALAR, T_DTYPE = (tag(n) for n in ("ndarray", "masked", "np", "dtype"))
 T_OBJARR, T_STRS, T_SUBARRAY = tag("objarray"), tag("strings"), tag("ndsubclass")
 T_DF, T_SERIES, T_INDEX, T_RANGEIDX = (tag(n) for n in ("df", "series", "index", "rangeindex"))
-T_MULTIIDX, T_PDARRAY, T_CATEG, T_MASKEDPD = (tag(n) for n in ("multiindex", "pdarray", "cat", "na"))
+T_MULTIIDX, T_PDARRAY, T_CATEG, T_MASKEDPD = (
+    tag(n) for n in ("multiindex", "pdarray", "cat", "na")
+)
 T_AARRAY, T_ATABLE, T_ACOL, T_ASCALAR = (tag(n) for n in ("arrow", "atable", "acol", "ascalar"))
-T_FILE, T_DIR, T_PATH, T_SUBDIR = (tag(n) for n in ("file", "dir", "path", "subdir"))
 _STEP = 1 << 20  # elements per chunk when checking floats for NaN
 
 
@@ -95,12 +105,34 @@ def feed_object_array(h: Any, flat: Any, ctx: Ctx) -> None:
     feed_items(h, flat, ctx)
 
 
+def _make_scalar_feeder(dtype: Any) -> Any:
+    """Hash numpy scalars of one fixed dtype like ``stream_buffer`` does, without its
+    per-call overhead (lists of numpy floats are common)."""
+    import numpy as np
+
+    key = _dtype_key(dtype).encode()
+    prefix = T_NPSCALAR + T_STR + U64(len(key)) + key  # what feed_str would write
+    nan_ok = dtype.kind in "fc"
+
+    def run(h: Any, value: Any, ctx: Ctx) -> None:
+        if nan_ok and value != value:  # NaN: canonical bits
+            h.update(prefix)
+            stream_buffer(h, np.asarray(value).reshape(1))
+        else:
+            h.update(prefix + value.tobytes())
+
+    return run
+
+
 def _feed_numpy(h: Any, value: Any, ctx: Ctx) -> bool:
     import numpy as np
 
     if isinstance(value, np.ndarray):
         feed_ndarray(h, value, ctx)
     elif isinstance(value, np.generic):
+        kind = value.dtype.kind
+        if kind in "biufc" and type(value) not in EXACT:  # fixed dtype per type: fast path
+            EXACT[type(value)] = _make_scalar_feeder(value.dtype)
         h.update(T_NPSCALAR)
         feed_str(h, _dtype_key(value.dtype))
         stream_buffer(h, np.asarray(value).reshape(1))
@@ -142,7 +174,9 @@ def feed_pandas_array(h: Any, arr: Any, ctx: Ctx) -> None:
         feed_ndarray(h, arr, ctx)
     elif isinstance(arr, pd.arrays.NumpyExtensionArray):
         feed_ndarray(h, arr.to_numpy(), ctx)
-    elif isinstance(arr, (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray, pd.arrays.PeriodArray)):
+    elif isinstance(
+        arr, (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray, pd.arrays.PeriodArray)
+    ):
         feed_ndarray(h, np.asarray(arr.asi8), ctx)  # int64 ticks; unit and tz are in the dtype
     elif isinstance(arr, pd.Categorical):
         h.update(T_CATEG + (b"o" if arr.ordered else b"u"))
@@ -213,7 +247,9 @@ class _Column:
             self.kind = "null"
         elif t.is_boolean(typ):
             self.kind = "bool"
-        elif t.is_string(typ) or t.is_binary(typ) or t.is_large_string(typ) or t.is_large_binary(typ):
+        elif (
+            t.is_string(typ) or t.is_binary(typ) or t.is_large_string(typ) or t.is_large_binary(typ)
+        ):
             self.kind = "binary"
         elif t.is_dictionary(typ):
             self.kind, self.children = "dict", [_Column(typ.value_type)]
@@ -250,10 +286,16 @@ class _Column:
                 raw = raw.reshape(-1).view(f"<f{width}")
             stream_buffer(self.data, raw)
         elif self.kind == "bool":
-            self.data.update(pc.fill_null(chunk, False).to_numpy(zero_copy_only=False).view(np.uint8))
+            self.data.update(
+                pc.fill_null(chunk, False).to_numpy(zero_copy_only=False).view(np.uint8)
+            )
         elif self.kind == "binary":
             if mask is not None:
-                empty = b"" if pa.types.is_binary(self.type) or pa.types.is_large_binary(self.type) else ""
+                empty = (
+                    b""
+                    if pa.types.is_binary(self.type) or pa.types.is_large_binary(self.type)
+                    else ""
+                )
                 chunk = pc.fill_null(chunk, pa.scalar(empty, type=self.type))
             large = pa.types.is_large_string(self.type) or pa.types.is_large_binary(self.type)
             itemsize = 8 if large else 4
@@ -332,50 +374,3 @@ def feed_library(h: Any, value: Any, ctx: Ctx) -> bool:
     if module.startswith("pyarrow"):
         return _feed_arrow(h, value, ctx)
     return False
-
-
-# --------------------------------------------------------------------------- files
-
-_FILE_DIGESTS: dict[tuple[str, int, int], bytes] = {}
-
-
-def file_digest(path: Path) -> bytes:
-    """Content digest of a file, cached per process by (path, size, mtime_ns)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    cached = _FILE_DIGESTS.get(key)
-    if cached is None:
-        h = xxh3_128()
-        buf = bytearray(1 << 22)
-        view = memoryview(buf)
-        with open(path, "rb") as fh:
-            while n := fh.readinto(buf):
-                h.update(view[:n])
-        cached = _FILE_DIGESTS[key] = h.digest()
-    return cached
-
-
-def feed_path(h: Any, path: PurePath) -> None:
-    """An existing file by content, a directory by its names and contents, else the text."""
-    if not isinstance(path, Path):
-        h.update(T_PATH)
-        feed_str(h, str(path))
-        return
-    try:
-        if path.is_file():
-            h.update(T_FILE + file_digest(path))
-        elif path.is_dir():
-            entries: list[tuple[str, Path | None]] = []
-            for root, dirs, files in os.walk(path):
-                base = Path(root)
-                entries += [(base.joinpath(d).relative_to(path).as_posix(), None) for d in dirs]
-                entries += [(base.joinpath(f).relative_to(path).as_posix(), base / f) for f in files]
-            h.update(T_DIR + U64(len(entries)))
-            for name, file in sorted(entries, key=lambda e: e[0]):
-                feed_str(h, name)
-                h.update(T_SUBDIR if file is None or not file.is_file() else file_digest(file))
-        else:
-            h.update(T_PATH)
-            feed_str(h, str(path))
-    except OSError as exc:
-        raise Unhashable(path, f"cannot read it: {exc}") from None

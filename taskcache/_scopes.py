@@ -1,4 +1,4 @@
-"""Scope summaries for analysis.py: what a def, lambda, class or comprehension reads from
+"""Scope summaries for analysis.py (plus two small AST helpers it re-exports): what a def, lambda, class or comprehension reads from
 outside, which names it assigns through ``global``, and which walrus targets leak out."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -183,3 +184,45 @@ def _scope(node: ast.AST) -> _ScopeInfo:
     return _ScopeInfo(free, tuple(global_writes), tuple(col.leaked))
 
 
+@lru_cache(maxsize=4096)
+def sink_names(source: str) -> frozenset[str]:
+    """Names whose every load is the receiver of a method call used as a statement
+    (``CALLS.append(x)``, ``log.info(...)``): the code writes to them but never uses what
+    they hold, so their content is not part of what the code computes."""
+    sink_ids: set[int] = set()
+    loads: list[ast.Name] = []
+    for node in ast.walk(ast.Module(body=_parse(source), type_ignores=[])):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and isinstance(node.value.func.value, ast.Name)
+        ):
+            sink_ids.add(id(node.value.func.value))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.append(node)
+    sinks = {n.id for n in loads if id(n) in sink_ids}
+    return frozenset(sinks - {n.id for n in loads if id(n) not in sink_ids})
+
+
+_TIMED = {"run_line_magic": 1, "run_cell_magic": 2}  # position of the code argument
+
+
+def _timed_code(node: ast.AST) -> list[ast.stmt] | None:
+    """The statements run by IPython's %time/%%time (they bind in the user namespace):
+    ``get_ipython().run_line_magic('time', 'w = n * 2')`` after IPython's transform."""
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _TIMED
+        and isinstance(node.func.value, ast.Call)
+        and getattr(node.func.value.func, "id", None) == "get_ipython"
+        and len(node.args) > _TIMED[node.func.attr]
+        and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
+        and node.args[0].value == "time"
+    ):
+        return None
+    try:
+        return ast.parse(node.args[_TIMED[node.func.attr]].value).body
+    except SyntaxError:
+        return None

@@ -18,9 +18,17 @@ import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ._scopes import _FUNCS, _Collector, _definition_time_exprs, _parse, _scope
+from ._scopes import (
+    _FUNCS,
+    _Collector,
+    _definition_time_exprs,
+    _parse,
+    _scope,
+    _timed_code,
+    sink_names,
+)
 
-__all__ = ["CellAnalysis", "normalize_source", "analyze_cell", "free_names"]
+__all__ = ["CellAnalysis", "normalize_source", "analyze_cell", "free_names", "sink_names"]
 
 
 @dataclass(frozen=True)
@@ -315,6 +323,10 @@ class _Flow:
                 self.bind(name, bound, maybe=True)
         elif isinstance(node, ast.Lambda):
             self._scoped(node, bound)
+        elif (code := _timed_code(node)) is not None:
+            for child in ast.iter_child_nodes(node):
+                self.expr(child, bound, maybe)
+            self.block(code, bound)
         else:
             for child in ast.iter_child_nodes(node):
                 self.expr(child, bound, maybe)
@@ -338,8 +350,14 @@ def _irrefutable(node: ast.pattern) -> bool:
 def _ends_with_semicolon(source: str) -> bool:
     """IPython does not display the result of a cell whose last token is ';'."""
     last = None
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-            tokenize.ENDMARKER}
+    skip = {
+        tokenize.COMMENT,
+        tokenize.NL,
+        tokenize.NEWLINE,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.ENDMARKER,
+    }
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
             if tok.type not in skip:

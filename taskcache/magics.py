@@ -94,7 +94,7 @@ class TaskCache(Magics):
             quiet=args.quiet or self.quiet,
         )
         runner = runner_module.get_runner()
-        cell_task = CellTask(self.shell, runner, cell, options)
+        cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
         self.last_task = cell_task.name
         spec = cell_task.spec()
         if not (options.force or options.no_cache):
