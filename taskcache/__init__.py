@@ -17,7 +17,7 @@ _LAZY = {
     "run": "taskcache.api",
     "summary": "taskcache.api",
     "configure": "taskcache.api",
-    "gc": "taskcache.api",
+    "gc": "taskcache.maintenance",
     "Run": "taskcache.api",
     "on": "taskcache.events",
     "register_codec": "taskcache.codecs",
@@ -25,14 +25,30 @@ _LAZY = {
     "KEY_VERSION": "taskcache.fingerprint",
 }
 
-__all__ = ["__version__", *_LAZY, "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "KEY_VERSION",
+    "Run",
+    "__version__",
+    "configure",
+    "gc",
+    "load_ipython_extension",
+    "on",
+    "register_codec",
+    "register_hasher",
+    "run",
+    "runs",
+    "summary",
+    "task",
+    "unload_ipython_extension",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Run, configure, gc, run, runs, summary
+    from .api import Run, configure, run, runs, summary
     from .codecs import register_codec
     from .decorator import task
     from .events import on
     from .fingerprint import KEY_VERSION, register_hasher
+    from .maintenance import gc
 
 
 def __getattr__(name: str) -> Any:
