@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,12 +33,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 
 from . import events
 from ._models import (
     INPUTS_FROM,
-    Base,
     artifacts,
     load_artifacts,
     load_completed,
@@ -52,12 +50,14 @@ from ._models import (
     state_change,
     state_history,
 )
+from ._schema import MIGRATIONS, SCHEMA_VERSION, ensure_schema
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Catalog"]
 from ._sqlite import Database
 from .errors import (
     InvalidTransitionError,
     LeaseLostError,
     RunNotFoundError,
-    SchemaVersionError,
 )
 from .records import (
     TRANSITIONS,
@@ -67,11 +67,6 @@ from .records import (
     RunSpec,
     StateChange,
 )
-
-SCHEMA_VERSION = 1
-# version -> function upgrading a catalog from that version to the next, in one write
-# transaction; tables new in a later version are then added by create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -86,7 +81,7 @@ class Catalog:
         self.url = self._db.url
         self._read = self._db.read
         self._write = self._db.write
-        self._ensure_schema()
+        ensure_schema(self._db)
 
     def dispose(self) -> None:
         self._db.dispose()
@@ -96,44 +91,6 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.dispose()
-
-    # -- schema --
-    def _ensure_schema(self) -> None:
-        try:
-            with self._read() as conn:
-                found = conn.scalar(select(schema_info.c.version))
-        except DBAPIError:  # no schema_info table yet
-            found = None
-        if found == SCHEMA_VERSION:
-            return
-        self._check_version(found)
-        for attempt in range(5):
-            try:
-                with self._write() as conn:  # BEGIN IMMEDIATE: one creator at a time
-                    self._create_or_migrate(conn)
-                return
-            except DBAPIError as exc:  # another process created it first (non-SQLite)
-                if attempt == 4 or "exist" not in str(exc.orig).lower():
-                    raise
-
-    def _check_version(self, found: int | None) -> None:
-        if found is not None and found > SCHEMA_VERSION:
-            url = self.url.render_as_string(hide_password=True)
-            raise SchemaVersionError(found, SCHEMA_VERSION, url)
-
-    def _create_or_migrate(self, conn: Connection) -> None:
-        found = None
-        if conn.dialect.has_table(conn, schema_info.name):
-            found = conn.scalar(select(schema_info.c.version))
-        self._check_version(found)
-        if found is not None:
-            for version in range(found, SCHEMA_VERSION):
-                MIGRATIONS[version](conn)
-        Base.metadata.create_all(conn)
-        if found is None:
-            conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
-        elif found < SCHEMA_VERSION:
-            conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
 
     def integrity_check(self) -> str:
         """"ok", or what the database reports wrong (SQLite's PRAGMA integrity_check)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
 import inspect
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 RESULT = "return"  # the output name of a function's return value
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
 
 
 @dataclass(frozen=True)
@@ -94,54 +101,45 @@ class TaskDefinition:
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
         return call.runner.start(dataclasses.replace(call.spec, env=env))
 
-    def finish(self, call: _Call, claim, started: float, result: Any) -> None:
-        duration = time.perf_counter() - started
+    @contextlib.contextmanager
+    def executing(self, call: _Call) -> Iterator[_Outcome]:
+        """Claim the run, mark it the current run, and record how the body ended: failed or
+        cancelled on an exception (re-raised unchanged), else completed with its result."""
+        claim = self.start(call)
+        token = current_run_id.set(claim.run_id)
+        started = time.perf_counter()
+        outcome = _Outcome()
         try:
-            call.runner.save(claim, self.name, {RESULT: result}, duration=duration)
+            yield outcome
+        except BaseException as exc:
+            call.runner.fail(claim, exc, duration=time.perf_counter() - started,
+                             cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
+            raise
+        finally:
+            current_run_id.reset(token)
+        try:
+            call.runner.save(claim, self.name, {RESULT: outcome.result},
+                             duration=time.perf_counter() - started)
         except (UnstorableValueError, StoreError) as exc:
             warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
-    def failed(self, call: _Call, claim, started: float, exc: BaseException) -> None:
-        call.runner.fail(claim, exc, duration=time.perf_counter() - started,
-                         cancelled=isinstance(exc, KeyboardInterrupt | _cancelled_error()))
-
     def call_sync(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
         call = self.prepare(args, kwargs)
-        if not force:
-            found, value = self.lookup_value(call)
-            if found:
-                return value
-        claim = self.start(call)
-        token = current_run_id.set(claim.run_id)
-        started = time.perf_counter()
-        try:
-            result = self.fn(*args, **kwargs)
-        except BaseException as exc:
-            self.failed(call, claim, started, exc)
-            raise
-        finally:
-            current_run_id.reset(token)
-        self.finish(call, claim, started, result)
-        return result
+        found, value = (False, None) if force else self.lookup_value(call)
+        if found:
+            return value
+        with self.executing(call) as outcome:
+            outcome.result = self.fn(*args, **kwargs)
+        return outcome.result
 
     async def call_async(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
         call = self.prepare(args, kwargs)
-        if not force:
-            found, value = self.lookup_value(call)
-            if found:
-                return value
-        claim = self.start(call)
-        token = current_run_id.set(claim.run_id)
-        started = time.perf_counter()
-        try:
-            result = await self.fn(*args, **kwargs)
-        except BaseException as exc:
-            self.failed(call, claim, started, exc)
-            raise
-        finally:
-            current_run_id.reset(token)
-        self.finish(call, claim, started, result)
-        return result
+        found, value = (False, None) if force else self.lookup_value(call)
+        if found:
+            return value
+        with self.executing(call) as outcome:
+            outcome.result = await self.fn(*args, **kwargs)
+        return outcome.result
 
     # -- helpers exposed on the wrapper ---------------------------------------------------
     def lookup(self, *args: Any, **kwargs: Any) -> Run | None:
@@ -163,12 +161,6 @@ class TaskDefinition:
         runner = get_runner()
         ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]
         return delete_runs(ids, runner=runner)
-
-
-def _cancelled_error() -> type[BaseException]:
-    import asyncio
-
-    return asyncio.CancelledError
 
 
 

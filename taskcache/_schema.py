@@ -1,0 +1,59 @@
+"""Creating and migrating the catalog schema, safely when several processes open it at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from ._models import Base, schema_info
+from ._sqlite import Database
+from .errors import SchemaVersionError
+
+SCHEMA_VERSION = 1
+# version -> function upgrading a catalog from that version to the next, in one write
+# transaction; tables new in a later version are then added by create_all.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
+
+
+def ensure_schema(db: Database) -> None:
+    """Create the tables of a new catalog, migrate an older one, refuse a newer one."""
+    try:
+        with db.read() as conn:
+            found = conn.scalar(select(schema_info.c.version))
+    except DBAPIError:  # no schema_info table yet
+        found = None
+    if found == SCHEMA_VERSION:
+        return
+    _check_version(db, found)
+    for attempt in range(5):
+        try:
+            with db.write() as conn:  # BEGIN IMMEDIATE: one creator at a time
+                _create_or_migrate(db, conn)
+            return
+        except DBAPIError as exc:  # another process created it first (non-SQLite)
+            if attempt == 4 or "exist" not in str(exc.orig).lower():
+                raise
+
+
+def _check_version(db: Database, found: int | None) -> None:
+    if found is not None and found > SCHEMA_VERSION:
+        raise SchemaVersionError(found, SCHEMA_VERSION, db.url.render_as_string(hide_password=True))
+
+
+def _create_or_migrate(db: Database, conn: Connection) -> None:
+    found = None
+    if conn.dialect.has_table(conn, schema_info.name):
+        found = conn.scalar(select(schema_info.c.version))
+    _check_version(db, found)
+    if found is not None:
+        for version in range(found, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+    Base.metadata.create_all(conn)
+    if found is None:
+        conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
+    elif found < SCHEMA_VERSION:
+        conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
