@@ -163,8 +163,15 @@ def _feed_code(h: Any, obj: Any, ctx: Ctx) -> None:
 def _source_of(fn: types.FunctionType) -> str | None:
     if fn.__code__.co_name == "<lambda>" or hasattr(fn, "__wrapped__"):
         return None  # a lambda's source line holds more than the lambda; getsource unwraps
+    return _source_of_code(fn.__code__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _source_of_code(code: types.CodeType) -> str | None:
+    """Source of a code object, once: code objects are immutable, so the text that compiled
+    to this code is the right one even if the file was edited since without a reload."""
     try:
-        source = inspect.getsource(fn)
+        source = inspect.getsource(code)
         normalize_source(source)
     except (OSError, TypeError, SyntaxError):
         return None

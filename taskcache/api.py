@@ -37,7 +37,9 @@ def runs(
     """Recorded runs, newest first, as a pandas DataFrame (one row a run)."""
     import pandas as pd
 
-    records = get_runner().catalog.query_runs(
+    runner = get_runner()
+    runner.hits.flush()
+    records = runner.catalog.query_runs(
         task=task, status=status, tag=tag, since=since, limit=limit, offset=offset
     )
     rows = [{col: getattr(r, col) for col in RUN_COLUMNS} for r in records]
@@ -49,12 +51,15 @@ def runs(
 def run(run_id: int) -> Run:
     """One recorded run by id (RunNotFoundError if there is none)."""
     runner = get_runner()
+    runner.hits.flush()
     return Run(runner.catalog.get_run(int(run_id)), runner)
 
 
 def summary() -> dict[str, Any]:
     """Counts by status and task, hits, compute time saved (s) and disk used (bytes)."""
-    return get_runner().catalog.summary()
+    runner = get_runner()
+    runner.hits.flush()
+    return runner.catalog.summary()
 
 
 def delete_runs(run_ids: Iterable[int], *, runner: Runner | None = None) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,12 +120,23 @@ class Catalog:
                                 .values(hit_count=runs.c.hit_count + 1, last_hit_at=now))
             if done.rowcount == 0:
                 raise RunNotFoundError(run_id)
+            if not events.has_handlers("hit"):
+                return
             if run is None:
                 record = load_run(conn, run_id)
             else:
                 hits = conn.scalar(select(runs.c.hit_count).where(runs.c.id == run_id))
                 record = replace(run, hit_count=int(hits or 0), last_hit_at=now)
         events.emit("hit", record)
+
+    def record_hits(self, counts: Mapping[int, tuple[int, datetime]]) -> None:
+        """Add batched hits: run id -> (how many, when the last one was), in one write."""
+        if not counts:
+            return
+        with self._write() as conn:
+            for run_id, (count, last) in counts.items():
+                conn.execute(update(runs).where(runs.c.id == run_id)
+                             .values(hit_count=runs.c.hit_count + count, last_hit_at=last))
 
     # -- the miss path --
     def claim(self, spec: RunSpec, *, lease_seconds: float) -> Claim:

@@ -81,7 +81,7 @@ class TaskDefinition:
         })
         spec = RunSpec(
             task=self.name, kind="function", fingerprint=fingerprint, code_hash=code_hash,
-            source=_source_of(self.fn), tags=self.tags, user_version=self.version,
+            tags=self.tags, user_version=self.version,
             inputs=tuple(inputs), parent_run_id=current_run_id.get(),
         )
         return _Call(get_runner(), spec)
@@ -99,7 +99,8 @@ class TaskDefinition:
         from .environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
-        return call.runner.start(dataclasses.replace(call.spec, env=env))
+        spec = dataclasses.replace(call.spec, env=env, source=_source_of(self.fn))
+        return call.runner.start(spec)
 
     @contextlib.contextmanager
     def executing(self, call: _Call) -> Iterator[_Outcome]:

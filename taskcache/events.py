@@ -29,6 +29,11 @@ def on(event: str, fn: Callable[[Any], None]) -> Callable[[], None]:
     return off
 
 
+def has_handlers(event: str) -> bool:
+    """Whether anyone listens: lets the hit path skip building a payload nobody reads."""
+    return bool(_handlers.get(event))
+
+
 def emit(event: str, payload: Any) -> None:
     """Run the handlers of ``event``; a failing handler is logged, never raised."""
     with _lock:

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import codecs
+from . import codecs, events
+from ._hits import HitLog
 from .catalog import Catalog
 from .config import Settings
 from .errors import (
@@ -74,13 +75,19 @@ class Runner:
         prepare_cache_dir(settings.cache_dir)
         self.store = ArtifactStore(settings.artifacts_dir)
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
+        self.hits = HitLog(self.catalog)
+
+    def close(self) -> None:
+        """Write pending hit counts and release the database connections."""
+        self.hits.flush()
+        self.catalog.dispose()
 
     # -- hit path -------------------------------------------------------------------------
     def lookup(self, fingerprint: str, *, count_hit: bool = True) -> Hit | None:
         """The outputs of the newest completed run with ``fingerprint`` whose artifacts all
         verify; None on a miss. A missing or corrupt artifact invalidates that run (it will
         be recomputed) and warns."""
-        run = self.catalog.find_completed(fingerprint)
+        run = self.catalog.find_completed(fingerprint, inputs=False)
         if run is None:
             return None
         if not self.settings.allow_pickle and any(
@@ -94,7 +101,9 @@ class Runner:
             self.catalog.invalidate(run.id, str(exc))
             return None
         if count_hit:
-            self.catalog.record_hit(run.id)
+            self.hits.add(run.id)
+            if events.has_handlers("hit"):
+                events.emit("hit", run)
         return Hit(run, outputs)
 
     def load_outputs(self, run: RunRecord, names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -239,7 +248,7 @@ def configure(**settings: Any) -> Settings:
     _settings_overrides.clear()
     _settings_overrides.update(merged)
     if _default is not None:
-        _default.catalog.dispose()
+        _default.close()
     _default = None
     return resolved
 
@@ -258,6 +267,6 @@ def reset() -> None:
     """Forget configured settings and the default runner (tests, %reload_ext)."""
     global _default
     if _default is not None:
-        _default.catalog.dispose()
+        _default.close()
     _default = None
     _settings_overrides.clear()

@@ -61,13 +61,19 @@ class StoredFile:
     checksum: str  # "xxh3_128:<hex>" of the file bytes
 
 
+_SMALL = 256 * 1024
+
+
 def checksum_file(path: Path) -> tuple[int, str]:
     """(size, "xxh3_128:<hex>") of a file, streamed in big chunks without copies."""
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    size = 0
     with open(path, "rb", buffering=0) as f:
+        head = f.read(_SMALL)
+        if len(head) < _SMALL:  # most artifacts: one read, no big buffer to allocate
+            return len(head), f"{CHECKSUM_ALGO}:{xxhash.xxh3_128_hexdigest(head)}"
+        digest = xxhash.xxh3_128(head)
+        size = len(head)
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
         while n := f.readinto(buffer):
             digest.update(view[:n])
             size += n

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -413,3 +414,22 @@ def test_import_taskcache_stays_light():
     code = "import sys, taskcache; print(sorted(m for m in ('pandas', 'pyarrow', 'ipywidgets', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_hit_counts_reach_the_catalog_without_a_read_from_this_process(make_module):
+    from taskcache.catalog import Catalog
+
+    mod = make_module("m_hits", COUNTER)
+    mod.compute(1)
+    mod.compute(1)
+    mod.compute(1)
+    other = Catalog(get_runner().settings.db_url)  # as another kernel would read it
+    try:
+        (record,) = other.query_runs(task="compute")
+        deadline = time.monotonic() + 10
+        while record.hit_count < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            (record,) = other.query_runs(task="compute")
+        assert record.hit_count == 2 and record.last_hit_at is not None
+    finally:
+        other.dispose()
