@@ -148,7 +148,7 @@ class CellTask:
         defined in a notebook cannot be stored portably)."""
         if self.analysis is None or not self.analysis.definitions:
             return
-        tree = ast.parse(self.source)
+        tree = self._parse()
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
         tree.body = [node for node in tree.body if isinstance(node, kinds)]
         if tree.body:
@@ -221,7 +221,7 @@ class CellTask:
     # -- execution like IPython's own (cf. %%time) ----------------------------------------
     def _run_body(self) -> Any:
         """Execute the body in the user namespace; return the final expression's value."""
-        tree = self.shell.compile.ast_parse("\n" + self.source)  # line numbers as in the cell
+        tree = self._parse()
         last = tree.body[-1] if tree.body else None
         final = None
         if isinstance(last, ast.Expr):
@@ -232,6 +232,11 @@ class CellTask:
             code = self.shell.compile(final, self._filename(), "eval")
             return eval(code, self.shell.user_global_ns, self.shell.user_ns)
         return None
+
+    def _parse(self) -> ast.Module:
+        """The body's AST with line numbers as in the cell (line 1 is the %%task line),
+        matching the text _filename() registers in linecache."""
+        return self.shell.compile.ast_parse("\n" + self.source)
 
     def _exec_module(self, tree: ast.Module) -> None:
         code = self.shell.compile(tree, self._filename(), "exec")

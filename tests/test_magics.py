@@ -141,6 +141,20 @@ def test_functions_and_imports_defined_in_the_cell_are_restored(ip):
     assert ip.user_ns["big"] == pytest.approx(314.159, rel=1e-4)
 
 
+def test_restored_functions_keep_their_source_and_hash(ip):
+    import inspect
+
+    from taskcache.fingerprint import hash_code
+
+    cell = "%%task defs2\nimport math\n\ndef area(r):\n    return math.pi * r * r\nbig = area(2)"
+    run(ip, cell)
+    computed = (inspect.getsource(ip.user_ns["area"]), hash_code(ip.user_ns["area"]))
+    del ip.user_ns["area"]
+    run(ip, cell)
+    assert "hit defs2" in last_status(ip)
+    assert (inspect.getsource(ip.user_ns["area"]), hash_code(ip.user_ns["area"])) == computed
+
+
 def test_failed_cell_shows_the_usual_traceback_and_records_it(ip, capsys):
     ip.run_line_magic("colors", "nocolor")
     plain = run(ip, "pass\nx = 1\n1 / 0")  # the same statements on the same lines, plainly
