@@ -78,14 +78,15 @@ class Unhashable(Exception):
 class Ctx:
     """State of one top-level hash: cycle guards and the memo of code digests."""
 
-    __slots__ = ("active", "depth", "code_active", "memo", "min_backref")
+    __slots__ = ("active", "depth", "code_active", "memo", "min_backref", "min_obj_backref")
 
     def __init__(self) -> None:
         self.active: dict[int, int] = {}  # id of a container being hashed -> its depth
         self.depth = 0
         self.code_active: dict[int, int] = {}  # same for functions/classes (hash_code)
         self.memo: dict[int, tuple[Any, bytes]] = {}  # id -> (object kept alive, digest)
-        self.min_backref = 1 << 30
+        self.min_backref = 1 << 30  # shallowest code_active depth a back-reference reached
+        self.min_obj_backref = 1 << 30  # same for Guard back-references (depth units)
 
 
 def type_name(cls: type) -> str:
@@ -152,6 +153,7 @@ class Guard:
         seen = ctx.active.get(self.key)
         if seen is not None:
             h.update(T_BACKREF + U64(ctx.depth - seen))
+            ctx.min_obj_backref = min(ctx.min_obj_backref, seen)
             return False
         if ctx.depth >= MAX_DEPTH:
             raise Unhashable(self.value, f"nested more than {MAX_DEPTH} levels deep")

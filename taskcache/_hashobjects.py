@@ -29,6 +29,7 @@ from ._hashcore import (
 )
 
 T_FILE, T_DIR, T_PATH, T_SUBDIR = (tag(n) for n in ("file", "dir", "path", "subdir"))
+T_SUBOBJ = tag("subobject")
 
 
 def record(h: Any, value: Any, ctx: Ctx, tag_: bytes, names: Any, values: Any) -> None:
@@ -83,22 +84,39 @@ def feed_reduce(h: Any, value: Any, ctx: Ctx) -> None:
         h.update(T_GLOBAL)
         feed_str(h, f"{cls.__module__}.{reduced}")
         return
+    memo = ctx.memo.get(id(value))
+    if memo is not None and memo[0] is value:  # shared sub-object met again: hash it once
+        h.update(T_SUBOBJ + memo[1])
+        return
+    depth = ctx.depth
     guard = Guard(ctx, value)
     if not guard.enter(h):
         return
+    outer_min, ctx.min_obj_backref = ctx.min_obj_backref, 1 << 30
+    sub = xxh3_128()
     try:
-        func, args, *rest = reduced
-        h.update(T_OBJECT + U64(len(reduced)))
-        feed_str(h, record_name(cls))
-        feed_str(h, _callable_name(func))
-        feed(h, args, ctx)
-        state, items, pairs, setter = (*rest, None, None, None, None)[:4]
-        feed(h, state, ctx)
-        feed(h, None if items is None else list(items), ctx)
-        feed(h, None if pairs is None else dict(pairs), ctx)
-        feed(h, None if setter is None else _callable_name(setter), ctx)
+        _feed_reduced(sub, cls, reduced, ctx)
     finally:
         guard.exit()
+        inner_min = ctx.min_obj_backref
+        ctx.min_obj_backref = min(outer_min, inner_min)
+    digest = sub.digest()
+    if inner_min >= depth:  # depends on nothing outside itself: reusable in this hash
+        ctx.memo[id(value)] = (value, digest)
+    h.update(T_SUBOBJ + digest)
+
+
+def _feed_reduced(h: Any, cls: type, reduced: tuple, ctx: Ctx) -> None:
+    func, args, *rest = reduced
+    h.update(T_OBJECT + U64(len(reduced)))
+    feed_str(h, record_name(cls))
+    feed_str(h, _callable_name(func))
+    feed(h, args, ctx)
+    state, items, pairs, setter = (*rest, None, None, None, None)[:4]
+    feed(h, state, ctx)
+    feed(h, None if items is None else list(items), ctx)
+    feed(h, None if pairs is None else dict(pairs), ctx)
+    feed(h, None if setter is None else _callable_name(setter), ctx)
 
 
 # --------------------------------------------------------------------------- files

@@ -12,7 +12,7 @@ from typing import Any
 
 from xxhash import xxh3_128
 
-from . import _codehash, _hashcore
+from . import _codehash, _hash_plots, _hashcore
 from ._hashcore import Ctx, Unhashable, feed, type_name
 from .errors import FingerprintError
 
@@ -53,6 +53,11 @@ def hash_code(obj: Any) -> str:
     user code/globals it references, transitively; library code counts by package version."""
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     return _run(name, obj, lambda h, ctx: h.update(_codehash.code_digest(obj, ctx)))
+
+
+# library types whose object graph is the wrong thing to hash (registered by name: no import)
+_hashcore.register("matplotlib.figure.Figure", _hash_plots.figure_content)
+_hashcore.register("matplotlib.artist.Artist", _hash_plots.artist_content)
 
 
 def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:

@@ -801,3 +801,46 @@ def test_golden_hashes(tmp_path: Path) -> None:
         GOLDEN.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
     expected = json.loads(GOLDEN.read_text())
     assert actual == expected
+
+
+class _Node:
+    def __init__(self, child):
+        self.left = child
+        self.right = child
+
+
+def test_shared_sub_objects_are_hashed_once_not_exponentially():
+    """Each level refers twice to the same child: 2**40 paths, 40 distinct objects."""
+    import time
+
+    node = None
+    for _ in range(40):
+        node = _Node(node)
+    start = time.perf_counter()
+    first = hash_value(node)
+    assert time.perf_counter() - start < 5
+    copy_ = None
+    for _ in range(40):
+        copy_ = _Node(copy_)
+    assert hash_value(copy_) == first  # shared or not, equal content hashes equal
+
+
+def test_matplotlib_figures_hash_by_what_they_show():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    same_fig, same_ax = plt.subplots()
+    same_ax.plot([1, 2, 3])
+    other_fig, other_ax = plt.subplots()
+    other_ax.plot([1, 2, 4])
+    try:
+        assert hash_value(ax) == hash_value(ax) == hash_value(same_ax)
+        assert hash_value(fig) == hash_value(same_fig)
+        assert hash_value(other_ax) != hash_value(ax) and hash_value(other_fig) != hash_value(fig)
+        assert hash_value(ax) != hash_value(fig)
+    finally:
+        plt.close("all")

@@ -155,6 +155,21 @@ def test_restored_functions_keep_their_source_and_hash(ip):
     assert (inspect.getsource(ip.user_ns["area"]), hash_code(ip.user_ns["area"])) == computed
 
 
+def test_matplotlib_figure_in_a_cell_is_stored_and_restored(ip):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    cell = "%%task plot\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([3, 1, 2])\nn_lines = len(ax.lines)"
+    run(ip, cell)
+    assert "miss plot" in last_status(ip)
+    for name in ("fig", "ax", "n_lines"):
+        del ip.user_ns[name]
+    run(ip, cell)
+    assert "hit plot" in last_status(ip)
+    assert ip.user_ns["n_lines"] == 1 and list(ip.user_ns["ax"].lines[0].get_ydata()) == [3, 1, 2]
+    ip.run_cell("import matplotlib.pyplot as plt; plt.close('all')")
+
+
 def test_failed_cell_shows_the_usual_traceback_and_records_it(ip, capsys):
     ip.run_line_magic("colors", "nocolor")
     plain = run(ip, "pass\nx = 1\n1 / 0")  # the same statements on the same lines, plainly
