@@ -72,6 +72,10 @@ def delete_runs(run_ids: Iterable[int], *, runner: Runner | None = None) -> int:
     return len(ids)
 
 
+#: outputs a %%task cell stores besides its variables, as `show` names them
+_INTERNAL_OUTPUTS = {"__display__": "(printed and displayed output)", "__result__": "(cell result)"}
+
+
 class Outputs(Mapping[str, Any]):
     """A run's outputs, each loaded (verified, decoded) on first access."""
 
@@ -155,7 +159,8 @@ class Run:
         lines.append("  outputs:")
         for a in r.artifacts:
             shape = f" shape {a.shape}" if a.shape else ""
-            lines.append(f"    {a.name}: {a.type_name}{shape} [{a.codec}, {a.size} bytes]")
+            label = _INTERNAL_OUTPUTS.get(a.name, a.name)
+            lines.append(f"    {label}: {a.type_name}{shape} [{a.codec}, {a.size} bytes]")
         lines.append("  code:")
         lines += [f"    {line}" for line in r.source.splitlines()]
         if r.error_type:
