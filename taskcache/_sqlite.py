@@ -11,6 +11,7 @@ with a plain deferred ``BEGIN``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 WRITE_OPTION = "taskcache_write"
+SINGLE_STATEMENT_OPTION = "taskcache_single_statement"
 
 
 def is_sqlite(url: URL) -> bool:
@@ -57,7 +59,10 @@ def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(WRITE_OPTION, False):
+        options = conn.get_execution_options()
+        if options.get(SINGLE_STATEMENT_OPTION, False):
+            return  # one SELECT in autocommit mode is atomic by itself: no BEGIN, no lock held
+        if options.get(WRITE_OPTION, False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # may wait busy_timeout; errors wrapped
         else:  # a deferred BEGIN never waits; straight to the driver, it is the hit path
             conn.connection.driver_connection.execute("BEGIN")
@@ -74,6 +79,9 @@ class Database:
         self._busy_timeout = busy_timeout
         self._engine = make_engine(self.url, busy_timeout=busy_timeout)
         self._pid = os.getpid()
+        self._local = threading.local()
+        self._held: list[Connection] = []  # single-statement connections, closed on dispose
+        self._held_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
@@ -89,6 +97,32 @@ class Database:
             yield conn
 
     @contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """A connection for ONE read statement (the cache-hit lookup). On SQLite it is this
+        thread's connection, kept checked out between calls so the hit path skips the pool
+        and BEGIN/COMMIT: a lone SELECT in autocommit mode is atomic, and no transaction is
+        ever left open on it. Other dialects use an ordinary read transaction."""
+        if not self.sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        conn = self._held_connection()
+        try:
+            yield conn
+        finally:
+            conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing was begun in SQLite
+
+    def _held_connection(self) -> Connection:
+        engine = self.engine
+        held = getattr(self._local, "conn", None)
+        if held is None or held[0] != os.getpid() or held[1] is not engine:
+            conn = engine.connect().execution_options(**{SINGLE_STATEMENT_OPTION: True})
+            self._local.conn = held = (os.getpid(), engine, conn)
+            with self._held_lock:
+                self._held.append(conn)
+        return held[2]
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             if self.sqlite:
@@ -97,4 +131,11 @@ class Database:
                 yield conn
 
     def dispose(self) -> None:
-        self._engine.dispose(close=os.getpid() == self._pid)
+        mine = os.getpid() == self._pid
+        with self._held_lock:
+            held, self._held = self._held, []
+        if mine:
+            for conn in held:
+                conn.close()
+        self._local = threading.local()
+        self._engine.dispose(close=mine)

@@ -490,3 +490,31 @@ def test_catalog_works_after_fork(cat: Catalog) -> None:
     assert seen_parent == parent.id
     assert cat.get_run(child_id).status == "completed"  # the parent's engine still works
     assert cat.find_completed("fp-child").id == child_id
+
+
+def test_the_hit_lookup_holds_no_transaction_and_works_in_threads_and_forks(
+    cat: Catalog, db_path: Path
+) -> None:
+    import threading
+
+    run_id = run_ok(cat).id
+    assert cat.find_completed("fp1", inputs=False).id == run_id
+    held = cat._db._local.conn[2]
+    assert not held.connection.driver_connection.in_transaction  # nothing left open
+    writer = sqlite3.connect(db_path, timeout=0)  # a writer is not blocked by the held read
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE runs SET hit_count = 7 WHERE id = ?", (run_id,))
+    writer.commit()
+    writer.close()
+    assert cat.find_completed("fp1", inputs=False).hit_count == 7  # sees the new commit
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(cat.find_completed("fp1", inputs=False).id))
+    thread.start()
+    thread.join()
+    assert seen == [run_id]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=lambda: queue.put(cat.find_completed("fp1", inputs=False).id))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0 and queue.get(timeout=5) == run_id
