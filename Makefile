@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,14 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP)
-	$(PY) -m ruff check taskcache tests
+	$(PY) -m ruff check taskcache tests benchmarks
 	$(PY) -m pytest
 
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
 lint: $(STAMP)
-	$(PY) -m ruff check taskcache tests
+	$(PY) -m ruff check taskcache tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .taskcache

@@ -67,6 +67,7 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_fingerprint_status", "fingerprint", "status"),
+        Index("ix_runs_task_status", "task", "status"),  # schema 2: runs(task=..., status=...)
         {"sqlite_autoincrement": True},  # never reuse the id of a deleted run
     )
 

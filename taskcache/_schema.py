@@ -11,10 +11,18 @@ from ._models import Base, schema_info
 from ._sqlite import Database
 from .errors import SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_task_status_index(conn: Connection) -> None:
+    """1 -> 2: filtering runs by task and status (the run browser, taskcache.runs) used the
+    task index alone and scanned every run of the task."""
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_task_status ON runs (task, status)")
+
+
 # version -> function upgrading a catalog from that version to the next, in one write
 # transaction; tables new in a later version are then added by create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index}
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
 

@@ -401,7 +401,10 @@ def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
     shutil.copy(DATA / "catalog_v1.db", path)
     cat = Catalog(url(path))
-    assert cat.schema_version() == 1
+    assert cat.schema_version() == SCHEMA_VERSION  # migrated on open
+    with sqlite3.connect(path) as con:
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
+    assert "ix_runs_task_status" in indexes
     found = cat.find_completed("golden-fp-b")
     assert found is not None and found.task == "clean" and found.tags == ("golden",)
     assert found.inputs[0].producer_run_id == cat.find_completed("golden-fp-a").id
