@@ -19,10 +19,10 @@ from IPython.core.error import UsageError
 from ._capture import capture_outputs, replay_outputs
 from .analysis import analyze_cell
 from .environment import capture_environment
-from .errors import FingerprintError, StoreError, UnstorableValueError
+from .errors import FingerprintError, LeaseLostError, StoreError, UnstorableValueError
 from .fingerprint import combine_key, hash_value, module_versions
 from .records import Claim, InputRecord, RunRecord, RunSpec
-from .runner import Runner, current_run_id, short_repr, type_name
+from .runner import Hit, Runner, current_run_id, print_waiting, short_repr, type_name
 
 DISPLAY = "__display__"  # output name of the captured printed/displayed output
 RESULT = "__result__"    # output name of the final expression's value
@@ -155,15 +155,20 @@ class CellTask:
             self._exec_module(tree)
 
     # -- miss -----------------------------------------------------------------------------
-    def execute(self, spec: RunSpec) -> CellOutcome:
-        """Run the cell for real, capture what it shows, store its outputs."""
+    def execute(self, spec: RunSpec, *, force: bool = False) -> CellOutcome:
+        """Run the cell for real, capture what it shows, store its outputs; unless another
+        process is computing the same run, in which case wait and restore its result."""
         before = {n: spec_hash.value_hash for n, spec_hash in zip(self.inputs, spec.inputs, strict=True)}
         env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}))
-        claim = self.runner.start(replace(spec, env=env))
+        spec = replace(spec, env=env)
+        acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
+        if isinstance(acquired, Hit):
+            return self.restore(acquired.run, acquired.outputs)
+        claim = acquired
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         try:
-            with capture_outputs(self.shell) as shown:
+            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown:
                 result = self._run_body()
         except BaseException as exc:
             duration = time.perf_counter() - started
@@ -180,7 +185,7 @@ class CellTask:
               mutated: list[str]) -> CellOutcome:
         try:
             record = self.runner.save(claim, self.name, outputs, duration=duration)
-        except (UnstorableValueError, StoreError) as exc:
+        except (UnstorableValueError, StoreError, LeaseLostError) as exc:
             print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
             return CellOutcome("not cached", None, result, duration, mutated)
         return CellOutcome("miss", record, result, duration, mutated)

@@ -69,6 +69,9 @@ from .records import (
 )
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_ABANDONED = {"lease_owner": None,
+              "error_message": "abandoned: its lease expired before the run finished "
+                               "(the process running it probably died)"}
 
 
 def _now() -> datetime:
@@ -146,35 +149,62 @@ class Catalog:
         """Insert a run straight into 'running' (history: None->pending, pending->running)
         with a lease; links each input to the newest artifact of a completed run with the
         same value hash."""
+        with self._write() as conn:
+            claim = self._insert_running(conn, spec, lease_seconds)
+            record = load_run(conn, claim.run_id)
+        events.emit("running", record)
+        return claim
+
+    def claim_or_join(self, spec: RunSpec, *, lease_seconds: float) -> Claim | RunRecord:
+        """Single-flight claim, decided in one BEGIN IMMEDIATE transaction: runs of this
+        fingerprint whose lease expired are failed as "abandoned"; then a completed run (one
+        finished since the caller looked) or a live running run (another process computing
+        it: wait for it) is returned instead of a new claim."""
+        now = _now()
+        with self._write() as conn:
+            expired = list(conn.scalars(select(runs.c.id).where(
+                runs.c.fingerprint == spec.fingerprint, runs.c.status == "running",
+                runs.c.lease_expires_at < now)))
+            for run_id in expired:
+                self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
+            existing = conn.scalar(select(runs.c.id).where(
+                runs.c.fingerprint == spec.fingerprint, runs.c.invalid_reason.is_(None),
+                runs.c.status.in_(("completed", "running")),
+            ).order_by(runs.c.id.desc()).limit(1))
+            if existing is not None:
+                return load_run(conn, existing)
+            claim = self._insert_running(conn, spec, lease_seconds)
+            record = load_run(conn, claim.run_id)
+        events.emit("running", record)
+        return claim
+
+    def _insert_running(self, conn: Connection, spec: RunSpec, lease_seconds: float) -> Claim:
         now = _now()
         token = uuid.uuid4().hex
         expires = now + timedelta(seconds=lease_seconds)
-        with self._write() as conn:
-            run_id = conn.execute(insert(runs).values(
-                task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
-                code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
-                source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
-                host=spec.env.get("host") or socket.gethostname(),
-                pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
-                lease_owner=token, lease_expires_at=expires, hit_count=0,
-                parent_run_id=spec.parent_run_id,
-            )).inserted_primary_key[0]
-            if spec.tags:
-                conn.execute(insert(run_tags),
-                             [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
-            if spec.inputs:
-                conn.execute(insert(run_inputs), [
-                    {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
-                     "type_name": i.type_name, "repr": i.repr,
-                     "producer_artifact_id": i.producer_artifact_id
-                     or self._producer(conn, i.value_hash)}
-                    for i in spec.inputs])
-            conn.execute(insert(state_history), [
-                {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
-                {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
-            ])
-            record = load_run(conn, run_id)
-        events.emit("running", record)
+        run_id = conn.execute(insert(runs).values(
+            task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
+            code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
+            source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
+            host=spec.env.get("host") or socket.gethostname(),
+            pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
+            lease_owner=token, lease_expires_at=expires, hit_count=0,
+            parent_run_id=spec.parent_run_id,
+        )).inserted_primary_key[0]
+        if spec.tags:
+            conn.execute(insert(run_tags),
+                         [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
+        if spec.inputs:
+            conn.execute(insert(run_inputs), [
+                {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
+                 "type_name": i.type_name, "repr": i.repr,
+                 "producer_artifact_id": i.producer_artifact_id
+                 or self._producer(conn, i.value_hash)}
+                for i in spec.inputs])
+        conn.execute(insert(state_history), [
+            {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
+            {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
+        ])
         return Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
 
     @staticmethod
@@ -271,10 +301,7 @@ class Catalog:
                 runs.c.status == "running", runs.c.lease_expires_at < now,
             ).order_by(runs.c.id)))
             for run_id in ids:
-                self._transition(conn, run_id, "failed", now, "abandoned", None, {
-                    "lease_owner": None,
-                    "error_message": "abandoned: its lease expired before the run finished "
-                                     "(the process running it probably died)"})
+                self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
             records = load_runs(conn, [runs.c.id.in_(ids)], full=True) if ids else []
         for record in reversed(records):
             events.emit("failed", record)

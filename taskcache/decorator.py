@@ -13,10 +13,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import StoreError, UnstorableValueError
+from .errors import LeaseLostError, StoreError, UnstorableValueError
 from .fingerprint import combine_key, hash_code, hash_value, module_versions
-from .records import InputRecord, RunSpec
-from .runner import CacheWarning, Runner, current_run_id, get_runner, short_repr, type_name
+from .records import Claim, InputRecord, RunSpec
+from .runner import (
+    CacheWarning,
+    Hit,
+    Runner,
+    current_run_id,
+    get_runner,
+    print_waiting,
+    short_repr,
+    type_name,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,23 +104,26 @@ class TaskDefinition:
         return True, hit.outputs[RESULT]
 
     # -- execution ------------------------------------------------------------------------
-    def start(self, call: _Call):
+    def start(self, call: _Call, *, force: bool) -> Claim | Hit:
+        """Claim the run, or (single-flight) the result of another process computing it."""
         from .environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
         spec = dataclasses.replace(call.spec, env=env, source=_source_of(self.fn))
-        return call.runner.start(spec)
+        if force or not self.cache:
+            return call.runner.start(spec)
+        return call.runner.acquire(spec, on_wait=print_waiting)
 
     @contextlib.contextmanager
-    def executing(self, call: _Call) -> Iterator[_Outcome]:
-        """Claim the run, mark it the current run, and record how the body ended: failed or
-        cancelled on an exception (re-raised unchanged), else completed with its result."""
-        claim = self.start(call)
+    def executing(self, call: _Call, claim: Claim) -> Iterator[_Outcome]:
+        """Mark the claimed run current, keep its lease alive, and record how the body
+        ended: failed or cancelled on an exception (re-raised unchanged), else completed."""
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         outcome = _Outcome()
         try:
-            yield outcome
+            with call.runner.heartbeat(claim):
+                yield outcome
         except BaseException as exc:
             call.runner.fail(claim, exc, duration=time.perf_counter() - started,
                              cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
@@ -121,7 +133,7 @@ class TaskDefinition:
         try:
             call.runner.save(claim, self.name, {RESULT: outcome.result},
                              duration=time.perf_counter() - started)
-        except (UnstorableValueError, StoreError) as exc:
+        except (UnstorableValueError, StoreError, LeaseLostError) as exc:
             warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
     def call_sync(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
@@ -129,7 +141,10 @@ class TaskDefinition:
         found, value = (False, None) if force else self.lookup_value(call)
         if found:
             return value
-        with self.executing(call) as outcome:
+        acquired = self.start(call, force=force)
+        if isinstance(acquired, Hit):
+            return acquired.outputs[RESULT]
+        with self.executing(call, acquired) as outcome:
             outcome.result = self.fn(*args, **kwargs)
         return outcome.result
 
@@ -138,7 +153,10 @@ class TaskDefinition:
         found, value = (False, None) if force else self.lookup_value(call)
         if found:
             return value
-        with self.executing(call) as outcome:
+        acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+        if isinstance(acquired, Hit):
+            return acquired.outputs[RESULT]
+        with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
 

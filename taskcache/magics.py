@@ -103,7 +103,7 @@ class TaskCache(Magics):
                 outcome = cell_task.restore(hit.run, hit.outputs)
                 return self._finish(cell_task, outcome, options)
         try:
-            outcome = cell_task.execute(spec)
+            outcome = cell_task.execute(spec, force=options.force or options.no_cache)
         except Exception as exc:
             return self._show_failure(exc)
         return self._finish(cell_task, outcome, options)

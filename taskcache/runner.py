@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
+import time
 import traceback as tb
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import codecs, events
+from ._heartbeat import Heartbeat
 from ._hits import HitLog
 from .catalog import Catalog
 from .config import Settings
@@ -65,6 +68,12 @@ def short_repr(value: Any, limit: int = 120) -> str:
         return r.repr(value)[:limit]
     except Exception:
         return f"<{type_name(value)}>"
+
+
+def print_waiting(run: RunRecord) -> None:
+    """The line shown while another process computes the same run."""
+    print(f"taskcache: waiting for run #{run.id} ({run.task}) in pid {run.pid} on host "
+          f"{run.host}", file=sys.stderr, flush=True)
 
 
 class Runner:
@@ -130,7 +139,39 @@ class Runner:
 
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
+        """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
         return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
+
+    def acquire(
+        self, spec: RunSpec, *, on_wait: Callable[[RunRecord], None] | None = None,
+        max_wait: float | None = None,
+    ) -> Claim | Hit:
+        """Single-flight: claim the run, or, while another process computes the same
+        fingerprint, wait for it (polling with backoff) and return its result as a Hit. If
+        that run fails or its owner dies (lease expired), one waiter claims it next."""
+        delay, waited_for = 0.02, None
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        while True:
+            outcome = self.catalog.claim_or_join(spec, lease_seconds=self.settings.lease_seconds)
+            if isinstance(outcome, Claim):
+                return outcome
+            if outcome.status == "completed":
+                hit = self.lookup(spec.fingerprint)
+                # no hit: its artifacts failed to verify, or this process may not load them
+                # (pickle disabled); either way it cannot serve us, so compute it ourselves
+                return hit if hit is not None else self.start(spec)
+            if waited_for != outcome.id and on_wait is not None:
+                on_wait(outcome)
+            waited_for = outcome.id
+            if deadline is not None and time.monotonic() > deadline:
+                return self.start(spec)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def heartbeat(self, claim: Claim) -> Heartbeat:
+        """Renew ``claim``'s lease while the body runs: ``with runner.heartbeat(claim): ...``"""
+        return Heartbeat(self.catalog, claim, lease=self.settings.lease_seconds,
+                         interval=self.settings.heartbeat_seconds)
 
     def save(
         self,
