@@ -11,8 +11,11 @@ timezone-aware UTC datetimes; a naive datetime passed in is read as local time, 
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -29,12 +32,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     bindparam,
+    insert,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .errors import RunNotFoundError
-from .records import ArtifactRecord, InputRecord, RunRecord, StateChange
+from .records import ArtifactRecord, Claim, InputRecord, RunRecord, RunSpec, StateChange
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -323,3 +327,46 @@ def run_filters(
     if fingerprint is not None:
         where.append(runs.c.fingerprint == fingerprint)
     return where
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def insert_running(conn: Connection, spec: RunSpec, lease_seconds: float) -> Claim:
+    """Insert a run in 'running' with a new lease token; inputs linked to their producers."""
+    now = _now()
+    token = uuid.uuid4().hex
+    expires = now + timedelta(seconds=lease_seconds)
+    run_id = conn.execute(insert(runs).values(
+        task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
+        code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
+        source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
+        host=spec.env.get("host") or socket.gethostname(),
+        pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
+        lease_owner=token, lease_expires_at=expires, hit_count=0,
+        parent_run_id=spec.parent_run_id,
+    )).inserted_primary_key[0]
+    if spec.tags:
+        conn.execute(insert(run_tags),
+                     [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
+    if spec.inputs:
+        conn.execute(insert(run_inputs), [
+            {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
+             "type_name": i.type_name, "repr": i.repr,
+             "producer_artifact_id": i.producer_artifact_id
+             or producer_of(conn, i.value_hash)}
+            for i in spec.inputs])
+    conn.execute(insert(state_history), [
+        {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
+        {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
+    ])
+    return Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
+
+
+def producer_of(conn: Connection, value_hash: str) -> int | None:
+    """Lineage: the newest artifact of a completed run whose value has this hash."""
+    return conn.scalar(
+        select(artifacts.c.id).join(runs, runs.c.id == artifacts.c.run_id)
+        .where(artifacts.c.value_hash == value_hash, runs.c.status == "completed")
+        .order_by(artifacts.c.id.desc()).limit(1))

@@ -17,9 +17,6 @@ whose from_status == to_status (the current status) with reason "invalidated: ..
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -38,13 +35,13 @@ from . import events
 from ._models import (
     INPUTS_FROM,
     artifacts,
+    insert_running,
     load_artifacts,
     load_completed,
     load_run,
     load_runs,
     run_filters,
     run_inputs,
-    run_tags,
     runs,
     schema_info,
     state_change,
@@ -150,7 +147,7 @@ class Catalog:
         with a lease; links each input to the newest artifact of a completed run with the
         same value hash."""
         with self._write() as conn:
-            claim = self._insert_running(conn, spec, lease_seconds)
+            claim = insert_running(conn, spec, lease_seconds)
             record = load_run(conn, claim.run_id)
         events.emit("running", record)
         return claim
@@ -173,46 +170,10 @@ class Catalog:
             ).order_by(runs.c.id.desc()).limit(1))
             if existing is not None:
                 return load_run(conn, existing)
-            claim = self._insert_running(conn, spec, lease_seconds)
+            claim = insert_running(conn, spec, lease_seconds)
             record = load_run(conn, claim.run_id)
         events.emit("running", record)
         return claim
-
-    def _insert_running(self, conn: Connection, spec: RunSpec, lease_seconds: float) -> Claim:
-        now = _now()
-        token = uuid.uuid4().hex
-        expires = now + timedelta(seconds=lease_seconds)
-        run_id = conn.execute(insert(runs).values(
-            task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
-            code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
-            source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
-            host=spec.env.get("host") or socket.gethostname(),
-            pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
-            lease_owner=token, lease_expires_at=expires, hit_count=0,
-            parent_run_id=spec.parent_run_id,
-        )).inserted_primary_key[0]
-        if spec.tags:
-            conn.execute(insert(run_tags),
-                         [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
-        if spec.inputs:
-            conn.execute(insert(run_inputs), [
-                {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
-                 "type_name": i.type_name, "repr": i.repr,
-                 "producer_artifact_id": i.producer_artifact_id
-                 or self._producer(conn, i.value_hash)}
-                for i in spec.inputs])
-        conn.execute(insert(state_history), [
-            {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
-            {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
-        ])
-        return Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
-
-    @staticmethod
-    def _producer(conn: Connection, value_hash: str) -> int | None:
-        return conn.scalar(
-            select(artifacts.c.id).join(runs, runs.c.id == artifacts.c.run_id)
-            .where(artifacts.c.value_hash == value_hash, runs.c.status == "completed")
-            .order_by(artifacts.c.id.desc()).limit(1))
 
     def complete(self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float) -> RunRecord:
         """Artifacts rows + running->completed in one transaction, fenced by the lease token."""
