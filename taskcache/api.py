@@ -22,6 +22,13 @@ RUN_COLUMNS = [
 ]
 
 
+def _fresh_runner() -> Runner:
+    """The runner, with this process's pending hit counts written, for reads that show them."""
+    runner = get_runner()
+    runner.hits.flush()
+    return runner
+
+
 def configure(
     cache_dir: Any = None, db_url: str | None = None, allow_pickle: bool | None = None,
     **other: Any,
@@ -37,9 +44,7 @@ def runs(
     """Recorded runs, newest first, as a pandas DataFrame (one row a run)."""
     import pandas as pd
 
-    runner = get_runner()
-    runner.hits.flush()
-    records = runner.catalog.query_runs(
+    records = _fresh_runner().catalog.query_runs(
         task=task, status=status, tag=tag, since=since, limit=limit, offset=offset
     )
     rows = [{col: getattr(r, col) for col in RUN_COLUMNS} for r in records]
@@ -50,16 +55,13 @@ def runs(
 
 def run(run_id: int) -> Run:
     """One recorded run by id (RunNotFoundError if there is none)."""
-    runner = get_runner()
-    runner.hits.flush()
+    runner = _fresh_runner()
     return Run(runner.catalog.get_run(int(run_id)), runner)
 
 
 def summary() -> dict[str, Any]:
     """Counts by status and task, hits, compute time saved (s) and disk used (bytes)."""
-    runner = get_runner()
-    runner.hits.flush()
-    return runner.catalog.summary()
+    return _fresh_runner().catalog.summary()
 
 
 def delete_runs(run_ids: Iterable[int], *, runner: Runner | None = None) -> int:
