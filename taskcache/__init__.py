@@ -16,6 +16,8 @@ _LAZY = {
     "runs": "taskcache.api",
     "run": "taskcache.api",
     "summary": "taskcache.api",
+    "browse": "taskcache.browser",
+    "RunBrowser": "taskcache.browser",
     "configure": "taskcache.api",
     "gc": "taskcache.maintenance",
     "Run": "taskcache.api",
@@ -28,7 +30,9 @@ _LAZY = {
 __all__ = [
     "KEY_VERSION",
     "Run",
+    "RunBrowser",
     "__version__",
+    "browse",
     "configure",
     "gc",
     "load_ipython_extension",
@@ -44,6 +48,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Run, configure, run, runs, summary
+    from .browser import RunBrowser, browse
     from .codecs import register_codec
     from .decorator import task
     from .events import on

@@ -10,6 +10,7 @@ import ast
 import sys
 import time
 import types
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,10 +20,24 @@ from IPython.core.error import UsageError
 from ._capture import capture_outputs, replay_outputs
 from .analysis import analyze_cell
 from .environment import capture_environment
-from .errors import FingerprintError, LeaseLostError, StoreError, UnstorableValueError
+from .errors import (
+    CatalogUnavailableError,
+    FingerprintError,
+    LeaseLostError,
+    StoreError,
+    UnstorableValueError,
+)
 from .fingerprint import combine_key, hash_value, module_versions
 from .records import Claim, InputRecord, RunRecord, RunSpec
-from .runner import Hit, Runner, current_run_id, print_waiting, short_repr, type_name
+from .runner import (
+    CacheWarning,
+    Hit,
+    Runner,
+    current_run_id,
+    print_waiting,
+    short_repr,
+    type_name,
+)
 
 DISPLAY = "__display__"  # output name of the captured printed/displayed output
 RESULT = "__result__"    # output name of the final expression's value
@@ -160,8 +175,12 @@ class CellTask:
         process is computing the same run, in which case wait and restore its result."""
         before = {n: spec_hash.value_hash for n, spec_hash in zip(self.inputs, spec.inputs, strict=True)}
         env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}))
-        spec = replace(spec, env=env)
-        acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
+        # the %%task line as typed, so the run browser can re-run this cell as it was
+        spec = replace(spec, env={**env, "magic_line": self.magic_line})
+        try:
+            acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
+        except CatalogUnavailableError as exc:
+            return self.run_uncached(exc)
         if isinstance(acquired, Hit):
             return self.restore(acquired.run, acquired.outputs)
         claim = acquired
@@ -170,9 +189,9 @@ class CellTask:
         try:
             with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown:
                 result = self._run_body()
-        except BaseException as exc:
+        except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
-            self.runner.fail(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt))
+            self.runner.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt))
             raise
         finally:
             current_run_id.reset(token)
@@ -185,10 +204,23 @@ class CellTask:
               mutated: list[str]) -> CellOutcome:
         try:
             record = self.runner.save(claim, self.name, outputs, duration=duration)
-        except (UnstorableValueError, StoreError, LeaseLostError) as exc:
+        except (UnstorableValueError, LeaseLostError) as exc:
             print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
             return CellOutcome("not cached", None, result, duration, mutated)
+        except (StoreError, CatalogUnavailableError) as exc:  # disk full, catalog locked, ...
+            warnings.warn(f"taskcache: {self.name} ran but was not cached: {exc}", CacheWarning,
+                          stacklevel=3)
+            return CellOutcome("not cached", None, result, duration, mutated)
         return CellOutcome("miss", record, result, duration, mutated)
+
+    def run_uncached(self, cause: CatalogUnavailableError) -> CellOutcome:
+        """The catalog cannot be reached or written: run the cell as a plain cell runs,
+        after one warning; nothing is recorded or stored."""
+        warnings.warn(f"taskcache: {self.name} ran without the cache: {cause}", CacheWarning,
+                      stacklevel=3)
+        started = time.perf_counter()
+        result = self._run_body()
+        return CellOutcome("not cached", None, result, time.perf_counter() - started)
 
     def _collect_outputs(self, before: dict[str, str], result: Any) -> tuple[dict[str, Any], list[str]]:
         ns = self.shell.user_ns

@@ -6,8 +6,6 @@ import logging
 import threading
 from types import TracebackType
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from .catalog import Catalog
 from .records import Claim
 
@@ -37,7 +35,7 @@ class Heartbeat:
                     log.warning("taskcache: run #%s lost its lease; its result will not be recorded",
                                 self._claim.run_id)
                     return
-            except SQLAlchemyError as exc:  # busy database: try again next beat
+            except Exception as exc:  # busy or full database, ...: try again next beat
                 log.warning("taskcache: could not renew the lease of run #%s: %s", self._claim.run_id, exc)
 
     def __enter__(self) -> Heartbeat:

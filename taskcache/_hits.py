@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from .catalog import Catalog
+from .errors import CatalogError
 
 log = logging.getLogger("taskcache")
 
@@ -52,7 +53,7 @@ class HitLog:
             return
         try:
             self._catalog.record_hits(pending)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, CatalogError) as exc:
             log.warning("taskcache: could not record %d cache hits yet: %s", len(pending), exc)
             with self._lock:
                 for run_id, (count, last) in pending.items():

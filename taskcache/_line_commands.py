@@ -40,16 +40,13 @@ def cmd_load(magics: TaskCache, argv: list[str]) -> None:
     p.add_argument("id", type=int)
     p.add_argument("names", nargs="*")
     a = p.parse_args(argv)
-    run = api.run(a.id)
-    if run.status != "completed":
-        raise UsageError(f"run #{run.id} is {run.status}; only completed runs have outputs to load")
-    wanted = a.names or [n for n in run.outputs if not n.startswith("__")]
-    unknown = [n for n in wanted if n not in run.outputs]
-    if unknown:
-        raise UsageError(f"run #{run.id} has no output {', '.join(unknown)}; it has {', '.join(run.outputs)}")
-    values = {n: run.outputs[n] for n in wanted}
-    magics.shell.user_ns.update({("result" if n == "return" else n): v for n, v in values.items()})
-    print(f"taskcache: loaded {', '.join(values)} from run #{run.id}")
+    record = api.run(a.id).record
+    try:
+        values = api.namespace_values(record, a.names or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    magics.shell.user_ns.update(values)
+    print(f"taskcache: loaded {', '.join(values)} from run #{record.id}")
 
 
 def cmd_why(magics: TaskCache, argv: list[str]) -> None:
@@ -65,15 +62,16 @@ def cmd_why(magics: TaskCache, argv: list[str]) -> None:
 
 
 def cmd_gc(magics: TaskCache, argv: list[str]) -> None:
-    from .maintenance import gc
+    from .maintenance import gc, size_argument
 
     p = _parser("gc")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--older-than-days", type=float, default=None)
     p.add_argument("--keep-last", type=int, default=None)
+    p.add_argument("--max-size", type=size_argument, default=None)  # e.g. 500MB
     p.add_argument("--keep-failed", action="store_true")
     a = p.parse_args(argv)
-    report = gc(older_than_days=a.older_than_days, keep_last=a.keep_last,
+    report = gc(older_than_days=a.older_than_days, keep_last=a.keep_last, max_bytes=a.max_size,
                 drop_failed=not a.keep_failed, dry_run=a.dry_run)
     print(report)
 
@@ -94,11 +92,20 @@ def cmd_config(magics: TaskCache, argv: list[str]) -> None:
     print(f"{'quiet':22} {magics.quiet}")
 
 
-def cmd_browse(magics: TaskCache, argv: list[str]) -> None:
-    raise UsageError(
-        "the run browser is not part of this version of taskcache yet; "
-        "use %taskcache runs, %taskcache show ID and taskcache.runs() meanwhile"
-    )
+def cmd_browse(magics: TaskCache, argv: list[str]) -> Any:
+    p = _parser("browse")
+    p.add_argument("--task", default=None)
+    p.add_argument("--status", default=None)
+    p.add_argument("--tag", default=None)
+    p.add_argument("--text", default=None)
+    p.add_argument("--page-size", type=int, default=25)
+    p.add_argument("--no-live", action="store_true", help="no periodic refresh")
+    a = p.parse_args(argv)
+    from .browser import RunBrowser
+
+    filters = {k: v for k, v in (("task", a.task), ("status", a.status), ("tag", a.tag),
+                                 ("text", a.text)) if v is not None}
+    return RunBrowser(shell=magics.shell, page_size=a.page_size, live=not a.no_live, **filters)
 
 
 COMMANDS = {

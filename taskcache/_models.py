@@ -33,6 +33,7 @@ from sqlalchemy import (
     TypeDecorator,
     bindparam,
     insert,
+    or_,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -273,10 +274,11 @@ def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
 
 def load_runs(
     conn: Connection, where: Sequence[ColumnElement[bool]], *, full: bool,
-    limit: int | None = None, offset: int = 0,
+    limit: int | None = None, offset: int = 0, order: Sequence[Any] = (runs.c.id.desc(),),
 ) -> list[RunRecord]:
-    """Runs matching ``where``, newest first; ``full`` also loads inputs and artifacts."""
-    stmt = select(*RUN_COLUMNS).where(*where).order_by(runs.c.id.desc())
+    """Runs matching ``where`` (newest first unless ``order`` says otherwise); ``full`` also
+    loads inputs and artifacts."""
+    stmt = select(*RUN_COLUMNS).where(*where).order_by(*order)
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     rows = conn.execute(stmt).all()
@@ -310,11 +312,26 @@ def load_artifacts(conn: Connection, run_ids: Sequence[int]) -> list[ArtifactRec
     return result
 
 
+#: sort keys query_runs accepts (allow-listed: a sort key never reaches SQL as text)
+SORT_COLUMNS = {
+    name: runs.c[name]
+    for name in ("id", "task", "status", "created_at", "started_at", "duration", "hit_count")
+}
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def run_filters(
     task: str | None, status: str | None, tag: str | None, since: datetime | None,
-    fingerprint: str | None,
+    fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
 ) -> list[ColumnElement[bool]]:
-    """WHERE clauses of query_runs/count_runs; every value is a bound parameter."""
+    """WHERE clauses of query_runs/count_runs; every value is a bound parameter.
+
+    ``text`` matches a substring of the task name or the source, case-insensitively for
+    ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
     where: list[ColumnElement[bool]] = []
     if task is not None:
         where.append(runs.c.task == task)
@@ -324,8 +341,14 @@ def run_filters(
         where.append(runs.c.id.in_(select(run_tags.c.run_id).where(run_tags.c.tag == tag)))
     if since is not None:
         where.append(runs.c.created_at >= since)
+    if until is not None:
+        where.append(runs.c.created_at < until)
     if fingerprint is not None:
         where.append(runs.c.fingerprint == fingerprint)
+    if text:
+        pattern = _like_pattern(text)
+        where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
+                         runs.c.source.ilike(pattern, escape="\\")))
     return where
 
 

@@ -6,11 +6,17 @@ recipe. A connection carrying the execution option ``taskcache_write=True`` begi
 ``BEGIN IMMEDIATE`` (it takes the write lock up front, so the busy timeout applies and a
 writer never fails half-way with "database is locked"); every other connection begins
 with a plain deferred ``BEGIN``.
+
+Errors that mean "the catalog cannot be used right now" (locked beyond the busy timeout,
+disk full, I/O error, file that cannot be opened; any OperationalError of a server) become
+:class:`~taskcache.errors.CatalogUnavailableError` here, in ``read``/``write``/
+``single_statement``, and nowhere else. Other database errors propagate unchanged.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +25,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .errors import CatalogUnavailableError
 
 WRITE_OPTION = "taskcache_write"
 SINGLE_STATEMENT_OPTION = "taskcache_single_statement"
@@ -31,6 +40,51 @@ def is_sqlite(url: URL) -> bool:
 def _is_file_db(url: URL) -> bool:
     db = url.database or ""
     return bool(db) and db != ":memory:" and not db.startswith("file::memory:")
+
+
+# SQLite primary result codes that mean the catalog is unusable now, not that a statement is wrong
+_BUSY, _NOMEM, _READONLY, _IOERR, _FULL, _CANTOPEN = "busy", "nomem", "readonly", "ioerr", "full", "cantopen"
+_UNAVAILABLE_CODES = {5: _BUSY, 6: _BUSY, 7: _NOMEM, 8: _READONLY, 10: _IOERR, 13: _FULL,
+                      14: _CANTOPEN, 15: _BUSY}
+_UNAVAILABLE_TEXT = (("database is locked", _BUSY), ("database table is locked", _BUSY),
+                     ("disk i/o error", _IOERR), ("database or disk is full", _FULL),
+                     ("unable to open database file", _CANTOPEN), ("readonly database", _READONLY),
+                     ("out of memory", _NOMEM))
+
+
+def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> CatalogUnavailableError | None:
+    """The CatalogUnavailableError for a driver error that means the catalog cannot be used
+    right now, naming the catalog and what to do; None for any other error."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    cause = str(orig).strip() or type(orig).__name__
+    if not is_sqlite(url):
+        if not isinstance(exc, OperationalError):
+            return None
+        where = f"at {url.render_as_string(hide_password=True)}"
+        return CatalogUnavailableError(where, cause, "check that the database server is "
+                                       "reachable, then re-run")
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        kind = _UNAVAILABLE_CODES.get(code & 0xFF)
+    else:
+        kind = next((k for text, k in _UNAVAILABLE_TEXT if text in cause.lower()), None)
+    if kind is None:
+        return None
+    database = Path(url.database or "").expanduser()
+    folder = database.parent
+    advice = {
+        _BUSY: f"another process kept it locked longer than the busy timeout "
+               f"({busy_timeout:g} s); re-run when it is done, or raise the timeout with "
+               f"taskcache.configure(busy_timeout_seconds=...)",
+        _FULL: f"free space on the disk holding {folder} and re-run",
+        _IOERR: f"check the disk holding {folder} (free space if it is full) and re-run",
+        _CANTOPEN: f"check that {folder} exists and is writable, or point TASKCACHE_DIR at "
+                   f"another folder",
+        _READONLY: f"make {database} and {folder} writable, or point TASKCACHE_DIR at another "
+                   f"folder",
+        _NOMEM: "free memory and re-run",
+    }[kind]
+    return CatalogUnavailableError(f"at {database}", cause, advice)
 
 
 def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:
@@ -91,10 +145,18 @@ class Database:
             self._pid = os.getpid()
         return self._engine
 
+    def _unavailable(self, exc: BaseException) -> CatalogUnavailableError | None:
+        return unavailable_error(self.url, exc, self._busy_timeout)
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except (DBAPIError, sqlite3.Error) as exc:
+            if (error := self._unavailable(exc)) is None:
+                raise
+            raise error from None
 
     @contextmanager
     def single_statement(self) -> Iterator[Connection]:
@@ -106,11 +168,16 @@ class Database:
             with self.read() as conn:
                 yield conn
             return
-        conn = self._held_connection()
         try:
-            yield conn
-        finally:
-            conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing was begun in SQLite
+            conn = self._held_connection()
+            try:
+                yield conn
+            finally:
+                conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing was begun in SQLite
+        except (DBAPIError, sqlite3.Error) as exc:
+            if (error := self._unavailable(exc)) is None:
+                raise
+            raise error from None
 
     def _held_connection(self) -> Connection:
         engine = self.engine
@@ -124,11 +191,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if self.sqlite:
-                conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                if self.sqlite:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except (DBAPIError, sqlite3.Error) as exc:
+            if (error := self._unavailable(exc)) is None:
+                raise
+            raise error from None
 
     def dispose(self) -> None:
         mine = os.getpid() == self._pid

@@ -14,7 +14,7 @@ from .runner import configure as _configure
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Run", "configure", "delete_runs", "run", "runs", "summary"]
+__all__ = ["Run", "configure", "delete_runs", "namespace_values", "run", "runs", "summary"]
 
 RUN_COLUMNS = [
     "id", "task", "kind", "status", "created_at", "started_at", "finished_at", "duration",
@@ -72,6 +72,26 @@ def delete_runs(run_ids: Iterable[int], *, runner: Runner | None = None) -> int:
     for artifact in removed:
         runner.store.delete(artifact.relpath)
     return len(ids)
+
+
+def namespace_values(
+    record: RunRecord, names: Iterable[str] | None = None, *, runner: Runner | None = None,
+) -> dict[str, Any]:
+    """A completed run's outputs keyed by the name they take in a namespace: a cell's
+    variables as they were, a function's return value as ``result``; internal outputs
+    (printed output, cell result) left out unless named."""
+    runner = runner or get_runner()
+    if record.status != "completed":
+        raise ValueError(f"run #{record.id} is {record.status}; only completed runs have "
+                         "outputs to load")
+    available = [a.name for a in record.artifacts]
+    wanted = list(names) if names else [n for n in available if not n.startswith("__")]
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise ValueError(f"run #{record.id} has no output {', '.join(unknown)}; "
+                         f"it has {', '.join(available) or 'none'}")
+    values = runner.load_outputs(record, wanted)
+    return {("result" if n == "return" else n): values[n] for n in wanted}
 
 
 #: outputs a %%task cell stores besides its variables, as `show` names them

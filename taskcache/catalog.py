@@ -34,14 +34,17 @@ from sqlalchemy import (
 from . import events
 from ._models import (
     INPUTS_FROM,
+    SORT_COLUMNS,
     artifacts,
     insert_running,
     load_artifacts,
     load_completed,
     load_run,
     load_runs,
+    producer_of,
     run_filters,
     run_inputs,
+    run_tags,
     runs,
     schema_info,
     state_change,
@@ -54,6 +57,7 @@ from ._sqlite import Database
 from .errors import (
     InvalidTransitionError,
     LeaseLostError,
+    RepeatedlyAbandonedError,
     RunNotFoundError,
 )
 from .records import (
@@ -73,6 +77,21 @@ _ABANDONED = {"lease_owner": None,
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _abandoned_since_completed(conn: Connection, fingerprint: str) -> list[int]:
+    """Ids of the runs of ``fingerprint`` failed as "abandoned" (their process died) since
+    its newest completed run, oldest first."""
+    last_completed = (select(func.coalesce(func.max(runs.c.id), 0))
+                      .where(runs.c.fingerprint == fingerprint, runs.c.status == "completed")
+                      .scalar_subquery())
+    was_abandoned = (select(state_history.c.id)
+                     .where(state_history.c.run_id == runs.c.id,
+                            state_history.c.to_status == "failed",
+                            state_history.c.reason == "abandoned").exists())
+    return list(conn.scalars(select(runs.c.id).where(
+        runs.c.fingerprint == fingerprint, runs.c.status == "failed",
+        runs.c.id > last_completed, was_abandoned).order_by(runs.c.id)))
 
 
 class Catalog:
@@ -152,11 +171,15 @@ class Catalog:
         events.emit("running", record)
         return claim
 
-    def claim_or_join(self, spec: RunSpec, *, lease_seconds: float) -> Claim | RunRecord:
+    def claim_or_join(
+        self, spec: RunSpec, *, lease_seconds: float, max_abandoned: int | None = None,
+    ) -> Claim | RunRecord:
         """Single-flight claim, decided in one BEGIN IMMEDIATE transaction: runs of this
         fingerprint whose lease expired are failed as "abandoned"; then a completed run (one
         finished since the caller looked) or a live running run (another process computing
-        it: wait for it) is returned instead of a new claim."""
+        it: wait for it) is returned instead of a new claim. With ``max_abandoned``, a
+        fingerprint abandoned that many times since its last completed run is not claimed
+        again: RepeatedlyAbandonedError (raised after the commit, so the expiries stay)."""
         now = _now()
         with self._write() as conn:
             expired = list(conn.scalars(select(runs.c.id).where(
@@ -170,8 +193,15 @@ class Catalog:
             ).order_by(runs.c.id.desc()).limit(1))
             if existing is not None:
                 return load_run(conn, existing)
-            claim = insert_running(conn, spec, lease_seconds)
-            record = load_run(conn, claim.run_id)
+            given_up = False
+            if max_abandoned is not None:
+                abandoned = _abandoned_since_completed(conn, spec.fingerprint)
+                given_up = len(abandoned) >= max_abandoned
+            if not given_up:
+                claim = insert_running(conn, spec, lease_seconds)
+                record = load_run(conn, claim.run_id)
+        if given_up:
+            raise RepeatedlyAbandonedError(spec.task, spec.fingerprint, abandoned)
         events.emit("running", record)
         return claim
 
@@ -295,21 +325,51 @@ class Catalog:
     def query_runs(
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
         since: datetime | None = None, fingerprint: str | None = None,
-        limit: int = 100, offset: int = 0,
+        text: str | None = None, until: datetime | None = None,
+        sort: str = "id", descending: bool = True, limit: int = 100, offset: int = 0,
+        full: bool = False,
     ) -> list[RunRecord]:
-        """Newest first; without inputs/artifacts loaded."""
-        where = run_filters(task, status, tag, since, fingerprint)
+        """Runs matching every filter given, newest first by default; inputs and artifacts
+        are loaded only with ``full``. ``sort`` is one of SORT_COLUMNS (ties broken by id)."""
+        if sort not in SORT_COLUMNS:
+            raise ValueError(f"cannot sort runs by {sort!r}; choose one of {sorted(SORT_COLUMNS)}")
+        column, tiebreak = SORT_COLUMNS[sort], runs.c.id
+        order = ((column.desc(), tiebreak.desc()) if descending
+                 else (column.asc(), tiebreak.asc()))
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
         with self._read() as conn:
-            return load_runs(conn, where, full=False, limit=limit, offset=offset)
+            return load_runs(conn, where, full=full, limit=limit, offset=offset,
+                             order=order[1:] if sort == "id" else order)
 
     def count_runs(
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
         since: datetime | None = None, fingerprint: str | None = None,
+        text: str | None = None, until: datetime | None = None,
     ) -> int:
         """How many runs query_runs would page through with these filters."""
-        where = run_filters(task, status, tag, since, fingerprint)
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
         with self._read() as conn:
             return int(conn.scalar(select(func.count()).select_from(runs).where(*where)) or 0)
+
+    def task_names(self) -> list[str]:
+        """Every task name in the catalog, sorted."""
+        with self._read() as conn:
+            return list(conn.scalars(select(runs.c.task).distinct().order_by(runs.c.task)))
+
+    def tag_names(self) -> list[str]:
+        """Every tag in use, sorted."""
+        with self._read() as conn:
+            return list(conn.scalars(select(run_tags.c.tag).distinct().order_by(run_tags.c.tag)))
+
+    def change_marker(self) -> tuple[int, int, int]:
+        """Cheap to read and different whenever a run is added, deleted or changes state
+        (for polling views): (newest run id, newest state change id, number of runs)."""
+        with self._read() as conn:
+            newest, changes, n = conn.execute(select(
+                select(func.max(runs.c.id)).scalar_subquery(),
+                select(func.max(state_history.c.id)).scalar_subquery(),
+                select(func.count()).select_from(runs).scalar_subquery())).one()
+        return int(newest or 0), int(changes or 0), int(n or 0)
 
     def history(self, run_id: int) -> list[StateChange]:
         with self._read() as conn:
@@ -356,12 +416,27 @@ class Catalog:
 
     def delete_runs(self, run_ids: Sequence[int]) -> list[ArtifactRecord]:
         """Delete runs with their inputs/artifacts/history rows; returns the artifact rows
-        removed so the caller can delete files."""
+        removed so the caller can delete files. Inputs of other runs that were produced by a
+        removed artifact are re-linked to another completed run's artifact with the same
+        value, when there is one (lineage is by value, not by run)."""
         ids = list(dict.fromkeys(run_ids))
         with self._write() as conn:
             removed = load_artifacts(conn, ids)
+            removed_ids = [a.id for a in removed if a.id is not None]
+            orphaned: list[Any] = []
+            for chunk in range(0, len(removed_ids), 500):
+                orphaned += conn.execute(
+                    select(run_inputs.c.id, run_inputs.c.run_id, run_inputs.c.value_hash)
+                    .where(run_inputs.c.producer_artifact_id.in_(removed_ids[chunk:chunk + 500]))
+                ).all()
+            deleted = set(ids)
             for start in range(0, len(ids), 500):
                 conn.execute(delete(runs).where(runs.c.id.in_(ids[start:start + 500])))
+            for input_id, reader, value_hash in orphaned:
+                if reader in deleted:
+                    continue
+                conn.execute(update(run_inputs).where(run_inputs.c.id == input_id)
+                             .values(producer_artifact_id=producer_of(conn, value_hash)))
         return removed
 
     def artifact_relpaths(self) -> set[str]:

@@ -6,6 +6,12 @@ import argparse
 import sys
 
 
+def _size(text: str) -> int:
+    from .maintenance import size_argument
+
+    return size_argument(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskcache", description=__doc__)
     parser.add_argument("--cache-dir", help="catalog folder (default: TASKCACHE_DIR or ./.taskcache)")
@@ -23,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true")
     gc.add_argument("--older-than-days", type=float)
     gc.add_argument("--keep-last", type=int)
+    gc.add_argument("--max-size", metavar="SIZE", type=_size, help="then drop the least recently used "
+                    "runs until their artifacts fit, e.g. 500MB, 2GB, 1.5GiB")
     gc.add_argument("--keep-failed", action="store_true")
     verify = sub.add_parser("verify", help="check every artifact and the database")
     verify.add_argument("--fix", action="store_true")
@@ -54,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             from .maintenance import gc
 
             print(gc(older_than_days=args.older_than_days, keep_last=args.keep_last,
-                     drop_failed=not args.keep_failed, dry_run=args.dry_run))
+                     max_bytes=args.max_size, drop_failed=not args.keep_failed,
+                     dry_run=args.dry_run))
         elif args.command == "verify":
             from .maintenance import verify
 

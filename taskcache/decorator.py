@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import LeaseLostError, StoreError, UnstorableValueError
+from .errors import CatalogError, CatalogUnavailableError, StoreError, UnstorableValueError
 from .fingerprint import combine_key, hash_code, hash_value, module_versions
 from .records import Claim, InputRecord, RunSpec
 from .runner import (
@@ -124,24 +124,34 @@ class TaskDefinition:
         try:
             with call.runner.heartbeat(claim):
                 yield outcome
-        except BaseException as exc:
-            call.runner.fail(claim, exc, duration=time.perf_counter() - started,
-                             cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
+        except BaseException as exc:  # the user's own error: recorded if possible, raised as is
+            call.runner.fail_quietly(claim, exc, duration=time.perf_counter() - started,
+                                     cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
             raise
         finally:
             current_run_id.reset(token)
         try:
             call.runner.save(claim, self.name, {RESULT: outcome.result},
                              duration=time.perf_counter() - started)
-        except (UnstorableValueError, StoreError, LeaseLostError) as exc:
+        except (UnstorableValueError, StoreError, CatalogError) as exc:
             warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
+    def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
+        """The catalog cannot be reached or written: say so once; the caller runs the
+        function without the cache."""
+        warnings.warn(f"taskcache: {self.name} ran without the cache: {exc}", CacheWarning,
+                      stacklevel=4)
+
     def call_sync(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
-        call = self.prepare(args, kwargs)
-        found, value = (False, None) if force else self.lookup_value(call)
-        if found:
-            return value
-        acquired = self.start(call, force=force)
+        try:
+            call = self.prepare(args, kwargs)
+            found, value = (False, None) if force else self.lookup_value(call)
+            if found:
+                return value
+            acquired = self.start(call, force=force)
+        except CatalogUnavailableError as exc:
+            self._warn_uncached(exc)
+            return self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             return acquired.outputs[RESULT]
         with self.executing(call, acquired) as outcome:
@@ -149,11 +159,15 @@ class TaskDefinition:
         return outcome.result
 
     async def call_async(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
-        call = self.prepare(args, kwargs)
-        found, value = (False, None) if force else self.lookup_value(call)
-        if found:
-            return value
-        acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+        try:
+            call = self.prepare(args, kwargs)
+            found, value = (False, None) if force else self.lookup_value(call)
+            if found:
+                return value
+            acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+        except CatalogUnavailableError as exc:
+            self._warn_uncached(exc)
+            return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             return acquired.outputs[RESULT]
         with self.executing(call, acquired) as outcome:

@@ -12,14 +12,18 @@ Every message names the thing that went wrong and the way out::
     │   ├── CorruptArtifactError              size or checksum does not match the catalog
     │   └── PickleDisabledError               a pickled artifact while allow_pickle is off
     ├── UnknownCodecError (+ KeyError)        an artifact written by a codec not registered here
+    ├── RepeatedlyAbandonedError              a run whose process keeps dying; not retried
     └── CatalogError                          the SQLite/SQLAlchemy catalog
         ├── RunNotFoundError (+ KeyError)
         ├── InvalidTransitionError            e.g. completed -> running
         ├── LeaseLostError                    completion by a process that no longer owns the run
-        └── SchemaVersionError                catalog written by a newer taskcache
+        ├── SchemaVersionError                catalog written by a newer taskcache
+        └── CatalogUnavailableError           locked past the busy timeout, disk full, I/O error
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 __all__ = [
     "TaskcacheError",
@@ -32,11 +36,13 @@ __all__ = [
     "CorruptArtifactError",
     "PickleDisabledError",
     "UnknownCodecError",
+    "RepeatedlyAbandonedError",
     "CatalogError",
     "RunNotFoundError",
     "InvalidTransitionError",
     "LeaseLostError",
     "SchemaVersionError",
+    "CatalogUnavailableError",
 ]
 
 
@@ -135,6 +141,23 @@ class UnknownCodecError(TaskcacheError, KeyError):
         return str(self.args[0])
 
 
+class RepeatedlyAbandonedError(TaskcacheError):
+    """The same run was abandoned (its process died: lease expired) too many times in a row;
+    taskcache stops retrying it automatically. ``run_ids`` are the abandoned runs."""
+
+    def __init__(self, task: str, fingerprint: str, run_ids: Sequence[int]) -> None:
+        self.task = task
+        self.fingerprint = fingerprint
+        self.run_ids = tuple(run_ids)
+        runs = ", ".join(f"#{i}" for i in self.run_ids)
+        super().__init__(
+            f"run of task {task} (fingerprint {fingerprint[:16]}) was abandoned "
+            f"{len(self.run_ids)} times (runs {runs}: the process died while computing it, "
+            f"e.g. out of memory); not retrying automatically. Use --force / .force() to "
+            f"try again"
+        )
+
+
 class CatalogError(TaskcacheError):
     """A problem with the run catalog database."""
 
@@ -174,3 +197,15 @@ class SchemaVersionError(CatalogError):
             f"understands ({supported}); upgrade taskcache (pip install -U taskcache) or point "
             f"TASKCACHE_DIR at another folder"
         )
+
+
+class CatalogUnavailableError(CatalogError):
+    """The catalog database cannot be read or written right now: locked by another process
+    beyond the busy timeout, disk full, I/O error, file that cannot be opened, server gone.
+    Nothing is wrong with the user's code: ``@task`` and ``%%task`` run it without the cache
+    and warn. ``location`` names the catalog, ``cause`` is the database's own message."""
+
+    def __init__(self, location: str, cause: str, advice: str) -> None:
+        self.location = location
+        self.cause = cause
+        super().__init__(f"the catalog {location} cannot be used: {cause}; {advice}")

@@ -17,7 +17,13 @@ from traitlets import Bool, Float, Unicode, observe
 
 from . import runner as runner_module
 from ._cell import CellOptions, CellOutcome, CellTask
-from .errors import RunNotFoundError, TaskcacheError
+from .errors import (
+    CatalogUnavailableError,
+    ConfigError,
+    RepeatedlyAbandonedError,
+    RunNotFoundError,
+    TaskcacheError,
+)
 
 SUBCOMMANDS = ("runs", "show", "load", "why", "gc", "verify", "config", "browse")
 
@@ -93,17 +99,33 @@ class TaskCache(Magics):
             ignore=_names(args.ignore) or (), tags=args.tag, version=args.version,
             quiet=args.quiet or self.quiet,
         )
-        runner = runner_module.get_runner()
+        unavailable = None  # the catalog cannot be used: the cell runs without the cache
+        try:
+            runner = runner_module.get_runner()
+        except ConfigError as exc:  # e.g. a cache folder other users can write to
+            raise UsageError(str(exc)) from None
+        except CatalogUnavailableError as exc:
+            runner, unavailable = None, exc
         cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
         self.last_task = cell_task.name
         spec = cell_task.spec()
-        if not (options.force or options.no_cache):
-            hit = runner.lookup(spec.fingerprint)
+        if runner is not None and not (options.force or options.no_cache):
+            try:
+                hit = runner.lookup(spec.fingerprint)
+            except CatalogUnavailableError as exc:
+                hit, unavailable = None, exc
             if hit is not None:
                 outcome = cell_task.restore(hit.run, hit.outputs)
                 return self._finish(cell_task, outcome, options)
         try:
-            outcome = cell_task.execute(spec, force=options.force or options.no_cache)
+            if unavailable is not None:
+                outcome = cell_task.run_uncached(unavailable)
+            else:
+                outcome = cell_task.execute(spec, force=options.force or options.no_cache)
+        except RepeatedlyAbandonedError as exc:
+            if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
+                return self._show_failure(exc)
+            raise UsageError(str(exc)) from None  # the message, not taskcache's traceback
         except Exception as exc:
             return self._show_failure(exc)
         return self._finish(cell_task, outcome, options)
@@ -161,5 +183,5 @@ class TaskCache(Magics):
             )
         try:
             return _line_commands.dispatch(self, words[0], words[1:])
-        except RunNotFoundError as exc:
+        except (RunNotFoundError, ConfigError) as exc:
             raise UsageError(str(exc)) from None

@@ -8,14 +8,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import errno
 import logging
+import os
 import sys
+import threading
 import time
 import traceback as tb
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import codecs, events
@@ -24,18 +29,26 @@ from ._hits import HitLog
 from .catalog import Catalog
 from .config import Settings
 from .errors import (
+    CatalogUnavailableError,
     CorruptArtifactError,
     FingerprintError,
+    InvalidTransitionError,
+    LeaseLostError,
     MissingArtifactError,
     PickleDisabledError,
+    RunNotFoundError,
     StoreError,
     UnstorableValueError,
 )
 from .fingerprint import hash_value
 from .records import ArtifactRecord, Claim, RunRecord, RunSpec
-from .store import ArtifactStore, prepare_cache_dir
+from .store import ArtifactStore, prepare_cache_dir, private_dir, refuse_if_shared
 
 log = logging.getLogger("taskcache")
+
+#: a fingerprint whose runs were abandoned (process died, lease expired) this many times
+#: since it last completed is not retried automatically: probably it kills its process
+MAX_ABANDONED = 3
 
 #: id of the run executing in this context, so a nested task records its parent
 current_run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -81,13 +94,21 @@ class Runner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        prepare_cache_dir(settings.cache_dir)
+        private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
+        prepare_cache_dir(settings.cache_dir, private=private)
+        if private:
+            _refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
         self.store = ArtifactStore(settings.artifacts_dir)
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
         self.hits = HitLog(self.catalog)
+        # failures the catalog could not record yet (see fail_quietly): retried before claims
+        self._unsettled: list[tuple[Claim, dict[str, Any], tuple[ArtifactRecord, ...]]] = []
+        self._unsettled_lock = threading.Lock()
 
     def close(self) -> None:
         """Write pending hit counts and release the database connections."""
+        with contextlib.suppress(CatalogUnavailableError):
+            self._settle_unfinished()
         self.hits.flush()
         self.catalog.dispose()
 
@@ -140,6 +161,7 @@ class Runner:
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
         """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
+        self._settle_unfinished()
         return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
 
     def acquire(
@@ -148,11 +170,15 @@ class Runner:
     ) -> Claim | Hit:
         """Single-flight: claim the run, or, while another process computes the same
         fingerprint, wait for it (polling with backoff) and return its result as a Hit. If
-        that run fails or its owner dies (lease expired), one waiter claims it next."""
+        that run fails or its owner dies (lease expired), one waiter claims it next; after
+        MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
+        (``start``, i.e. --force / .force(), still claims it)."""
+        self._settle_unfinished()
         delay, waited_for = 0.02, None
         deadline = None if max_wait is None else time.monotonic() + max_wait
         while True:
-            outcome = self.catalog.claim_or_join(spec, lease_seconds=self.settings.lease_seconds)
+            outcome = self.catalog.claim_or_join(spec, lease_seconds=self.settings.lease_seconds,
+                                                 max_abandoned=MAX_ABANDONED)
             if isinstance(outcome, Claim):
                 return outcome
             if outcome.status == "completed":
@@ -184,8 +210,12 @@ class Runner:
     ) -> RunRecord:
         """Store every output, then mark the run completed.
 
-        Raises UnstorableValueError (after failing the run with the reason) when an output has
-        no codec; other storage failures fail the run and raise StoreError."""
+        When the outputs cannot be cached, the run is failed with reason "not cached: ..."
+        (best effort: see fail_quietly), its files are removed, and the caller gets, to turn
+        into a warning: UnstorableValueError (no codec fits an output, or it failed on the
+        value), StoreError (writing failed: disk full, I/O error, permissions; the message
+        says where and what to do) or a CatalogError (the completing commit failed:
+        CatalogUnavailableError; the run was taken over: LeaseLostError)."""
         value_hashes = value_hashes or {}
         try:
             chosen = {
@@ -193,7 +223,7 @@ class Runner:
                 for name, value in outputs.items()
             }
         except UnstorableValueError as exc:
-            self.fail(claim, exc, duration=duration, reason=f"not cached: {exc}")
+            self.fail_quietly(claim, exc, duration=duration, reason=f"not cached: {exc}")
             raise
         written: list[ArtifactRecord] = []
         current: str | None = None
@@ -202,19 +232,24 @@ class Runner:
                 written.append(self._write_output(claim, task, current, value, chosen[current], value_hashes))
         except BaseException as exc:
             self._delete_quietly(written)
-            self.fail(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
-                      reason=f"not cached: {exc}")
+            error: BaseException = exc
             if isinstance(exc, OSError):
-                raise StoreError(
-                    f"taskcache could not write output {current!r} of run #{claim.run_id}: {exc}"
-                ) from exc
-            if isinstance(exc, Exception):  # the codec failed on this value
-                raise UnstorableValueError(current, type_name(outputs[current]), str(exc)) from exc
-            raise
+                error = _store_error(current, claim.run_id, exc)
+            elif isinstance(exc, Exception):  # the codec failed on this value
+                error = UnstorableValueError(current, type_name(outputs[current]), str(exc))
+            self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                              reason=f"not cached: {error}")
+            if error is exc:
+                raise
+            raise error from exc
         try:
             return self.catalog.complete(claim, written, duration=duration)
-        except BaseException:
-            self._delete_quietly(written)
+        except (LeaseLostError, InvalidTransitionError, RunNotFoundError):
+            self._delete_quietly(written)  # rolled back, and the run is not ours to finish
+            raise
+        except BaseException as exc:  # the commit failed or was interrupted
+            self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                              reason=f"not cached: {exc}", written=written)
             raise
 
     def _write_output(
@@ -243,16 +278,65 @@ class Runner:
         reason: str | None = None,
     ) -> RunRecord:
         """Mark a claimed run failed (or cancelled) with the exception and its traceback."""
-        formatted = "".join(tb.format_exception(exc))
-        return self.catalog.finish_failed(
-            claim,
-            status="cancelled" if cancelled else "failed",
-            error_type=type_name(exc),
-            error_message=str(exc),
-            traceback=formatted,
-            duration=duration,
-            reason=reason,
-        )
+        return self.catalog.finish_failed(claim, **_failure(exc, duration, cancelled, reason))
+
+    def fail_quietly(
+        self,
+        claim: Claim,
+        exc: BaseException,
+        *,
+        duration: float | None,
+        cancelled: bool = False,
+        reason: str | None = None,
+        written: Sequence[ArtifactRecord] = (),
+    ) -> RunRecord | None:
+        """``fail`` for when the run's real outcome (the user's exception, a value that could
+        not be cached) matters more than recording it: never raises a catalog error. The
+        ``written`` files of the run are deleted once it is known not to be completed.
+        If the catalog cannot be written now, this is retried before this runner's next
+        claim, so this process never waits for its own dead run; other processes take the
+        run over once its lease expires."""
+        return self._record_failure(claim, _failure(exc, duration, cancelled, reason), tuple(written))
+
+    def _record_failure(
+        self, claim: Claim, failure: dict[str, Any], written: tuple[ArtifactRecord, ...],
+    ) -> RunRecord | None:
+        try:
+            return self._finish_failed(claim, failure, written)
+        except CatalogUnavailableError as exc:
+            log.debug("taskcache: run #%s not marked failed yet: %s", claim.run_id, exc)
+            with self._unsettled_lock:
+                self._unsettled.append((claim, failure, written))
+            return None
+
+    def _finish_failed(
+        self, claim: Claim, failure: dict[str, Any], written: tuple[ArtifactRecord, ...],
+    ) -> RunRecord | None:
+        """finish_failed, then delete ``written``; a CatalogUnavailableError passes through."""
+        try:
+            record: RunRecord | None = self.catalog.finish_failed(claim, **failure)
+        except InvalidTransitionError:
+            return None  # finished already, maybe completed by a commit that reported an error
+        except (LeaseLostError, RunNotFoundError):
+            record = None  # taken over or deleted: nothing refers to this run's files
+        self._delete_quietly(written)
+        return record
+
+    def _settle_unfinished(self) -> None:
+        """Record the failures the catalog refused earlier. If it still refuses, they wait
+        for the next try and CatalogUnavailableError is raised: a claim would fail too, so
+        the caller runs without the cache after one busy timeout, not two."""
+        if not self._unsettled:
+            return
+        with self._unsettled_lock:
+            pending, self._unsettled = self._unsettled, []
+        for index, (claim, failure, written) in enumerate(pending):
+            try:
+                self._finish_failed(claim, failure, written)
+            except CatalogUnavailableError:
+                with self._unsettled_lock:
+                    self._unsettled[:0] = pending[index:]
+                raise
 
     def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
         for artifact in artifacts:
@@ -260,6 +344,53 @@ class Runner:
                 self.store.delete(artifact.relpath)
             except OSError:
                 log.warning("taskcache: could not remove partial artifact %s", artifact.relpath)
+
+
+def _refuse_shared_catalog_file(db_url: str, cache_dir: Path) -> None:
+    """The SQLite catalog file and its folder (when not the cache folder) must be private too:
+    whoever can write the catalog decides which artifact is loaded."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri") or database in ("", ":memory:"):
+        return
+    path = Path(database).expanduser().absolute()
+    if path.parent != cache_dir:
+        if path.parent.is_dir():  # the user's own folder: checked, never chmod-ed
+            refuse_if_shared(path.parent, "catalog folder")
+        else:
+            private_dir(path.parent, "catalog folder")
+    if path.exists():
+        refuse_if_shared(path, "catalog file")
+
+
+def _failure(exc: BaseException, duration: float | None, cancelled: bool, reason: str | None) -> dict[str, Any]:
+    """The finish_failed arguments for a run that ended with ``exc``."""
+    return {"status": "cancelled" if cancelled else "failed", "error_type": type_name(exc),
+            "error_message": str(exc), "traceback": "".join(tb.format_exception(exc)),
+            "duration": duration, "reason": reason}
+
+
+_OS_ADVICE = {errno.ENOSPC: "free space and re-run", errno.EDQUOT: "free space and re-run",
+              errno.EIO: "check the disk and re-run", errno.EACCES: "make it writable and re-run",
+              errno.EPERM: "make it writable and re-run",
+              errno.EROFS: "point TASKCACHE_DIR at a writable folder and re-run"}
+
+
+def _store_error(name: str | None, run_id: int, exc: OSError) -> StoreError:
+    """A StoreError (same errno) naming the output, the cause, where, and what to do, e.g.
+    "... No space left on device at /cache/artifacts/fit/3; free space and re-run"."""
+    orig = exc.__cause__ if isinstance(exc, StoreError) and isinstance(exc.__cause__, OSError) else exc
+    code = exc.errno or orig.errno
+    what = os.strerror(code) if code else (orig.strerror or str(orig))
+    filename = orig.filename or exc.filename
+    where = f" at {Path(os.fsdecode(filename)).parent}" if filename else ""
+    advice = _OS_ADVICE.get(code) if code else None
+    error = StoreError(f"could not write output {name!r} of run #{run_id}: {what}{where}"
+                       + (f"; {advice}" if advice else ""))
+    error.errno = code
+    return error
 
 
 def _output_hash(value: Any, checksum: str) -> str:
@@ -302,6 +433,15 @@ def get_runner() -> Runner:
 
         _default = Runner(resolve_settings(**_settings_overrides))
     return _default
+
+
+def current_settings() -> Settings:
+    """The settings the default runner has or would have (without opening the catalog)."""
+    if _default is not None:
+        return _default.settings
+    from .config import resolve_settings
+
+    return resolve_settings(**_settings_overrides)
 
 
 def reset() -> None:

@@ -10,18 +10,21 @@ the folder fsynced, so a reader sees either nothing or the complete file. Interr
 writes leave temp files that :meth:`ArtifactStore.sweep_temp` removes.
 
 Errors: an ``OSError`` raised while writing (by the store or by the writer) becomes a
-:class:`StoreError` -- still an ``OSError`` with the same ``errno`` -- naming the artifact,
-with the original as ``__cause__``. Any other exception from the writer (a codec failing on
+:class:`StoreError` -- still an ``OSError`` with the same ``errno`` (ENOSPC for a codec's
+short write without one on a nearly full disk) -- naming the artifact, with the original as
+``__cause__``. Any other exception from the writer (a codec failing on
 a value) propagates unchanged. Either way the temp file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import secrets
+import shlex
 import stat
 import time
 import unicodedata
@@ -31,12 +34,20 @@ from pathlib import Path, PurePosixPath
 
 import xxhash
 
-from .errors import CorruptArtifactError, MissingArtifactError, StoreError, UnsafePathError
+from .errors import (
+    ConfigError,
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UnsafePathError,
+)
 
 __all__ = [
     "StoredFile",
     "ArtifactStore",
     "prepare_cache_dir",
+    "private_dir",
+    "refuse_if_shared",
     "sanitize_name",
     "checksum_file",
     "TEMP_PREFIX",
@@ -94,6 +105,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_NEARLY_FULL = 1024 * 1024
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has less than 1 MiB free for us. Some codecs
+    report a full disk as a short write without errno (numpy: "N requested and M written")."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # Windows: no statvfs
+        return False
+    return st.f_bavail * st.f_frsize < _NEARLY_FULL
+
+
 def _atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{path.name}")
     try:
@@ -109,15 +133,59 @@ def _atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     _fsync_dir(path.parent)
 
 
-def prepare_cache_dir(cache_dir: Path) -> Path:
-    """Create the cache folder (0700) with a ``.gitignore`` holding ``*``; return it."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(cache_dir, 0o700)
+def prepare_cache_dir(cache_dir: Path, *, private: bool = True) -> Path:
+    """Create the cache folder (0700) with a ``.gitignore`` holding ``*``; return it.
+
+    An existing folder must be private (see :func:`private_dir`); ``private=False`` (a
+    catalog shared on purpose, pickle off) leaves an existing folder as its owner set it.
+    """
+    cache_dir = private_dir(cache_dir, "cache folder", check=private)
     gitignore = cache_dir / ".gitignore"
     if not gitignore.exists():
         _atomic_write_bytes(gitignore, b"# created by taskcache: nothing here belongs in git\n*\n")
     return cache_dir
+
+
+def private_dir(folder: Path, what: str, *, check: bool = True) -> Path:
+    """Create ``folder`` (and its parents) with mode 0700; or, if it exists, refuse it when
+    another user can write to it (:func:`refuse_if_shared`) and make it 0700.
+    ``check=False`` leaves an existing folder alone."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise
+        if not check:
+            return folder
+        refuse_if_shared(folder, what)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def refuse_if_shared(path: Path, what: str) -> None:
+    """ConfigError if another user can write to ``path`` (a folder or the catalog file): it
+    belongs to someone else, or it is group- or other-writable. Whoever can write there can
+    make taskcache load a pickle of their choosing. Only ``path`` itself is checked, never
+    its parents (a cache inside the sticky, world-writable /tmp is fine)."""
+    if not hasattr(os, "geteuid"):  # Windows: no POSIX owners and modes
+        return
+    st = os.stat(path)
+    shared = "for a catalog shared on purpose, set allow_pickle = false"
+    if st.st_uid != os.geteuid():
+        raise ConfigError(
+            f"the {what} {path} belongs to another user (uid {st.st_uid}), who can change "
+            f"what taskcache loads from it; use a folder of your own (TASKCACHE_DIR), or, "
+            f"{shared}"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        fix = f"chmod {700 if stat.S_ISDIR(st.st_mode) else 600} {shlex.quote(str(path))}"
+        raise ConfigError(
+            f"the {what} {path} is writable by other users (mode {mode:o}), who could make "
+            f"taskcache load a pickle of their choosing; fix it with: {fix} (or, {shared})"
+        )
 
 
 def sanitize_name(name: str) -> str:
@@ -209,9 +277,10 @@ class ArtifactStore:
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(
-                exc.errno, f"cannot write artifact {relpath}: {exc.strerror or exc}", str(target)
-            ) from exc
+            code, reason = exc.errno, exc.strerror or str(exc)
+            if code is None and _nearly_full(folder):  # a codec's short write without errno
+                code, reason = errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({exc})"
+            raise StoreError(code, f"cannot write artifact {relpath}: {reason}", str(target)) from exc
         finally:
             if tmp is not None:
                 with contextlib.suppress(OSError):

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from taskcache.catalog import Catalog
+from taskcache.errors import RepeatedlyAbandonedError
+from taskcache.records import RunSpec
+from taskcache.runner import MAX_ABANDONED
 
 WORKER = textwrap.dedent("""
     import os, sys, time
@@ -34,7 +37,7 @@ WORKER = textwrap.dedent("""
             raise RuntimeError("owner failed")
         return x * 2
 
-    print(slow(21), flush=True)
+    print((slow.force if os.environ.get("FORCE") else slow)(21), flush=True)
 """)
 
 
@@ -139,3 +142,58 @@ def test_a_frozen_owner_does_not_overwrite_the_new_owners_result(worker):
     again = worker(0.1)
     assert again.communicate(timeout=60)[0].strip() == "42"
     assert computed(worker.counter) == 2  # the successor's result serves the hit
+
+
+def test_a_run_that_keeps_killing_its_process_is_not_retried_until_forced(worker):
+    fast = {"LEASE": "1.0", "BEAT": "0.2"}
+    for n in range(1, MAX_ABANDONED + 1):  # each one takes over the dead one before it
+        owner = worker(60, **fast)
+        wait_for(lambda n=n: computed(worker.counter) == n)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    refused = worker(0.1, **fast)
+    out, err = refused.communicate(timeout=60)
+    assert refused.returncode == 1 and out == ""
+    assert ("RepeatedlyAbandonedError: run of task slow (fingerprint " in err
+            and "was abandoned 3 times (runs #1, #2, #3: the process died while computing it, "
+                "e.g. out of memory); not retrying automatically. Use --force / .force() to "
+                "try again" in err), err
+    assert computed(worker.counter) == MAX_ABANDONED  # not started a fourth time
+    forced = worker(0.1, FORCE="1", **fast)
+    out, err = forced.communicate(timeout=60)
+    assert forced.returncode == 0 and out.strip() == "42", err
+    again = worker(0.1, **fast)
+    assert again.communicate(timeout=60)[0].strip() == "42"
+    assert computed(worker.counter) == MAX_ABANDONED + 1  # the forced result serves the hit
+    assert statuses(worker.cache) == [("failed", "abandoned")] * 3 + [("completed", None)]
+
+
+def test_abandonments_count_since_the_last_completed_run(tmp_path: Path):
+    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    spec = RunSpec(task="t", kind="function", fingerprint="fp", code_hash="c")
+
+    def abandon() -> int:
+        run_id = cat.claim(spec, lease_seconds=0.001).run_id
+        time.sleep(0.01)
+        assert cat.expire_abandoned() == [run_id]
+        return run_id
+
+    try:
+        abandon(), abandon()
+        claim = cat.claim_or_join(spec, lease_seconds=60, max_abandoned=3)
+        cat.complete(claim, [], duration=0.1)
+        cat.invalidate(claim.run_id, "artifact gone")  # no longer served, still completed once
+        first = abandon()
+        plain = cat.claim(spec, lease_seconds=60)
+        cat.finish_failed(plain, status="failed", error_type="ValueError", error_message="x",
+                          traceback=None, duration=0.1)  # the code failing is not a dead process
+        second = abandon()
+        claim = cat.claim_or_join(spec, lease_seconds=0.001, max_abandoned=3)  # 2: still tried
+        time.sleep(0.01)
+        with pytest.raises(RepeatedlyAbandonedError) as caught:
+            cat.claim_or_join(spec, lease_seconds=60, max_abandoned=3)
+        assert caught.value.run_ids == (first, second, claim.run_id)
+        assert cat.get_run(claim.run_id).status == "failed"  # its expiry was committed
+        assert cat.claim_or_join(spec, lease_seconds=60) is not None  # no limit: claims
+    finally:
+        cat.dispose()

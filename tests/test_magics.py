@@ -21,6 +21,7 @@ def ip(cache_dir):
     shell.run_line_magic("load_ext", "taskcache")
     yield shell
     shell.run_line_magic("unload_ext", "taskcache")
+    shell.config.pop("TaskCache", None)  # %config TaskCache.x would outlive the test
 
 
 def statuses(ip) -> list[str]:
@@ -291,8 +292,9 @@ def test_line_magic_subcommands(ip, capsys):
     assert "would remove 0 runs" in capsys.readouterr().out
     ip.run_line_magic("taskcache", "config")
     assert "cache_dir" in capsys.readouterr().out
-    with pytest.raises(UsageError, match="not part of this version"):
-        ip.run_line_magic("taskcache", "browse")
+    panel = ip.run_line_magic("taskcache", "browse --status completed --no-live")
+    assert panel.status == "completed" and panel.shown_runs and not panel.polling
+    panel.close()
     with pytest.raises(UsageError):
         ip.run_line_magic("taskcache", "frobnicate")
     with pytest.raises(UsageError, match="no run #999"):
@@ -317,3 +319,63 @@ def test_lineage_between_two_cells(ip):
     clean = tc.run(int(tc.runs(task="clean").index[0]))
     load = tc.run(int(tc.runs(task="load").index[0]))
     assert clean.upstream() == [load]
+
+
+def test_a_cell_abandoned_too_often_is_refused_with_a_message_not_a_traceback(ip, capsys):
+    import time
+
+    from taskcache._cell import CellOptions, CellTask
+    from taskcache.runner import MAX_ABANDONED, get_runner
+
+    ip.user_ns["n"] = 3
+    body = "big = [0] * n"
+    runner = get_runner()
+    spec = CellTask(ip, runner, body, CellOptions(name="oom")).spec()
+    ids = [runner.catalog.claim(spec, lease_seconds=0.001).run_id  # kernels that died in it
+           for _ in range(MAX_ABANDONED)]
+    time.sleep(0.01)
+    capsys.readouterr()
+    result = run(ip, "%%task oom\n" + body)
+    assert isinstance(result.error_in_exec, UsageError) and "big" not in ip.user_ns
+    shown = "".join(capsys.readouterr())
+    assert (f"run of task oom (fingerprint {spec.fingerprint[:16]}) was abandoned 3 times "
+            f"(runs {', '.join(f'#{i}' for i in ids)}: the process died while computing it, "
+            f"e.g. out of memory); not retrying automatically. Use --force / .force() to try "
+            f"again") in shown
+    assert "Traceback" not in shown and "runner.py" not in shown and "catalog.py" not in shown
+    assert list(tc.runs(task="oom")["status"]) == ["failed"] * 3
+    run(ip, "%%task oom --force\n" + body)
+    assert ip.user_ns.pop("big") == [0, 0, 0] and "miss oom" in last_status(ip)
+    run(ip, "%%task oom\n" + body)
+    assert ip.user_ns["big"] == [0, 0, 0] and "hit oom" in last_status(ip)
+
+
+def test_a_cache_folder_other_users_can_write_is_a_usage_error(ip, tmp_path):
+    import os
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    ip.run_line_magic("config", f"TaskCache.cache_dir = {str(shared)!r}")
+    with pytest.raises(UsageError, match=f"writable by other users .*chmod 700 {shared}"):
+        ip.run_cell_magic("task", "t", "y = 1")
+    assert "y" not in ip.user_ns
+    with pytest.raises(UsageError, match="chmod 700"):
+        ip.run_line_magic("taskcache", "runs")
+    os.chmod(shared, 0o700)
+    ip.run_cell_magic("task", "t", "y = 1")
+    assert ip.user_ns["y"] == 1
+
+
+def test_gc_max_size_in_the_line_magic(ip, capsys):
+    ip.user_ns["n"] = 50_000
+    run(ip, "%%task big -q\nblob = 'x' * n")
+    run(ip, "%%task small -q\ntiny = 'y'")
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", "gc --max-size 1KB --dry-run")
+    out = capsys.readouterr().out
+    assert "would remove 1 runs" in out and "runs: #1" in out and "limit 0.0 MB" in out
+    with pytest.raises(UsageError, match="'1XB' is not a size"):
+        ip.run_line_magic("taskcache", "gc --max-size 1XB")
+    ip.run_line_magic("taskcache", "gc --max-size 1KB")
+    assert list(tc.runs().index) == [2]

@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import taskcache as tc
 from taskcache.errors import PickleDisabledError
-from taskcache.maintenance import ORPHAN_MIN_AGE, gc, verify
+from taskcache.maintenance import ORPHAN_MIN_AGE, gc, parse_size, verify
 from taskcache.runner import get_runner
 
 PIPELINE = """
@@ -127,3 +128,109 @@ def test_command_line(make_module, cache_dir):
     assert "hits" in cli("summary").stdout
     missing = cli("show", "999")
     assert missing.returncode == 2 and "no run #999" in missing.stderr
+
+
+SIZED = """
+import numpy as np
+import taskcache as tc
+
+@tc.task
+def blob(n):
+    return np.zeros(n, dtype=np.uint8)
+
+@tc.task
+def head(data):
+    return data[:10]
+
+@tc.task
+def tail(data):
+    return data[1:]
+"""
+
+
+def _sizes() -> dict[int, int]:
+    return {int(i): sum(a.size for a in tc.run(int(i)).artifacts) for i in tc.runs().index}
+
+
+def test_gc_to_a_size_drops_least_recently_used_runs_first(make_module):
+    mod = make_module("m_sized", SIZED)
+    for n in (100_000, 200_000, 300_000, 400_000):  # runs #1..#4, finished in that order
+        mod.blob(n)
+    mod.blob(300_000)  # hits: #3, then #1, are the most recently used
+    mod.blob(100_000)
+    sizes = _sizes()
+    total = sum(sizes.values())
+    limit = total - 300_000  # dropping #2 (200 kB, least recent) is not enough; #4 too
+    dry = gc(max_bytes=limit, dry_run=True)
+    assert dry.runs == [2, 4] and dry.bytes == sizes[2] + sizes[4]
+    assert dry.kept_bytes == sizes[1] + sizes[3] <= limit
+    text = str(dry)
+    assert "would remove 2 runs" in text and f"({sizes[2] + sizes[4]:,} bytes)" in text
+    assert "runs: #2, #4" in text and len(tc.runs()) == 4  # a dry run changes nothing
+    report = gc(max_bytes=limit)
+    assert report.runs == [2, 4] and set(tc.runs().index) == {1, 3}
+    assert verify().ok and sum(_sizes().values()) <= limit
+    assert gc(max_bytes=limit).runs == []  # fits already
+    assert gc(max_bytes=0).runs == [1, 3]
+
+
+def test_gc_to_a_size_keeps_what_a_kept_run_read(make_module):
+    mod = make_module("m_sized_lineage", SIZED)
+    big = mod.blob(500_000)   # #1: least recently used, but #2 read it
+    mod.head(big)             # #2: small
+    mod.blob(300_000)         # #3
+    mod.head(big)             # a hit: #2 is the most recently used
+    sizes = _sizes()
+    report = gc(max_bytes=sizes[1] + sizes[2])
+    assert report.runs == [3]  # not #1, although it was used least recently
+    assert tc.run(2).upstream() == [tc.run(1)]
+    assert gc(max_bytes=0).runs == [1, 2]  # once its reader goes, the producer can go too
+
+
+def test_gc_keeps_the_whole_lineage_of_a_kept_run(make_module):
+    mod = make_module("m_chain", SIZED)
+    a = mod.blob(20)          # #1
+    b = mod.head(a)           # #2 read #1's output
+    mod.tail(b)               # #3 read #2's output
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    get_runner().catalog.record_hits({1: (1, long_ago), 2: (1, long_ago)})
+    report = gc(older_than_days=10)  # #1 and #2 are old, but #3 is kept and needs #2, #2 #1
+    assert report.runs == []
+    assert tc.run(3).upstream() == [tc.run(2)] and tc.run(2).upstream() == [tc.run(1)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1000", 1000), ("500MB", 500_000_000), ("500 mb", 500_000_000), ("2G", 2 * 10**9),
+    ("1.5GiB", 3 * 2**29), ("200k", 200_000), ("64KiB", 65536), ("0", 0), ("7b", 7),
+])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "MB", "5XB", "-1MB", "1e3", "5 M B"])
+def test_parse_size_refuses_what_is_not_a_size(text):
+    with pytest.raises(ValueError, match="is not a size; write e.g. 500MB"):
+        parse_size(text)
+
+
+def test_gc_max_bytes_must_be_a_number_of_bytes():
+    for bad in ("500MB", -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_bytes must be a number of bytes"):
+            gc(max_bytes=bad)
+
+
+def test_command_line_gc_max_size(make_module, cache_dir):
+    mod = make_module("m_sized_cli", SIZED)
+    mod.blob(300_000)
+    mod.blob(10)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "taskcache.cli", "--cache-dir", str(cache_dir),
+                               "gc", *args], capture_output=True, text=True, timeout=60)
+
+    dry = cli("--max-size", "100KB", "--dry-run")
+    assert dry.returncode == 0 and "would remove 1 runs" in dry.stdout, dry.stderr
+    assert "runs: #1" in dry.stdout and "limit 0.1 MB" in dry.stdout
+    bad = cli("--max-size", "lots")
+    assert bad.returncode == 2 and "'lots' is not a size" in bad.stderr
+    assert len(tc.runs()) == 2

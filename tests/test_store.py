@@ -11,6 +11,7 @@ import pytest
 import xxhash
 
 from taskcache.errors import (
+    ConfigError,
     CorruptArtifactError,
     MissingArtifactError,
     StoreError,
@@ -48,6 +49,69 @@ def test_prepare_cache_dir(tmp_path: Path) -> None:
     prepare_cache_dir(cache)  # idempotent, leaves an existing .gitignore alone
     assert ignore.read_text() == "*\n# mine\n"
     assert temp_files(cache) == []
+
+
+def test_an_existing_cache_dir_of_ours_is_tightened_to_0700(tmp_path: Path) -> None:
+    cache = tmp_path / ".taskcache"
+    cache.mkdir(mode=0o755)
+    os.chmod(cache, 0o755)  # readable by others, writable by nobody else
+    assert mode(prepare_cache_dir(cache)) == 0o700
+
+
+@pytest.mark.parametrize("bits", [0o770, 0o707, 0o777, 0o1777])
+def test_a_cache_dir_other_users_can_write_is_refused(tmp_path: Path, bits: int) -> None:
+    cache = tmp_path / "shared dir"
+    cache.mkdir()
+    os.chmod(cache, bits)
+    with pytest.raises(ConfigError, match="writable by other users") as caught:
+        prepare_cache_dir(cache)
+    assert f"chmod 700 '{cache}'" in str(caught.value)
+    assert mode(cache) == bits and not (cache / ".gitignore").exists()  # left untouched
+    os.chmod(cache, 0o700)  # the fix the message names
+    assert prepare_cache_dir(cache) == cache
+    os.chmod(cache, bits)
+    assert prepare_cache_dir(cache, private=False) == cache  # shared on purpose, pickle off
+    assert mode(cache) == bits
+
+
+def test_a_cache_dir_inside_a_sticky_world_writable_folder_is_fine(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    os.chmod(tmp, 0o1777)  # like /tmp: only the .taskcache folder itself is checked
+    assert mode(prepare_cache_dir(tmp / ".taskcache")) == 0o700
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_cache_dir_of_another_user_is_refused(tmp_path: Path) -> None:
+    cache = tmp_path / "theirs"
+    cache.mkdir(mode=0o700)
+    os.chown(cache, 65534, 65534)
+    with pytest.raises(ConfigError, match=r"belongs to another user \(uid 65534\)"):
+        prepare_cache_dir(cache)
+
+
+def test_the_runner_refuses_a_catalog_file_or_folder_others_can_write(tmp_path: Path) -> None:
+    from taskcache.config import Settings
+    from taskcache.runner import Runner
+
+    cache = tmp_path / "cache"
+    Runner(Settings(cache_dir=cache)).close()
+    db = cache / "catalog.db"
+    os.chmod(db, 0o662)
+    with pytest.raises(ConfigError, match=f"catalog file {db} is writable by other users"
+                                          f".*chmod 600 {db}"):
+        Runner(Settings(cache_dir=cache))
+    os.chmod(db, 0o600)
+    Runner(Settings(cache_dir=cache)).close()
+    elsewhere = tmp_path / "db" / "here"  # a catalog outside the cache folder: created 0700
+    Runner(Settings(cache_dir=cache, db_url=f"sqlite:///{elsewhere}/c.db")).close()
+    assert mode(elsewhere) == 0o700 and (elsewhere / "c.db").exists()
+    os.chmod(elsewhere, 0o775)
+    with pytest.raises(ConfigError, match=f"catalog folder {elsewhere} is writable"):
+        Runner(Settings(cache_dir=cache, db_url=f"sqlite:///{elsewhere}/c.db"))
+    assert mode(elsewhere) == 0o775  # the user's folder: never chmod-ed by us
+    Runner(Settings(cache_dir=cache, db_url=f"sqlite:///{elsewhere}/c.db",
+                    allow_pickle=False)).close()
 
 
 # ---------------------------------------------------------------- writes
