@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,22 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     runner.reset()
     yield folder
     runner.reset()
+
+
+@pytest.fixture
+def ip(cache_dir: Path) -> Iterator[Any]:
+    """A real IPython shell with the extension loaded; display output is captured in
+    ``ip.display_pub.outputs``."""
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.reset(new_session=False)
+    shell.display_pub = CapturingDisplayPublisher()
+    shell.run_line_magic("load_ext", "taskcache")
+    yield shell
+    shell.run_line_magic("unload_ext", "taskcache")
+    shell.config.pop("TaskCache", None)  # %config TaskCache.x would outlive the test
 
 
 @pytest.fixture

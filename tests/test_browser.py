@@ -12,8 +12,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from IPython.core.displaypub import CapturingDisplayPublisher
-from IPython.core.interactiveshell import InteractiveShell
 
 import taskcache as tc
 from taskcache import runner as runner_module
@@ -21,14 +19,9 @@ from taskcache.browser import RunBrowser
 
 
 @pytest.fixture
-def ip(cache_dir):
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=False)
-    shell.display_pub = CapturingDisplayPublisher()
-    shell.run_line_magic("load_ext", "taskcache")
-    shell.run_cell("import pandas as pd")
-    yield shell
-    shell.run_line_magic("unload_ext", "taskcache")
+def ip(ip):
+    ip.run_cell("import pandas as pd")
+    return ip
 
 
 @pytest.fixture

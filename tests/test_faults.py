@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from IPython.core.displaypub import CapturingDisplayPublisher
-from IPython.core.interactiveshell import InteractiveShell
 
 import taskcache as tc
 from taskcache import runner as runner_module
@@ -331,16 +329,6 @@ def test_an_unreachable_catalog_is_named_with_what_to_do(tmp_path):
 
 
 # -- %%task ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def ip(cache_dir):
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=False)
-    shell.display_pub = CapturingDisplayPublisher()
-    shell.run_line_magic("load_ext", "taskcache")
-    yield shell
-    shell.run_line_magic("unload_ext", "taskcache")
-
 
 def last_status(ip) -> str:
     return [o["data"]["text/plain"] for o in ip.display_pub.outputs if "taskcache" in o["metadata"]][-1]

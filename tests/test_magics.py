@@ -6,22 +6,9 @@ import threading
 
 import pandas as pd
 import pytest
-from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import taskcache as tc
-
-
-@pytest.fixture
-def ip(cache_dir):
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=False)
-    shell.display_pub = CapturingDisplayPublisher()
-    shell.run_line_magic("load_ext", "taskcache")
-    yield shell
-    shell.run_line_magic("unload_ext", "taskcache")
-    shell.config.pop("TaskCache", None)  # %config TaskCache.x would outlive the test
 
 
 def statuses(ip) -> list[str]:
