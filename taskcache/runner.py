@@ -14,9 +14,7 @@ import errno
 import logging
 import os
 import sys
-import threading
 import time
-import traceback as tb
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import codecs, events
+from ._failures import FailureLog, failure_fields
 from ._heartbeat import Heartbeat
 from ._hits import HitLog
 from .catalog import Catalog
@@ -42,7 +41,7 @@ from .errors import (
 )
 from .fingerprint import hash_value
 from .records import ArtifactRecord, Claim, RunRecord, RunSpec
-from .store import ArtifactStore, prepare_cache_dir, private_dir, refuse_if_shared
+from .store import ArtifactStore, prepare_cache_dir, refuse_shared_catalog_file
 
 log = logging.getLogger("taskcache")
 
@@ -97,18 +96,17 @@ class Runner:
         private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
-            _refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
+            refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
         self.store = ArtifactStore(settings.artifacts_dir)
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
         self.hits = HitLog(self.catalog)
         # failures the catalog could not record yet (see fail_quietly): retried before claims
-        self._unsettled: list[tuple[Claim, dict[str, Any], tuple[ArtifactRecord, ...]]] = []
-        self._unsettled_lock = threading.Lock()
+        self.failures = FailureLog(self.catalog, self._delete_quietly)
 
     def close(self) -> None:
         """Write pending hit counts and release the database connections."""
         with contextlib.suppress(CatalogUnavailableError):
-            self._settle_unfinished()
+            self.failures.settle()
         self.hits.flush()
         self.catalog.dispose()
 
@@ -161,7 +159,7 @@ class Runner:
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
         """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
-        self._settle_unfinished()
+        self.failures.settle()
         return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
 
     def acquire(
@@ -173,7 +171,7 @@ class Runner:
         that run fails or its owner dies (lease expired), one waiter claims it next; after
         MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
         (``start``, i.e. --force / .force(), still claims it)."""
-        self._settle_unfinished()
+        self.failures.settle()
         delay, waited_for = 0.02, None
         deadline = None if max_wait is None else time.monotonic() + max_wait
         while True:
@@ -268,18 +266,6 @@ class Runner:
             columns=_tuple_or_none(meta.get("columns")), repr=meta.get("repr", ""),
         )
 
-    def fail(
-        self,
-        claim: Claim,
-        exc: BaseException,
-        *,
-        duration: float | None,
-        cancelled: bool = False,
-        reason: str | None = None,
-    ) -> RunRecord:
-        """Mark a claimed run failed (or cancelled) with the exception and its traceback."""
-        return self.catalog.finish_failed(claim, **_failure(exc, duration, cancelled, reason))
-
     def fail_quietly(
         self,
         claim: Claim,
@@ -296,47 +282,8 @@ class Runner:
         If the catalog cannot be written now, this is retried before this runner's next
         claim, so this process never waits for its own dead run; other processes take the
         run over once its lease expires."""
-        return self._record_failure(claim, _failure(exc, duration, cancelled, reason), tuple(written))
-
-    def _record_failure(
-        self, claim: Claim, failure: dict[str, Any], written: tuple[ArtifactRecord, ...],
-    ) -> RunRecord | None:
-        try:
-            return self._finish_failed(claim, failure, written)
-        except CatalogUnavailableError as exc:
-            log.debug("taskcache: run #%s not marked failed yet: %s", claim.run_id, exc)
-            with self._unsettled_lock:
-                self._unsettled.append((claim, failure, written))
-            return None
-
-    def _finish_failed(
-        self, claim: Claim, failure: dict[str, Any], written: tuple[ArtifactRecord, ...],
-    ) -> RunRecord | None:
-        """finish_failed, then delete ``written``; a CatalogUnavailableError passes through."""
-        try:
-            record: RunRecord | None = self.catalog.finish_failed(claim, **failure)
-        except InvalidTransitionError:
-            return None  # finished already, maybe completed by a commit that reported an error
-        except (LeaseLostError, RunNotFoundError):
-            record = None  # taken over or deleted: nothing refers to this run's files
-        self._delete_quietly(written)
-        return record
-
-    def _settle_unfinished(self) -> None:
-        """Record the failures the catalog refused earlier. If it still refuses, they wait
-        for the next try and CatalogUnavailableError is raised: a claim would fail too, so
-        the caller runs without the cache after one busy timeout, not two."""
-        if not self._unsettled:
-            return
-        with self._unsettled_lock:
-            pending, self._unsettled = self._unsettled, []
-        for index, (claim, failure, written) in enumerate(pending):
-            try:
-                self._finish_failed(claim, failure, written)
-            except CatalogUnavailableError:
-                with self._unsettled_lock:
-                    self._unsettled[:0] = pending[index:]
-                raise
+        return self.failures.record(
+            claim, failure_fields(exc, duration, cancelled, reason), tuple(written))
 
     def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
         for artifact in artifacts:
@@ -344,32 +291,6 @@ class Runner:
                 self.store.delete(artifact.relpath)
             except OSError:
                 log.warning("taskcache: could not remove partial artifact %s", artifact.relpath)
-
-
-def _refuse_shared_catalog_file(db_url: str, cache_dir: Path) -> None:
-    """The SQLite catalog file and its folder (when not the cache folder) must be private too:
-    whoever can write the catalog decides which artifact is loaded."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(db_url)
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or url.query.get("uri") or database in ("", ":memory:"):
-        return
-    path = Path(database).expanduser().absolute()
-    if path.parent != cache_dir:
-        if path.parent.is_dir():  # the user's own folder: checked, never chmod-ed
-            refuse_if_shared(path.parent, "catalog folder")
-        else:
-            private_dir(path.parent, "catalog folder")
-    if path.exists():
-        refuse_if_shared(path, "catalog file")
-
-
-def _failure(exc: BaseException, duration: float | None, cancelled: bool, reason: str | None) -> dict[str, Any]:
-    """The finish_failed arguments for a run that ended with ``exc``."""
-    return {"status": "cancelled" if cancelled else "failed", "error_type": type_name(exc),
-            "error_message": str(exc), "traceback": "".join(tb.format_exception(exc)),
-            "duration": duration, "reason": reason}
 
 
 _OS_ADVICE = {errno.ENOSPC: "free space and re-run", errno.EDQUOT: "free space and re-run",

@@ -48,6 +48,7 @@ __all__ = [
     "prepare_cache_dir",
     "private_dir",
     "refuse_if_shared",
+    "refuse_shared_catalog_file",
     "sanitize_name",
     "checksum_file",
     "TEMP_PREFIX",
@@ -349,3 +350,22 @@ class ArtifactStore:
                 if name.startswith(".") or path.is_symlink():
                     continue
                 yield path.relative_to(self.root).as_posix()
+
+
+def refuse_shared_catalog_file(db_url: str, cache_dir: Path) -> None:
+    """The SQLite catalog file and its folder (when not the cache folder) must be private too:
+    whoever can write the catalog decides which artifact is loaded."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri") or database in ("", ":memory:"):
+        return
+    path = Path(database).expanduser().absolute()
+    if path.parent != cache_dir:
+        if path.parent.is_dir():  # the user's own folder: checked, never chmod-ed
+            refuse_if_shared(path.parent, "catalog folder")
+        else:
+            private_dir(path.parent, "catalog folder")
+    if path.exists():
+        refuse_if_shared(path, "catalog file")
