@@ -310,8 +310,6 @@ class RunBrowser(w.VBox):
     # -- observers ----------------------------------------------------------------------
     @observe(*FILTERS)
     def _on_filter_change(self, change: dict) -> None:
-        if not hasattr(self, "_table"):
-            return
         self._sync_filter_boxes()
         if self.page != 0:
             self.page = 0  # observed: reloads
@@ -332,10 +330,9 @@ class RunBrowser(w.VBox):
 
     @observe("page_size")
     def _on_page_size_change(self, change: dict) -> None:
-        if hasattr(self, "_table"):
-            self._table.page_size = change["new"]
-            with self._lock:
-                self._load_page()
+        self._table.page_size = change["new"]
+        with self._lock:
+            self._load_page()
 
     @observe("selected_run_id")
     def _on_selected_run_id_change(self, change: dict) -> None:
