@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, insert, select, update
@@ -9,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ._models import Base, schema_info
 from ._sqlite import Database
-from .errors import SchemaVersionError
+from .errors import CatalogUnavailableError, SchemaVersionError
 
 SCHEMA_VERSION = 2
 
@@ -32,7 +33,10 @@ def ensure_schema(db: Database) -> None:
     try:
         with db.read() as conn:
             found = conn.scalar(select(schema_info.c.version))
-    except DBAPIError:  # no schema_info table yet
+    except (DBAPIError, CatalogUnavailableError):
+        # no schema_info table yet, or a brand-new file another process is switching to
+        # WAL right now (SQLite then answers "locked" at once, without waiting): the write
+        # below, one creator at a time, settles both
         found = None
     if found == SCHEMA_VERSION:
         return
@@ -42,6 +46,10 @@ def ensure_schema(db: Database) -> None:
             with db.write() as conn:  # BEGIN IMMEDIATE: one creator at a time
                 _create_or_migrate(db, conn)
             return
+        except CatalogUnavailableError:  # locked without waiting (see above): try again
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
         except DBAPIError as exc:  # another process created it first (non-SQLite)
             if attempt == 4 or "exist" not in str(exc.orig).lower():
                 raise
