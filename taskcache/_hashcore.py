@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import PurePath
 from typing import Any
 
-from xxhash import xxh3_128
+from xxhash import xxh3_128, xxh3_128_digest
 
 from .errors import FingerprintError
 
@@ -93,14 +93,22 @@ def type_name(cls: type) -> str:
     return f"{getattr(cls, '__module__', None) or '?'}.{getattr(cls, '__qualname__', cls.__name__)}"
 
 
-def feed_str(h: Any, text: str) -> None:
+def str_bytes(text: str) -> bytes:
     raw = text.encode("utf-8", "surrogatepass")
-    h.update(T_STR + U64(len(raw)) + raw)
+    return T_STR + U64(len(raw)) + raw
+
+
+def int_bytes(n: int) -> bytes:
+    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return T_INT + U64(len(raw)) + raw
+
+
+def feed_str(h: Any, text: str) -> None:
+    h.update(str_bytes(text))
 
 
 def feed_int(h: Any, n: int) -> None:
-    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
-    h.update(T_INT + U64(len(raw)) + raw)
+    h.update(int_bytes(n))
 
 
 def digest(value: Any, ctx: Ctx) -> bytes:
@@ -208,6 +216,29 @@ def feed_mapping(h: Any, mapping: Any, ctx: Ctx, tag_: bytes = T_DICT) -> None:
         guard.exit()
 
 
+def str_mapping_bytes(mapping: Any) -> bytes | None:
+    """What ``feed_mapping`` streams for a dict whose keys are str and whose values are str
+    or such dicts (a run's key parts), built directly; None for anything else."""
+    if type(mapping) is not dict:
+        mapping = dict(mapping)
+    pairs = []
+    for key, val in mapping.items():
+        if type(key) is not str:
+            return None
+        if type(val) is str:
+            encoded = str_bytes(val)
+        elif type(val) is dict:
+            inner = str_mapping_bytes(val)
+            if inner is None:
+                return None
+            encoded = inner
+        else:
+            return None
+        pairs.append(xxh3_128_digest(str_bytes(key) + encoded))
+    pairs.sort()
+    return T_DICT + U64(len(pairs)) + b"".join(pairs)
+
+
 def _set(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
     guard = Guard(ctx, value)
     if not guard.enter(h):
@@ -313,6 +344,15 @@ EXACT: dict[type, Callable[[Any, Any, Ctx], None]] = {
     ],
     uuid.UUID: lambda h, v, c: h.update(T_UUID + v.bytes),
     type(...): lambda h, v, c: h.update(T_ELLIPSIS),
+}
+
+#: the bytes EXACT's feeder streams for a scalar, for hashing it in one call
+SCALAR_BYTES: dict[type, Callable[[Any], bytes]] = {
+    type(None): lambda v: T_NONE,
+    bool: lambda v: T_TRUE if v else T_FALSE,
+    int: int_bytes,
+    float: lambda v: T_FLOAT + _f(v),
+    str: str_bytes,
 }
 
 _CODE_TYPES = (

@@ -164,4 +164,7 @@ class JsonCodec:
         Path(path).write_text(dumps(value), encoding="ascii")
 
     def decode(self, path: Path) -> Any:
-        return loads(Path(path).read_text(encoding="ascii"))
+        return self.decode_bytes(Path(path).read_bytes())
+
+    def decode_bytes(self, data: bytes) -> Any:
+        return loads(data.decode("ascii"))

@@ -124,6 +124,38 @@ def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:
     return engine
 
 
+class ChangeCounter:
+    """SQLite's ``PRAGMA data_version`` on a connection of its own: a number that changes
+    whenever any other connection -- in this process or another -- commits to the database
+    file. Readers use it to know that what they read earlier still holds."""
+
+    def __init__(self, url: URL, *, busy_timeout: float) -> None:
+        self._url = url
+        self._timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+
+    def read(self) -> int | None:
+        """The current value; None when it cannot be read (the caller then queries)."""
+        with self._lock:
+            try:
+                if self._conn is None or self._pid != os.getpid():
+                    self._conn = sqlite3.connect(
+                        self._url.database or "", timeout=self._timeout, isolation_level=None,
+                        check_same_thread=False, uri=bool(self._url.query.get("uri")))
+                    self._pid = os.getpid()
+                return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self.close()
+                return None
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            conn.close()
+
+
 class Database:
     """A fork-aware engine; ``read()``/``write()`` yield a connection in one transaction."""
 
@@ -136,6 +168,9 @@ class Database:
         self._local = threading.local()
         self._held: list[Connection] = []  # single-statement connections, closed on dispose
         self._held_lock = threading.Lock()
+        #: None where no cheap change counter exists (a server, an in-memory database)
+        self.changes = (ChangeCounter(self.url, busy_timeout=busy_timeout)
+                        if self.sqlite and _is_file_db(self.url) else None)
 
     @property
     def engine(self) -> Engine:
@@ -203,6 +238,8 @@ class Database:
             raise error from None
 
     def dispose(self) -> None:
+        if self.changes is not None:
+            self.changes.close()
         mine = os.getpid() == self._pid
         with self._held_lock:
             held, self._held = self._held, []

@@ -18,6 +18,7 @@ whose from_status == to_status (the current status) with reason "invalidated: ..
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,38 @@ def _abandoned_since_completed(conn: Connection, fingerprint: str) -> list[int]:
         runs.c.id > last_completed, was_abandoned).order_by(runs.c.id)))
 
 
+class _HitMemo:
+    """The runs found by ``find_completed(inputs=False)``, valid while the database's change
+    counter keeps the value it had when they were read: any commit, by any process (a new
+    run, an invalidation, a delete, a batch of hit counts), changes it and empties this."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._runs: dict[str, RunRecord] = {}
+
+    def get(self, version: int | None, fingerprint: str) -> RunRecord | None:
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._version:
+                self._runs.clear()
+                self._version = version
+                return None
+            return self._runs.get(fingerprint)
+
+    def put(self, version: int | None, fingerprint: str, run: RunRecord | None) -> None:
+        if version is None or run is None:
+            return
+        with self._lock:
+            if version == self._version:
+                if len(self._runs) >= self.LIMIT:
+                    self._runs.clear()
+                self._runs[fingerprint] = run
+
+
 class Catalog(CatalogQueries):
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
         self._db = Database(url, busy_timeout=busy_timeout)
@@ -97,6 +130,7 @@ class Catalog(CatalogQueries):
         self._read = self._db.read
         self._write = self._db.write
         ensure_schema(self._db)
+        self._hits = _HitMemo()
 
     def dispose(self) -> None:
         self._db.dispose()
@@ -123,9 +157,14 @@ class Catalog(CatalogQueries):
     def find_completed(self, fingerprint: str, *, inputs: bool = True) -> RunRecord | None:
         """Newest completed, not invalidated run with this fingerprint, with its artifacts
         (and its inputs, unless ``inputs=False``: one statement less on a hit)."""
-        if not inputs:  # one statement: the fast path of every cache hit
-            with self._db.single_statement() as conn:
-                return load_completed(conn, fingerprint, inputs=False)
+        if not inputs:  # the fast path of every cache hit: remembered, or one statement
+            version = None if self._db.changes is None else self._db.changes.read()
+            run = self._hits.get(version, fingerprint)
+            if run is None:
+                with self._db.single_statement() as conn:
+                    run = load_completed(conn, fingerprint, inputs=False)
+                self._hits.put(version, fingerprint, run)
+            return run
         with self._read() as conn:
             return load_completed(conn, fingerprint, inputs=True)
 

@@ -73,6 +73,9 @@ class Codec(Protocol):
     def decode(self, path: Path) -> Any:
         """Read a value back from ``path``."""
 
+    # optional: ``decode_bytes(data: bytes) -> Any``, the same from the file's bytes; the
+    # runner uses it for small artifacts, so the bytes it checksummed are the ones decoded
+
 
 
 def type_name(value_or_type: Any) -> str:
@@ -108,6 +111,11 @@ class NpyCodec:
         with open(path, "rb") as f:
             return np.load(f, allow_pickle=False)
 
+    def decode_bytes(self, data: bytes) -> Any:
+        import numpy as np
+
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
 
 class NpyScalarCodec(NpyCodec):
     """numpy scalars (np.float32, np.int64, np.datetime64, np.str_...) as a 0-d .npy."""
@@ -126,6 +134,9 @@ class NpyScalarCodec(NpyCodec):
 
     def decode(self, path: Path) -> Any:
         return super().decode(path)[()]
+
+    def decode_bytes(self, data: bytes) -> Any:
+        return super().decode_bytes(data)[()]
 
 
 class ModuleCodec:
@@ -150,9 +161,13 @@ class ModuleCodec:
         Path(path).write_text(json.dumps({"module": value.__name__}), encoding="utf-8")
 
     def decode(self, path: Path) -> Any:
+
+        return self.decode_bytes(Path(path).read_bytes())
+
+    def decode_bytes(self, data: bytes) -> Any:
         import json
 
-        return import_module(json.loads(Path(path).read_text(encoding="utf-8"))["module"])
+        return import_module(json.loads(data.decode("utf-8"))["module"])
 
 
 class _NullSink(io.RawIOBase):
@@ -189,6 +204,9 @@ class PickleCodec:
     def decode(self, path: Path) -> Any:
         with open(path, "rb") as f:
             return pickle.load(f)
+
+    def decode_bytes(self, data: bytes) -> Any:
+        return pickle.loads(data)
 
 
 # ---------------------------------------------------------------- registry

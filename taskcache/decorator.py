@@ -19,7 +19,6 @@ from .records import Claim, InputRecord, RunSpec
 from .runner import (
     CacheWarning,
     Hit,
-    Runner,
     current_run_id,
     get_runner,
     print_waiting,
@@ -41,10 +40,28 @@ class _Outcome:
     result: Any = None
 
 
-@dataclass(frozen=True)
 class _Call:
-    runner: Runner
-    spec: RunSpec
+    """One call's fingerprint; the run spec (type names, reprs) is built only on a miss."""
+
+    __slots__ = ("runner", "fingerprint", "_definition", "_code_hash", "_hashed", "_parent")
+
+    def __init__(self, definition: TaskDefinition, code_hash: str,
+                 hashed: list[tuple[str, Any, str]], fingerprint: str) -> None:
+        self.runner = get_runner()
+        self.fingerprint = fingerprint
+        self._definition = definition
+        self._code_hash = code_hash
+        self._hashed = hashed  # (parameter, value, value hash)
+        self._parent = current_run_id.get()
+
+    def spec(self) -> RunSpec:
+        d = self._definition
+        inputs = tuple(InputRecord(name=name, value_hash=value_hash, type_name=type_name(value),
+                                   repr=short_repr(value))
+                       for name, value, value_hash in self._hashed)
+        return RunSpec(task=d.name, kind="function", fingerprint=self.fingerprint,
+                       code_hash=self._code_hash, tags=d.tags, user_version=d.version,
+                       inputs=inputs, parent_run_id=self._parent)
 
 
 class TaskDefinition:
@@ -72,33 +89,22 @@ class TaskDefinition:
     def prepare(self, args: tuple, kwargs: dict) -> _Call:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        inputs = []
-        for pname, value in bound.arguments.items():
-            if pname in self.ignore:
-                continue
-            inputs.append(InputRecord(
-                name=pname, value_hash=hash_value(value, name=pname), type_name=type_name(value),
-                repr=short_repr(value),
-            ))
+        hashed = [(pname, value, hash_value(value, name=pname))
+                  for pname, value in bound.arguments.items() if pname not in self.ignore]
         code_hash = hash_code(self.fn)
         fingerprint = combine_key({
             "task": self.name,
             "kind": "function",
             "code": code_hash,
-            "inputs": {i.name: i.value_hash for i in inputs},
+            "inputs": {pname: value_hash for pname, _, value_hash in hashed},
             "version": self.version or "",
         })
-        spec = RunSpec(
-            task=self.name, kind="function", fingerprint=fingerprint, code_hash=code_hash,
-            tags=self.tags, user_version=self.version,
-            inputs=tuple(inputs), parent_run_id=current_run_id.get(),
-        )
-        return _Call(get_runner(), spec)
+        return _Call(self, code_hash, hashed, fingerprint)
 
     def lookup_value(self, call: _Call) -> tuple[bool, Any]:
         if not self.cache:
             return False, None
-        hit = call.runner.lookup(call.spec.fingerprint)
+        hit = call.runner.lookup(call.fingerprint)
         if hit is None or RESULT not in hit.outputs:
             return False, None
         return True, hit.outputs[RESULT]
@@ -109,7 +115,7 @@ class TaskDefinition:
         from .environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
-        spec = dataclasses.replace(call.spec, env=env, source=_source_of(self.fn))
+        spec = dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
         if force or not self.cache:
             return call.runner.start(spec)
         return call.runner.acquire(spec, on_wait=print_waiting)
@@ -179,7 +185,7 @@ class TaskDefinition:
         from .api import Run
 
         call = self.prepare(args, kwargs)
-        run = call.runner.catalog.find_completed(call.spec.fingerprint)
+        run = call.runner.catalog.find_completed(call.fingerprint)
         return None if run is None else Run(run, call.runner)
 
     def runs(self, **filters: Any) -> pd.DataFrame:

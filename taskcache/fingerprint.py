@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xxhash import xxh3_128
+from xxhash import xxh3_128, xxh3_128_hexdigest
 
 from . import _codehash, _hash_plots, _hashcore
 from ._hashcore import Ctx, Unhashable, feed, type_name
@@ -30,6 +30,7 @@ __all__ = [
 KEY_VERSION = 1
 
 _T_KEY = _hashcore.tag("key")
+_KEY_PREFIX = _T_KEY + _hashcore.int_bytes(KEY_VERSION)
 
 
 def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
@@ -45,6 +46,9 @@ def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
 
 def hash_value(value: Any, name: str | None = None) -> str:
     """32-hex-digit content hash of ``value``; raises FingerprintError naming ``name``."""
+    encode = _hashcore.SCALAR_BYTES.get(type(value))
+    if encode is not None:  # the same bytes feed() would stream, hashed in one call
+        return xxh3_128_hexdigest(encode(value))
     return _run(name, value, lambda h, ctx: feed(h, value, ctx))
 
 
@@ -71,6 +75,9 @@ def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:
 
 def combine_key(parts: Mapping[str, Any]) -> str:
     """The run fingerprint: a hash of named parts plus KEY_VERSION."""
+    encoded = _hashcore.str_mapping_bytes(parts)
+    if encoded is not None:  # str values and dicts of them: the same bytes, without feed()
+        return xxh3_128_hexdigest(_KEY_PREFIX + encoded)
 
     def body(h: Any, ctx: Ctx) -> None:
         h.update(_T_KEY)

@@ -49,6 +49,10 @@ log = logging.getLogger("taskcache")
 #: since it last completed is not retried automatically: probably it kills its process
 MAX_ABANDONED = 3
 
+#: artifacts up to this size are read into memory once, checksummed and decoded from those
+#: bytes (when their codec has ``decode_bytes``); bigger ones are verified, then decoded
+SMALL_ARTIFACT = 1 << 20
+
 #: id of the run executing in this context, so a nested task records its parent
 current_run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "taskcache_current_run", default=None
@@ -153,6 +157,10 @@ class Runner:
                 f"allow_pickle is off; enable it (taskcache.configure(allow_pickle=True)) only "
                 f"if you trust this catalog"
             )
+        decode_bytes = getattr(codec, "decode_bytes", None)
+        if decode_bytes is not None and artifact.size <= SMALL_ARTIFACT:
+            return decode_bytes(self.store.read_verified(artifact.relpath, artifact.size,
+                                                         artifact.checksum))
         path = self.store.verify(artifact.relpath, artifact.size, artifact.checksum)
         return codec.decode(path)
 

@@ -74,6 +74,39 @@ class StoredFile:
 
 
 _SMALL = 256 * 1024
+_MEMO_LIMIT = 100_000  # remembered paths/verifications per store before starting afresh
+#: a file whose ctime is this recent may still change within the same timestamp tick, so
+#: its verification is not remembered (git's "racily clean" rule)
+SETTLED_NS = 2_000_000_000
+
+
+class VerifiedFiles:
+    """Which artifact files this process has checksummed, by file identity.
+
+    Writing, truncating, renaming over or ``touch``-ing a file changes its ctime (which no
+    unprivileged call can set back) or its inode, so an unchanged (device, inode, size,
+    mtime, ctime) means unchanged bytes, and a 200 MB artifact need not be re-read on every
+    hit. Only files whose ctime is at least SETTLED_NS old are remembered: on coarse
+    timestamp clocks a change within the same tick would not show. A fresh process, or
+    ``taskcache verify``, checks every byte again.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[int, ...], str]] = {}
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> tuple[int, ...]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def unchanged(self, path: str, st: os.stat_result, checksum: str) -> bool:
+        return self._seen.get(path) == (self._identity(st), checksum)
+
+    def remember(self, path: str, st: os.stat_result, checksum: str) -> None:
+        if time.time_ns() - st.st_ctime_ns < SETTLED_NS:
+            return
+        if len(self._seen) > _MEMO_LIMIT:
+            self._seen.clear()
+        self._seen[path] = (self._identity(st), checksum)
 
 
 def checksum_file(path: Path) -> tuple[int, str]:
@@ -219,6 +252,9 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         self._real_root = self.root.resolve()
+        self._root_str = str(self.root)
+        self._located: dict[str, str] = {}  # checked relpath -> absolute path (hit path)
+        self._verified = VerifiedFiles()
 
     # -- paths
 
@@ -230,6 +266,19 @@ class ArtifactStore:
 
     def path_of(self, relpath: str) -> Path:
         """Absolute path of ``relpath``; UnsafePathError if it resolves outside the root."""
+        full = self._locate(relpath)
+        if os.path.islink(full):
+            self._inside(Path(full), relpath)
+        return Path(full)
+
+    def _locate(self, relpath: str) -> str:
+        """``relpath`` checked lexically and its folder resolved inside the root, remembered
+        per relpath: a hit does not pay for realpath() again. (Swapping a checked folder for
+        a symlink afterwards needs write access to our 0700 root.) The file itself may still
+        be a symlink: callers look at it with lstat."""
+        full = self._located.get(relpath)
+        if full is not None:
+            return full
         if not isinstance(relpath, str) or not relpath:
             raise UnsafePathError(str(relpath), "empty or not a str")
         if "\x00" in relpath or "\\" in relpath:
@@ -241,8 +290,12 @@ class ArtifactStore:
         if any(p in ("", ".", "..") for p in parts):
             raise UnsafePathError(relpath, "has empty, '.' or '..' components")
         path = self.root.joinpath(*parts)
-        self._inside(path, relpath)
-        return path
+        self._inside(path.parent, relpath)
+        full = str(path)
+        if len(self._located) > _MEMO_LIMIT:
+            self._located.clear()
+        self._located[relpath] = full
+        return full
 
     # -- writing
 
@@ -291,23 +344,53 @@ class ArtifactStore:
     # -- reading
 
     def verify(self, relpath: str, size: int, checksum: str) -> Path:
-        """The path, after checking size and checksum; Missing/CorruptArtifactError otherwise."""
-        path = self.path_of(relpath)
+        """The path, after checking size and checksum; Missing/CorruptArtifactError otherwise.
+
+        A file this process verified before and whose identity (device, inode, size, mtime,
+        ctime) has not changed since is not read again: see :class:`VerifiedFiles`."""
+        full, st = self._stat_artifact(relpath, size)
+        if self._verified.unchanged(full, st, checksum):
+            return Path(full)
         try:
-            st = path.stat()
+            actual_size, actual = checksum_file(Path(full))
         except FileNotFoundError:
-            raise MissingArtifactError(str(path)) from None
-        if not stat.S_ISREG(st.st_mode):
-            raise CorruptArtifactError(str(path), "a regular file", "something else")
-        if st.st_size != size:
-            raise CorruptArtifactError(str(path), f"{size} bytes", f"{st.st_size} bytes")
-        try:
-            actual_size, actual = checksum_file(path)
-        except FileNotFoundError:
-            raise MissingArtifactError(str(path)) from None
+            raise MissingArtifactError(full) from None
         if actual_size != size or actual != checksum:
-            raise CorruptArtifactError(str(path), checksum, actual)
-        return path
+            raise CorruptArtifactError(full, checksum, actual)
+        self._verified.remember(full, st, checksum)
+        return Path(full)
+
+    def read_verified(self, relpath: str, size: int, checksum: str) -> bytes:
+        """The bytes of a small artifact, read once and checked against size and checksum
+        (a codec then decodes exactly the bytes that were verified)."""
+        full, _ = self._stat_artifact(relpath, size)
+        try:
+            fd = os.open(full, os.O_RDONLY)
+        except FileNotFoundError:
+            raise MissingArtifactError(full) from None
+        try:
+            data = os.read(fd, size + 1)
+        finally:
+            os.close(fd)
+        actual = f"{CHECKSUM_ALGO}:{xxhash.xxh3_128_hexdigest(data)}"
+        if len(data) != size or actual != checksum:
+            raise CorruptArtifactError(full, checksum, actual)
+        return data
+
+    def _stat_artifact(self, relpath: str, size: int) -> tuple[str, os.stat_result]:
+        full = self._locate(relpath)
+        try:
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):  # never created by us; refused if it leads outside
+                self._inside(Path(full), relpath)
+                st = os.stat(full)
+        except FileNotFoundError:
+            raise MissingArtifactError(full) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptArtifactError(full, "a regular file", "something else")
+        if st.st_size != size:
+            raise CorruptArtifactError(full, f"{size} bytes", f"{st.st_size} bytes")
+        return full, st
 
     # -- housekeeping
 

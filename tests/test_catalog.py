@@ -521,3 +521,50 @@ def test_the_hit_lookup_holds_no_transaction_and_works_in_threads_and_forks(
     proc.start()
     proc.join(30)
     assert proc.exitcode == 0 and queue.get(timeout=5) == run_id
+
+
+# ---------------------------------------------------------------- the hit path's memo
+
+
+def _in_other_process(db_path: Path, code: str) -> None:
+    """Run ``code`` with ``cat`` = a Catalog on ``db_path`` in a fresh interpreter."""
+    prog = f"from taskcache.catalog import Catalog\ncat = Catalog({url(db_path)!r})\n{code}\n"
+    subprocess.run([sys.executable, "-c", prog], check=True, timeout=60)
+
+
+def test_remembered_hits_follow_commits_of_other_processes(cat: Catalog, db_path: Path) -> None:
+    first = run_ok(cat, "fp-memo", out="v1")
+    for _ in range(3):  # served from the memo after the first read
+        assert cat.find_completed("fp-memo", inputs=False).id == first.id
+    _in_other_process(db_path, f"cat.invalidate({first.id}, 'corrupt file')")
+    assert cat.find_completed("fp-memo", inputs=False) is None
+    second = run_ok(cat, "fp-memo", out="v2")
+    assert cat.find_completed("fp-memo", inputs=False).id == second.id
+    _in_other_process(db_path, f"cat.delete_runs([{second.id}])")
+    assert cat.find_completed("fp-memo", inputs=False) is None
+    # a newer run committed elsewhere replaces the remembered one at once
+    third = run_ok(cat, "fp-memo", out="v3")
+    assert cat.find_completed("fp-memo", inputs=False).id == third.id
+    _in_other_process(db_path, textwrap.dedent("""
+        from taskcache.records import RunSpec, ArtifactRecord
+        spec = RunSpec(task="clean", kind="cell", fingerprint="fp-memo", code_hash="c", source="")
+        claim = cat.claim(spec, lease_seconds=60)
+        art = ArtifactRecord(name="df", codec="json", relpath="x/v4.json", size=1,
+                             checksum="c", value_hash="v4", type_name="int")
+        cat.complete(claim, [art], duration=1.0)
+    """))
+    newest = cat.find_completed("fp-memo", inputs=False)
+    assert newest.id > third.id and newest.artifacts[0].value_hash == "v4"
+
+
+def test_remembered_hits_follow_commits_of_another_catalog_in_this_process(
+        cat: Catalog, db_path: Path) -> None:
+    run = run_ok(cat, "fp-same", out="v1")
+    assert cat.find_completed("fp-same", inputs=False).id == run.id
+    other = Catalog(url(db_path))
+    try:
+        other.invalidate(run.id, "gone")
+    finally:
+        other.dispose()
+    assert cat.find_completed("fp-same", inputs=False) is None
+    assert cat.find_completed("fp-same") is None

@@ -844,3 +844,49 @@ def test_matplotlib_figures_hash_by_what_they_show():
         assert hash_value(ax) != hash_value(fig)
     finally:
         plt.close("all")
+
+
+# ---------------------------------------------------------------- one-call fast paths
+
+
+def _streamed(value: Any) -> str:
+    """The generic path: feed() into an xxh3 state, as for any other value."""
+    from xxhash import xxh3_128
+
+    from taskcache._hashcore import Ctx, feed
+
+    h = xxh3_128()
+    feed(h, value, Ctx())
+    return h.hexdigest()
+
+
+def _streamed_key(parts: dict) -> str:
+    from xxhash import xxh3_128
+
+    from taskcache import _hashcore, fingerprint
+
+    h = xxh3_128()
+    h.update(fingerprint._T_KEY)
+    _hashcore.feed_int(h, fingerprint.KEY_VERSION)
+    _hashcore.feed_mapping(h, parts, _hashcore.Ctx())
+    return h.hexdigest()
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-2**200, 2**200),
+                     st.floats(allow_nan=True), st.text())
+
+
+@given(_scalars)
+def test_scalar_fast_path_equals_the_streamed_hash(value: Any) -> None:
+    assert hash_value(value) == _streamed(value)
+
+
+_parts = st.dictionaries(st.text(max_size=8), st.one_of(
+    st.text(max_size=8), st.dictionaries(st.text(max_size=8), st.text(max_size=40), max_size=4)),
+    max_size=6)
+
+
+@given(_parts)
+def test_key_fast_path_equals_the_streamed_key(parts: dict) -> None:
+    assert combine_key(parts) == _streamed_key(parts)
+    assert combine_key({**parts, "n": 1}) != combine_key({**parts, "n": "1"})  # generic path

@@ -298,3 +298,60 @@ def test_iter_files_lists_artifacts_only(store: ArtifactStore) -> None:
     (store.root / "b" / ".tmp-9-x-z.npy").write_bytes(b"")
     (store.root / ".gitignore").write_text("*\n")
     assert list(store.iter_files()) == ["a.json", "b/y.npy"]
+
+
+# ---------------------------------------------------------------- remembered verification
+
+
+def test_verified_file_is_not_reread_until_it_changes(store: ArtifactStore, monkeypatch) -> None:
+    import taskcache.store as store_module
+
+    monkeypatch.setattr(store_module, "SETTLED_NS", 0)  # every file counts as settled
+    reads = []
+    real = store_module.checksum_file
+    monkeypatch.setattr(store_module, "checksum_file", lambda p: reads.append(p) or real(p))
+    stored = store.write(["run", "big"], ".bin", writes(b"a" * 4096))
+    reads.clear()
+    for _ in range(3):
+        store.verify(stored.relpath, stored.size, stored.checksum)
+    assert len(reads) == 1  # checksummed once, then known unchanged
+    path = store.path_of(stored.relpath)
+    before = path.stat()
+    with open(path, "r+b") as f:  # same size, same mtime afterwards: only ctime tells
+        f.write(b"b")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(CorruptArtifactError):
+        store.verify(stored.relpath, stored.size, stored.checksum)
+    path.write_bytes(b"a" * 4096)  # put back: verifies again (by reading it)
+    store.verify(stored.relpath, stored.size, stored.checksum)
+    path.unlink()
+    with pytest.raises(MissingArtifactError):
+        store.verify(stored.relpath, stored.size, stored.checksum)
+
+
+def test_fresh_files_are_always_reread(store: ArtifactStore, monkeypatch) -> None:
+    import taskcache.store as store_module
+
+    reads = []
+    real = store_module.checksum_file
+    monkeypatch.setattr(store_module, "checksum_file", lambda p: reads.append(p) or real(p))
+    stored = store.write(["run", "new"], ".bin", writes(b"a" * 4096))
+    reads.clear()
+    for _ in range(3):  # written just now: a change within the same clock tick could hide
+        store.verify(stored.relpath, stored.size, stored.checksum)
+    assert len(reads) == 3
+
+
+def test_read_verified_returns_the_checked_bytes(store: ArtifactStore) -> None:
+    stored = store.write(["run", "small"], ".bin", writes(b"payload"))
+    assert store.read_verified(stored.relpath, stored.size, stored.checksum) == b"payload"
+    path = store.path_of(stored.relpath)
+    path.write_bytes(b"paYload")
+    with pytest.raises(CorruptArtifactError):
+        store.read_verified(stored.relpath, stored.size, stored.checksum)
+    path.write_bytes(b"pay")
+    with pytest.raises(CorruptArtifactError):
+        store.read_verified(stored.relpath, stored.size, stored.checksum)
+    path.unlink()
+    with pytest.raises(MissingArtifactError):
+        store.read_verified(stored.relpath, stored.size, stored.checksum)
