@@ -31,7 +31,8 @@ T_MULTIIDX, T_PDARRAY, T_CATEG, T_MASKEDPD = (
     tag(n) for n in ("multiindex", "pdarray", "cat", "na")
 )
 T_AARRAY, T_ATABLE, T_ACOL, T_ASCALAR = (tag(n) for n in ("arrow", "atable", "acol", "ascalar"))
-_STEP = 1 << 20  # elements per chunk when checking floats for NaN
+_STEP = 1 << 17  # elements per chunk when checking floats for NaN (1 MB of float64: the
+# check and the hash then read each chunk while it is still in cache)
 
 
 # --------------------------------------------------------------------------- numpy

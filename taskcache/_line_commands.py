@@ -87,7 +87,8 @@ def cmd_verify(magics: TaskCache, argv: list[str]) -> None:
 
 def cmd_config(magics: TaskCache, argv: list[str]) -> None:
     s = get_runner().settings
-    for key in ("cache_dir", "db_url", "allow_pickle", "lease_seconds", "busy_timeout_seconds"):
+    for key in ("cache_dir", "db_url", "allow_pickle", "lease_seconds", "busy_timeout_seconds",
+                "frame_format"):
         print(f"{key:22} {getattr(s, key)}")
     print(f"{'quiet':22} {magics.quiet}")
 

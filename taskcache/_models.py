@@ -255,8 +255,43 @@ _HIT_INPUTS = (
 _N_RUN = len(RUN_COLUMNS)
 
 
+class _DriverStatement:
+    """A Core SELECT compiled once for a dialect and run on the DBAPI connection directly,
+    its rows passed through the same result processors SQLAlchemy would apply: the cache
+    hit lookup without SQLAlchemy's per-execution work (SQLite only; ~4x less time)."""
+
+    def __init__(self, stmt: Any, dialect: Any, name: str) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        defaults = compiled.construct_params({name: None})
+        self.sql = str(compiled)
+        self._name = name
+        self._params = [(key, defaults[key]) for key in compiled.positiontup or ()]
+        self._processors = [col.type.dialect_impl(dialect).result_processor(dialect, None)
+                            for col in stmt.selected_columns]
+
+    def rows(self, driver: Any, value: Any) -> list[tuple[Any, ...]]:
+        params = tuple(value if key == self._name else default for key, default in self._params)
+        procs = self._processors
+        return [tuple(raw if proc is None else proc(raw) for proc, raw in zip(procs, row, strict=True))
+                for row in driver.execute(self.sql, params).fetchall()]
+
+
+_DRIVER_HIT: dict[tuple[str, str], _DriverStatement] = {}
+
+
+def _hit_rows(conn: Connection, fingerprint: str) -> list[Any]:
+    if conn.dialect.name != "sqlite" or conn.in_transaction():
+        return list(conn.execute(_HIT_RUN, {"fingerprint": fingerprint}).all())
+    key = (conn.dialect.name, conn.dialect.driver)
+    stmt = _DRIVER_HIT.get(key)
+    if stmt is None:
+        stmt = _DRIVER_HIT[key] = _DriverStatement(_HIT_RUN, conn.dialect, "fingerprint")
+    return stmt.rows(conn.connection.driver_connection, fingerprint)
+
+
 def load_completed(conn: Connection, fingerprint: str, *, inputs: bool) -> RunRecord | None:
-    rows = conn.execute(_HIT_RUN, {"fingerprint": fingerprint}).all()
+    rows = _hit_rows(conn, fingerprint) if not inputs else conn.execute(
+        _HIT_RUN, {"fingerprint": fingerprint}).all()
     if not rows:
         return None
     first = rows[0]

@@ -12,6 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_DIR = ".taskcache"
+FRAME_FORMATS = ("parquet", "arrow")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Settings:
     heartbeat_seconds: float = 15.0
     busy_timeout_seconds: float = 30.0
     quiet: bool = False
+    #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
+    #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
+    frame_format: str = "parquet"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -33,6 +37,9 @@ class Settings:
             object.__setattr__(self, "db_url", f"sqlite:///{self.cache_dir / 'catalog.db'}")
         if self.lease_seconds <= 0:
             raise ConfigError(f"lease_seconds must be positive, got {self.lease_seconds}")
+        if self.frame_format not in FRAME_FORMATS:
+            raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
+                              f"{self.frame_format!r}")
 
     @property
     def artifacts_dir(self) -> Path:

@@ -54,7 +54,8 @@ def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
         for artifact in run.artifacts:
             report.checked += 1
             try:
-                runner.store.verify(artifact.relpath, artifact.size, artifact.checksum)
+                runner.store.verify(artifact.relpath, artifact.size, artifact.checksum,
+                                    reread=True)
             except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
                 problems.append((run.id, artifact.name, str(exc)))
         report.broken += problems

@@ -225,7 +225,8 @@ class Runner:
         value_hashes = value_hashes or {}
         try:
             chosen = {
-                name: codecs.codec_for(value, allow_pickle=self.settings.allow_pickle, name=name)
+                name: codecs.codec_for(value, allow_pickle=self.settings.allow_pickle, name=name,
+                                       prefer=self.settings.frame_format)
                 for name, value in outputs.items()
             }
         except UnstorableValueError as exc:

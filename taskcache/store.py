@@ -88,7 +88,7 @@ class VerifiedFiles:
     mtime, ctime) means unchanged bytes, and a 200 MB artifact need not be re-read on every
     hit. Only files whose ctime is at least SETTLED_NS old are remembered: on coarse
     timestamp clocks a change within the same tick would not show. A fresh process, or
-    ``taskcache verify``, checks every byte again.
+    ``taskcache verify`` (``reread=True``), checks every byte again.
     """
 
     def __init__(self) -> None:
@@ -100,6 +100,9 @@ class VerifiedFiles:
 
     def unchanged(self, path: str, st: os.stat_result, checksum: str) -> bool:
         return self._seen.get(path) == (self._identity(st), checksum)
+
+    def forget(self) -> None:
+        self._seen.clear()
 
     def remember(self, path: str, st: os.stat_result, checksum: str) -> None:
         if time.time_ns() - st.st_ctime_ns < SETTLED_NS:
@@ -343,13 +346,14 @@ class ArtifactStore:
 
     # -- reading
 
-    def verify(self, relpath: str, size: int, checksum: str) -> Path:
+    def verify(self, relpath: str, size: int, checksum: str, *, reread: bool = False) -> Path:
         """The path, after checking size and checksum; Missing/CorruptArtifactError otherwise.
 
         A file this process verified before and whose identity (device, inode, size, mtime,
-        ctime) has not changed since is not read again: see :class:`VerifiedFiles`."""
+        ctime) has not changed since is not read again (see :class:`VerifiedFiles`) unless
+        ``reread`` (``taskcache verify``: every byte, e.g. against disk corruption)."""
         full, st = self._stat_artifact(relpath, size)
-        if self._verified.unchanged(full, st, checksum):
+        if not reread and self._verified.unchanged(full, st, checksum):
             return Path(full)
         try:
             actual_size, actual = checksum_file(Path(full))
@@ -359,6 +363,10 @@ class ArtifactStore:
             raise CorruptArtifactError(full, checksum, actual)
         self._verified.remember(full, st, checksum)
         return Path(full)
+
+    def forget_verified(self) -> None:
+        """Check every byte again on the next load of each file (as a fresh process does)."""
+        self._verified.forget()
 
     def read_verified(self, relpath: str, size: int, checksum: str) -> bytes:
         """The bytes of a small artifact, read once and checked against size and checksum

@@ -568,3 +568,17 @@ def test_remembered_hits_follow_commits_of_another_catalog_in_this_process(
         other.dispose()
     assert cat.find_completed("fp-same", inputs=False) is None
     assert cat.find_completed("fp-same") is None
+
+
+def test_hit_path_record_equals_the_full_record(cat: Catalog) -> None:
+    """The hit path reads through the SQLite driver directly; its record must be the one
+    SQLAlchemy builds (datetimes, JSON columns, tuples), inputs aside."""
+    from dataclasses import replace
+
+    inputs = (InputRecord(name="raw", value_hash="v0", type_name="int", repr="1"),)
+    run_ok(cat, "fp-raw", inputs=inputs, tags=("exp", "b"))
+    fast = cat.find_completed("fp-raw", inputs=False)
+    full = cat.find_completed("fp-raw")
+    assert fast == replace(full, inputs=())
+    assert full.inputs and full.started_at.tzinfo is not None and fast.tags == ("exp", "b")
+    assert fast.artifacts[0].shape == (10, 2) and fast.env["packages"] == {"pandas": "2.2"}

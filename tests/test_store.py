@@ -315,6 +315,8 @@ def test_verified_file_is_not_reread_until_it_changes(store: ArtifactStore, monk
     for _ in range(3):
         store.verify(stored.relpath, stored.size, stored.checksum)
     assert len(reads) == 1  # checksummed once, then known unchanged
+    store.verify(stored.relpath, stored.size, stored.checksum, reread=True)
+    assert len(reads) == 2  # taskcache verify reads every byte regardless
     path = store.path_of(stored.relpath)
     before = path.stat()
     with open(path, "r+b") as f:  # same size, same mtime afterwards: only ctime tells

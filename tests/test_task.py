@@ -433,3 +433,43 @@ def test_hit_counts_reach_the_catalog_without_a_read_from_this_process(make_modu
         assert record.hit_count == 2 and record.last_hit_at is not None
     finally:
         other.dispose()
+
+
+FRAMES = """
+import numpy as np
+import pandas as pd
+import taskcache as tc
+CALLS = []
+
+@tc.task
+def make(n):
+    CALLS.append(n)
+    rng = np.random.default_rng(n)
+    return pd.DataFrame({"x": rng.random(n), "k": np.arange(n), "s": [f"r{i}" for i in range(n)]})
+"""
+
+
+@pytest.mark.parametrize("frame_format", ["parquet", "arrow"])
+def test_frame_format_setting_and_loaded_frames_are_private_copies(make_module, frame_format):
+    tc.configure(frame_format=frame_format)
+    mod = make_module(f"m_frames_{frame_format}", FRAMES)
+    first = mod.make(1000)
+    assert tc.runs(task="make", limit=1)["status"].iloc[0] == "completed"
+    run = mod.make.lookup(1000)
+    assert run.record.artifacts[0].codec == frame_format
+    hit = mod.make(1000)
+    assert mod.CALLS == [1000] and hit.equals(first)
+    hit.iloc[0, 0] = -1.0  # a loaded frame is the caller's to change ...
+    hit["k"] += 1
+    again = mod.make(1000)  # ... and the cache does not see it
+    assert again.equals(first) and mod.CALLS == [1000]
+    from taskcache.maintenance import verify
+
+    assert verify().ok
+
+
+def test_frame_format_is_validated():
+    from taskcache.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="frame_format"):
+        tc.configure(frame_format="feather")
