@@ -320,7 +320,7 @@ def case_hashing(sz: Sizes, ctx: dict[str, Any]) -> dict[str, Any]:
         assert hash_value(value) == hash_value(value), label
         for who, fn in (("taskcache", hash_value), ("joblib.hash", joblib.hash),
                         ("floor xxh3", floor_hash)):
-            samples = timed(lambda fn=fn, value=value: fn(value), sz.repeat)
+            samples = timed(lambda fn=fn, value=value: fn(value), max(sz.repeat, 11))
             med = statistics.median(samples)
             medians[(label, who)] = med
             rows.append(stats(f"{label} ({fmt_bytes(nbytes)}): {who}", samples,
@@ -383,7 +383,7 @@ def case_input_hit(sz: Sizes, ctx: dict[str, Any]) -> dict[str, Any]:
     rows, med = [], {}
     for who, fn in (("taskcache @task", tc), ("joblib.Memory.cache", jl)):
         assert fn(frame) == expected
-        samples = timed(lambda fn=fn: fn(frame), sz.repeat)
+        samples = timed(lambda fn=fn: fn(frame), max(sz.repeat, 11))
         med[who] = statistics.median(samples)
         rows.append(stats(f"{who}: hit, input = numeric frame ({fmt_bytes(frame_nbytes(frame))})",
                           samples))

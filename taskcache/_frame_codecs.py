@@ -9,16 +9,21 @@ What is restored from our own metadata (schema key ``taskcache``), not from pyar
 the column labels and their Index (str/object/int64/RangeIndex, name), the Series name,
 object columns of strings (Arrow reads them back as ``str``), second-resolution datetimes
 (Parquet has no seconds unit) and the ``freq`` of a DatetimeIndex/TimedeltaIndex.
+
+Decoding wraps numeric columns without nulls as numpy arrays instead of copying them (see
+``_frame_arrays``); every other column and the index go through ``Table.to_pandas``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from . import _json_codec
+from . import _frame_arrays, _json_codec
+from ._frame_arrays import ArrayOf, PrivateMap, buffer_array, frame_from_table
 
 META_KEY = b"taskcache"
 SERIES_COLUMN = "__series__"
@@ -223,11 +228,17 @@ def _restore_dtype(values: Any, recorded: str) -> Any:
     raise ValueError(f"stored frame came back as {values.dtype}, expected {recorded}")
 
 
-def from_table(table: Any) -> Any:
+def from_table(table: Any, array_of: ArrayOf | None = None) -> Any:
+    """The value ``to_table`` was given; with ``array_of``, numeric columns come without a
+    copy (see ``_frame_arrays.frame_from_table``)."""
     import pandas as pd
 
     meta = json.loads((table.schema.metadata or {})[META_KEY])
-    frame = table.to_pandas()
+    frame = None
+    if array_of is not None:
+        frame = frame_from_table(table, meta["dtypes"], meta.get("range"), array_of)
+    if frame is None:
+        frame = table.to_pandas()
     if meta.get("range") is not None and frame.shape[1] == 0:
         frame = pd.DataFrame(index=pd.RangeIndex(*meta["range"], name=frame.index.name))
     cols = meta["columns"]
@@ -251,8 +262,22 @@ def from_table(table: Any) -> Any:
     return frame
 
 
+# Parquet's default row groups (1Mi rows) would read back as many chunks per column, which
+# to_pandas concatenates (a copy) and the zero-copy path skips; one row group per file up to
+# this many rows instead.
+ROW_GROUP_ROWS = 64 * 2**20
+
+
 class ParquetCodec:
-    """DataFrame/Series as Parquet (the default for frames: portable, compressed)."""
+    """DataFrame/Series as Parquet (the default for frames: portable, snappy-compressed).
+
+    Written as one row group (up to ``ROW_GROUP_ROWS`` rows), so each column reads back as
+    one chunk, with dictionary encoding only for columns that are not floating point (random
+    floats gain nothing from it). Read with a memory map; in large frames, numeric columns
+    without nulls then become writable numpy arrays over the buffers Parquet decoded into,
+    without the copy ``to_pandas`` makes (zero-copy, one block per column; see
+    ``_frame_arrays``).
+    """
 
     name = "parquet"
     suffix = ".parquet"
@@ -263,18 +288,32 @@ class ParquetCodec:
         return frame_problem(value, self.fmt) is None
 
     def encode(self, value: Any, path: Path) -> None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(to_table(value), str(path))
+        table = to_table(value)
+        rows = min(max(table.num_rows, 1), ROW_GROUP_ROWS)
+        dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+        pq.write_table(table, str(path), row_group_size=rows, use_dictionary=dictionary)
 
     def decode(self, path: Path) -> Any:
         import pyarrow.parquet as pq
 
-        return from_table(pq.read_table(str(path)))
+        with pq.ParquetFile(str(path), memory_map=True) as source:
+            table = source.read()
+        return from_table(table, buffer_array)
 
 
 class ArrowCodec(ParquetCodec):
-    """DataFrame/Series as an Arrow IPC file, read back memory-mapped (faster, opt-in)."""
+    """DataFrame/Series as an uncompressed Arrow IPC file, memory-mapped (faster, opt-in).
+
+    Written as one record batch where the columns allow it, so each column reads back as
+    one chunk. Read through a private copy-on-write memory map of the file: in large frames,
+    numeric columns without nulls are writable numpy arrays over that mapping (zero-copy), so
+    the frame is backed by the page cache until it is written to; writes go to private
+    copies of the pages and never reach the file. Other columns go through ``to_pandas``.
+    Files too small for that are read as before (read-only map, ``to_pandas``).
+    """
 
     name = "arrow"
     suffix = ".arrow"
@@ -284,11 +323,19 @@ class ArrowCodec(ParquetCodec):
         import pyarrow as pa
 
         table = to_table(value)
+        if any(column.num_chunks > 1 for column in table.columns):
+            with contextlib.suppress(pa.ArrowException):  # e.g. > 2 GiB of strings: keep chunks
+                table = table.combine_chunks()
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
 
     def decode(self, path: Path) -> Any:
         import pyarrow as pa
 
-        with pa.memory_map(str(path), "r") as source:
-            return from_table(pa.ipc.open_file(source).read_all())
+        # a frame worth wrapping has MIN_ROWS rows of a numeric column: at least as many bytes
+        size = Path(path).stat().st_size
+        if size == 0 or size < _frame_arrays.MIN_ROWS:  # (and mmap refuses empty files)
+            with pa.memory_map(str(path), "r") as source:
+                return from_table(pa.ipc.open_file(source).read_all())
+        mapped = PrivateMap(path)
+        return from_table(pa.ipc.open_file(mapped.buffer).read_all(), mapped.array)

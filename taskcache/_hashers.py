@@ -209,9 +209,9 @@ def _feed_pandas(h: Any, value: Any, ctx: Ctx) -> bool:
         feed_index(h, value.columns, ctx)
         feed_index(h, value.index, ctx)
         h.update(U64(value.shape[1]))
-        for i, name in enumerate(value.columns):
+        for name, column in value.items():
             try:
-                feed_pandas_array(h, value.iloc[:, i].array, ctx)
+                feed_pandas_array(h, column.array, ctx)
             except Unhashable as exc:
                 exc.path.append(f"[{name!r}]")
                 raise
