@@ -101,8 +101,11 @@ class VerifiedFiles:
     def unchanged(self, path: str, st: os.stat_result, checksum: str) -> bool:
         return self._seen.get(path) == (self._identity(st), checksum)
 
-    def forget(self) -> None:
-        self._seen.clear()
+    def forget(self, path: str | None = None) -> None:
+        if path is None:
+            self._seen.clear()
+        else:
+            self._seen.pop(path, None)
 
     def remember(self, path: str, st: os.stat_result, checksum: str) -> None:
         if time.time_ns() - st.st_ctime_ns < SETTLED_NS:
@@ -364,9 +367,10 @@ class ArtifactStore:
         self._verified.remember(full, st, checksum)
         return Path(full)
 
-    def forget_verified(self) -> None:
-        """Check every byte again on the next load of each file (as a fresh process does)."""
-        self._verified.forget()
+    def forget_verified(self, relpath: str | None = None) -> None:
+        """Check every byte again on the next load of ``relpath`` (default: of every file),
+        as a fresh process does."""
+        self._verified.forget(None if relpath is None else self._locate(relpath))
 
     def read_verified(self, relpath: str, size: int, checksum: str) -> bytes:
         """The bytes of a small artifact, read once and checked against size and checksum
