@@ -266,14 +266,19 @@ class _DriverStatement:
         self.sql = str(compiled)
         self._name = name
         self._params = [(key, defaults[key]) for key in compiled.positiontup or ()]
-        self._processors = [col.type.dialect_impl(dialect).result_processor(dialect, None)
-                            for col in stmt.selected_columns]
+        processors = [col.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for col in stmt.selected_columns]
+        self._processors = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
 
-    def rows(self, driver: Any, value: Any) -> list[tuple[Any, ...]]:
+    def rows(self, driver: Any, value: Any) -> list[list[Any]]:
         params = tuple(value if key == self._name else default for key, default in self._params)
-        procs = self._processors
-        return [tuple(raw if proc is None else proc(raw) for proc, raw in zip(procs, row, strict=True))
-                for row in driver.execute(self.sql, params).fetchall()]
+        out = []
+        for raw in driver.execute(self.sql, params).fetchall():
+            row = list(raw)
+            for i, proc in self._processors:
+                row[i] = proc(row[i])
+            out.append(row)
+        return out
 
 
 _DRIVER_HIT: dict[tuple[str, str], _DriverStatement] = {}
