@@ -96,7 +96,7 @@ class _HitMemo:
     counter keeps the value it had when they were read: any commit, by any process (a new
     run, an invalidation, a delete, a batch of hit counts), changes it and empties this."""
 
-    LIMIT = 10_000
+    LIMIT = 4096
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
