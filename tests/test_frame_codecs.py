@@ -322,3 +322,18 @@ def test_any_mix_roundtrips(n: int, kinds: list[str], index: str, series: bool, 
 def test_sliced_chunks_keep_their_offset() -> None:
     chunk = pa.array([float(i) for i in range(10)]).slice(3, 4)
     assert _frame_arrays.buffer_array(chunk, np.dtype("float64")).tolist() == [3.0, 4.0, 5.0, 6.0]
+
+
+def test_parquet_compresses_only_columns_that_gain(tmp_path: Path) -> None:
+    n = 50_000
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"noise": rng.random(n), "steps": np.repeat([0.5, 1.5], n // 2),
+                          "ids": np.arange(n), "few": np.where(np.arange(n) % 2, "a", "b")})
+    path = tmp_path / "f.parquet"
+    ParquetCodec().encode(frame, path)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    chosen = {group.column(i).path_in_schema: group.column(i).compression
+              for i in range(group.num_columns)}
+    assert chosen == {"noise": "UNCOMPRESSED", "steps": "SNAPPY", "ids": "SNAPPY",
+                      "few": "SNAPPY"}
+    assert ParquetCodec().decode(path).equals(frame)

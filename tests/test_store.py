@@ -357,3 +357,19 @@ def test_read_verified_returns_the_checked_bytes(store: ArtifactStore) -> None:
     path.unlink()
     with pytest.raises(MissingArtifactError):
         store.read_verified(stored.relpath, stored.size, stored.checksum)
+
+
+@pytest.mark.parametrize("size", [0, 1, 256 * 1024 - 1, 256 * 1024, 3 * 1024 * 1024 + 7])
+def test_checksum_of_small_and_memory_mapped_files(store: ArtifactStore, size: int) -> None:
+    data = os.urandom(size)
+    stored = store.write(["run", f"f{size}"], ".bin", writes(data))
+    assert stored.size == size
+    assert stored.checksum == f"xxh3_128:{xxhash.xxh3_128_hexdigest(data)}"
+    store.verify(stored.relpath, stored.size, stored.checksum, reread=True)
+    if size:
+        path = store.path_of(stored.relpath)
+        with open(path, "r+b") as f:  # one flipped byte at the end is caught
+            f.seek(size - 1)
+            f.write(bytes([data[-1] ^ 1]))
+        with pytest.raises(CorruptArtifactError):
+            store.verify(stored.relpath, stored.size, stored.checksum, reread=True)
