@@ -5,7 +5,7 @@ Folders are 0700 and files 0600 (artifacts may be pickles: see the trust model i
 ``taskcache.codecs``).
 
 A write goes to ``.tmp-<pid>-<random>-<name>`` in the target folder, is fsynced and
-checksummed (xxh3-128 over a memory map of the file), then renamed into place and
+checksummed (xxh3-128, streamed in 4 MiB chunks by C code), then renamed into place and
 the folder fsynced, so a reader sees either nothing or the complete file. Interrupted
 writes leave temp files that :meth:`ArtifactStore.sweep_temp` removes.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import mmap
 import os
 import re
 import secrets
@@ -74,6 +73,7 @@ class StoredFile:
 
 
 _SMALL = 256 * 1024
+_CHUNK = 4 * 1024 * 1024
 _MEMO_LIMIT = 100_000  # remembered paths/verifications per store before starting afresh
 #: a file whose ctime is this recent may still change within the same timestamp tick, so
 #: its verification is not remembered (git's "racily clean" rule)
@@ -116,15 +116,21 @@ class VerifiedFiles:
 
 
 def checksum_file(path: Path) -> tuple[int, str]:
-    """(size, "xxh3_128:<hex>") of a file: small ones in one read, big ones hashed straight
-    from the page cache through a read-only memory map (no copy: ~2.5x faster than reading
-    them in chunks)."""
+    """(size, "xxh3_128:<hex>") of a file, streamed in big chunks without copies. (Hashing a
+    read-only memory map instead measured no faster here: ~21 ms per 200 MB either way,
+    page faults instead of copies.)"""
     with open(path, "rb", buffering=0) as f:
         head = f.read(_SMALL)
         if len(head) < _SMALL:  # most artifacts: one read, no big buffer to allocate
             return len(head), f"{CHECKSUM_ALGO}:{xxhash.xxh3_128_hexdigest(head)}"
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return len(mapped), f"{CHECKSUM_ALGO}:{xxhash.xxh3_128_hexdigest(mapped)}"
+        digest = xxhash.xxh3_128(head)
+        size = len(head)
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+    return size, f"{CHECKSUM_ALGO}:{digest.hexdigest()}"
 
 
 def _fsync_dir(folder: Path) -> None:
