@@ -473,3 +473,32 @@ def test_frame_format_is_validated():
 
     with pytest.raises(ConfigError, match="frame_format"):
         tc.configure(frame_format="feather")
+
+
+SLOW_REPR = """
+import taskcache as tc
+REPRS = []
+
+class Big:
+    def __init__(self, n):
+        self.n = n
+    def __repr__(self):  # imagine a 2.5M-row DataFrame: formatting it takes milliseconds
+        REPRS.append(self.n)
+        return f"Big({self.n})"
+
+tc.register_hasher(Big, lambda b: b.n)
+
+@tc.task
+def size(big):
+    return big.n
+"""
+
+
+def test_a_hit_never_formats_its_arguments(make_module):
+    mod = make_module("m_slow_repr", SLOW_REPR)
+    assert mod.size(mod.Big(3)) == 3
+    assert mod.REPRS == [3]  # the miss records a short repr of the input
+    for _ in range(3):
+        assert mod.size(mod.Big(3)) == 3
+    assert mod.REPRS == [3]
+    assert mod.size.lookup(mod.Big(3)).record.inputs[0].repr == "Big(3)"
