@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import PurePath
 from typing import Any
 
-from xxhash import xxh3_128, xxh3_128_digest
+from xxhash import xxh3_128
 
 from .errors import FingerprintError
 
@@ -216,29 +216,6 @@ def feed_mapping(h: Any, mapping: Any, ctx: Ctx, tag_: bytes = T_DICT) -> None:
         guard.exit()
 
 
-def str_mapping_bytes(mapping: Any) -> bytes | None:
-    """What ``feed_mapping`` streams for a dict whose keys are str and whose values are str
-    or such dicts (a run's key parts), built directly; None for anything else."""
-    if type(mapping) is not dict:
-        mapping = dict(mapping)
-    pairs = []
-    for key, val in mapping.items():
-        if type(key) is not str:
-            return None
-        if type(val) is str:
-            encoded = str_bytes(val)
-        elif type(val) is dict:
-            inner = str_mapping_bytes(val)
-            if inner is None:
-                return None
-            encoded = inner
-        else:
-            return None
-        pairs.append(xxh3_128_digest(str_bytes(key) + encoded))
-    pairs.sort()
-    return T_DICT + U64(len(pairs)) + b"".join(pairs)
-
-
 def _set(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
     guard = Guard(ctx, value)
     if not guard.enter(h):
@@ -344,15 +321,6 @@ EXACT: dict[type, Callable[[Any, Any, Ctx], None]] = {
     ],
     uuid.UUID: lambda h, v, c: h.update(T_UUID + v.bytes),
     type(...): lambda h, v, c: h.update(T_ELLIPSIS),
-}
-
-#: the bytes EXACT's feeder streams for a scalar, for hashing it in one call
-SCALAR_BYTES: dict[type, Callable[[Any], bytes]] = {
-    type(None): lambda v: T_NONE,
-    bool: lambda v: T_TRUE if v else T_FALSE,
-    int: int_bytes,
-    float: lambda v: T_FLOAT + _f(v),
-    str: str_bytes,
 }
 
 _CODE_TYPES = (

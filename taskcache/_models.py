@@ -33,11 +33,11 @@ from sqlalchemy import (
     TypeDecorator,
     bindparam,
     insert,
-    or_,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ._sqlite import DriverStatement
 from .errors import RunNotFoundError
 from .records import ArtifactRecord, Claim, InputRecord, RunRecord, RunSpec, StateChange
 
@@ -255,33 +255,7 @@ _HIT_INPUTS = (
 _N_RUN = len(RUN_COLUMNS)
 
 
-class _DriverStatement:
-    """A Core SELECT compiled once for a dialect and run on the DBAPI connection directly,
-    its rows passed through the same result processors SQLAlchemy would apply: the cache
-    hit lookup without SQLAlchemy's per-execution work (SQLite only; ~4x less time)."""
-
-    def __init__(self, stmt: Any, dialect: Any, name: str) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        defaults = compiled.construct_params({name: None})
-        self.sql = str(compiled)
-        self._name = name
-        self._params = [(key, defaults[key]) for key in compiled.positiontup or ()]
-        processors = [col.type.dialect_impl(dialect).result_processor(dialect, None)
-                      for col in stmt.selected_columns]
-        self._processors = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
-
-    def rows(self, driver: Any, value: Any) -> list[list[Any]]:
-        params = tuple(value if key == self._name else default for key, default in self._params)
-        out = []
-        for raw in driver.execute(self.sql, params).fetchall():
-            row = list(raw)
-            for i, proc in self._processors:
-                row[i] = proc(row[i])
-            out.append(row)
-        return out
-
-
-_DRIVER_HIT: dict[tuple[str, str], _DriverStatement] = {}
+_DRIVER_HIT: dict[tuple[str, str], DriverStatement] = {}
 
 
 def _hit_rows(conn: Connection, fingerprint: str) -> list[Any]:
@@ -290,7 +264,7 @@ def _hit_rows(conn: Connection, fingerprint: str) -> list[Any]:
     key = (conn.dialect.name, conn.dialect.driver)
     stmt = _DRIVER_HIT.get(key)
     if stmt is None:
-        stmt = _DRIVER_HIT[key] = _DriverStatement(_HIT_RUN, conn.dialect, "fingerprint")
+        stmt = _DRIVER_HIT[key] = DriverStatement(_HIT_RUN, conn.dialect, "fingerprint")
     return stmt.rows(conn.connection.driver_connection, fingerprint)
 
 
@@ -350,46 +324,6 @@ def load_artifacts(conn: Connection, run_ids: Sequence[int]) -> list[ArtifactRec
         stmt = select(*ARTIFACT_COLUMNS).where(artifacts.c.run_id.in_(chunk))
         result += map(artifact_record, conn.execute(stmt.order_by(artifacts.c.id)))
     return result
-
-
-#: sort keys query_runs accepts (allow-listed: a sort key never reaches SQL as text)
-SORT_COLUMNS = {
-    name: runs.c[name]
-    for name in ("id", "task", "status", "created_at", "started_at", "duration", "hit_count")
-}
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def run_filters(
-    task: str | None, status: str | None, tag: str | None, since: datetime | None,
-    fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
-) -> list[ColumnElement[bool]]:
-    """WHERE clauses of query_runs/count_runs; every value is a bound parameter.
-
-    ``text`` matches a substring of the task name or the source, case-insensitively for
-    ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
-    where: list[ColumnElement[bool]] = []
-    if task is not None:
-        where.append(runs.c.task == task)
-    if status is not None:
-        where.append(runs.c.status == status)
-    if tag is not None:
-        where.append(runs.c.id.in_(select(run_tags.c.run_id).where(run_tags.c.tag == tag)))
-    if since is not None:
-        where.append(runs.c.created_at >= since)
-    if until is not None:
-        where.append(runs.c.created_at < until)
-    if fingerprint is not None:
-        where.append(runs.c.fingerprint == fingerprint)
-    if text:
-        pattern = _like_pattern(text)
-        where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
-                         runs.c.source.ilike(pattern, escape="\\")))
-    return where
 
 
 def _now() -> datetime:

@@ -6,15 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from ._models import (
     INPUTS_FROM,
-    SORT_COLUMNS,
     artifacts,
     load_run,
     load_runs,
-    run_filters,
     run_inputs,
     run_tags,
     runs,
@@ -23,6 +21,45 @@ from ._models import (
 )
 from .errors import RunNotFoundError
 from .records import RunRecord, StateChange
+
+#: sort keys query_runs accepts (allow-listed: a sort key never reaches SQL as text)
+SORT_COLUMNS = {
+    name: runs.c[name]
+    for name in ("id", "task", "status", "created_at", "started_at", "duration", "hit_count")
+}
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def run_filters(
+    task: str | None, status: str | None, tag: str | None, since: datetime | None,
+    fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses of query_runs/count_runs; every value is a bound parameter.
+
+    ``text`` matches a substring of the task name or the source, case-insensitively for
+    ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
+    where: list[ColumnElement[bool]] = []
+    if task is not None:
+        where.append(runs.c.task == task)
+    if status is not None:
+        where.append(runs.c.status == status)
+    if tag is not None:
+        where.append(runs.c.id.in_(select(run_tags.c.run_id).where(run_tags.c.tag == tag)))
+    if since is not None:
+        where.append(runs.c.created_at >= since)
+    if until is not None:
+        where.append(runs.c.created_at < until)
+    if fingerprint is not None:
+        where.append(runs.c.fingerprint == fingerprint)
+    if text:
+        pattern = _like_pattern(text)
+        where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
+                         runs.c.source.ilike(pattern, escape="\\")))
+    return where
 
 
 class CatalogQueries:

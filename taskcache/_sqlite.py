@@ -248,3 +248,29 @@ class Database:
                 conn.close()
         self._local = threading.local()
         self._engine.dispose(close=mine)
+
+
+class DriverStatement:
+    """A Core SELECT compiled once for a dialect and run on the DBAPI connection directly,
+    its rows passed through the same result processors SQLAlchemy would apply: the cache
+    hit lookup without SQLAlchemy's per-execution work (SQLite only; ~4x less time)."""
+
+    def __init__(self, stmt: Any, dialect: Any, name: str) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        defaults = compiled.construct_params({name: None})
+        self.sql = str(compiled)
+        self._name = name
+        self._params = [(key, defaults[key]) for key in compiled.positiontup or ()]
+        processors = [col.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for col in stmt.selected_columns]
+        self._processors = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
+
+    def rows(self, driver: Any, value: Any) -> list[list[Any]]:
+        params = tuple(value if key == self._name else default for key, default in self._params)
+        out = []
+        for raw in driver.execute(self.sql, params).fetchall():
+            row = list(raw)
+            for i, proc in self._processors:
+                row[i] = proc(row[i])
+            out.append(row)
+        return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xxhash import xxh3_128, xxh3_128_hexdigest
+from xxhash import xxh3_128, xxh3_128_digest, xxh3_128_hexdigest
 
 from . import _codehash, _hash_plots, _hashcore
 from ._hashcore import Ctx, Unhashable, feed, type_name
@@ -33,6 +33,41 @@ _T_KEY = _hashcore.tag("key")
 _KEY_PREFIX = _T_KEY + _hashcore.int_bytes(KEY_VERSION)
 
 
+# -- one-call encodings: the exact bytes feed() would stream, for the hit path's common values
+
+#: the bytes EXACT's feeder streams for a scalar, for hashing it in one call
+_SCALAR_BYTES: dict[type, Callable[[Any], bytes]] = {
+    type(None): lambda v: _hashcore.T_NONE,
+    bool: lambda v: _hashcore.T_TRUE if v else _hashcore.T_FALSE,
+    int: _hashcore.int_bytes,
+    float: lambda v: _hashcore.T_FLOAT + (_hashcore.NAN if v != v else _hashcore.F64(v)),
+    str: _hashcore.str_bytes,
+}
+
+
+def _str_mapping_bytes(mapping: Any) -> bytes | None:
+    """What ``feed_mapping`` streams for a dict whose keys are str and whose values are str
+    or such dicts (a run's key parts), built directly; None for anything else."""
+    if type(mapping) is not dict:
+        mapping = dict(mapping)
+    pairs = []
+    for key, val in mapping.items():
+        if type(key) is not str:
+            return None
+        if type(val) is str:
+            encoded = _hashcore.str_bytes(val)
+        elif type(val) is dict:
+            inner = _str_mapping_bytes(val)
+            if inner is None:
+                return None
+            encoded = inner
+        else:
+            return None
+        pairs.append(xxh3_128_digest(_hashcore.str_bytes(key) + encoded))
+    pairs.sort()
+    return _hashcore.T_DICT + _hashcore.U64(len(pairs)) + b"".join(pairs)
+
+
 def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
     h = xxh3_128()
     try:
@@ -46,7 +81,7 @@ def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
 
 def hash_value(value: Any, name: str | None = None) -> str:
     """32-hex-digit content hash of ``value``; raises FingerprintError naming ``name``."""
-    encode = _hashcore.SCALAR_BYTES.get(type(value))
+    encode = _SCALAR_BYTES.get(type(value))
     if encode is not None:  # the same bytes feed() would stream, hashed in one call
         return xxh3_128_hexdigest(encode(value))
     return _run(name, value, lambda h, ctx: feed(h, value, ctx))
@@ -75,7 +110,7 @@ def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:
 
 def combine_key(parts: Mapping[str, Any]) -> str:
     """The run fingerprint: a hash of named parts plus KEY_VERSION."""
-    encoded = _hashcore.str_mapping_bytes(parts)
+    encoded = _str_mapping_bytes(parts)
     if encoded is not None:  # str values and dicts of them: the same bytes, without feed()
         return xxh3_128_hexdigest(_KEY_PREFIX + encoded)
 

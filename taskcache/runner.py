@@ -23,6 +23,7 @@ from typing import Any
 
 from . import codecs, events
 from ._failures import FailureLog, failure_fields
+from ._folders import prepare_cache_dir, refuse_shared_catalog_file
 from ._heartbeat import Heartbeat
 from ._hits import HitLog
 from .catalog import Catalog
@@ -41,7 +42,7 @@ from .errors import (
 )
 from .fingerprint import hash_value
 from .records import ArtifactRecord, Claim, RunRecord, RunSpec
-from .store import ArtifactStore, prepare_cache_dir, refuse_shared_catalog_file
+from .store import ArtifactStore
 
 log = logging.getLogger("taskcache")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from taskcache._folders import prepare_cache_dir
 from taskcache.errors import (
     ConfigError,
     CorruptArtifactError,
@@ -17,7 +18,7 @@ from taskcache.errors import (
     StoreError,
     UnsafePathError,
 )
-from taskcache.store import ArtifactStore, StoredFile, prepare_cache_dir, sanitize_name
+from taskcache.store import ArtifactStore, StoredFile, sanitize_name
 
 
 def mode(path: Path) -> int:
