@@ -130,7 +130,7 @@ class Catalog(CatalogQueries):
         self._read = self._db.read
         self._write = self._db.write
         ensure_schema(self._db)
-        self._hits = _HitMemo()
+        self._remembered = _HitMemo()
 
     def dispose(self) -> None:
         self._db.dispose()
@@ -159,11 +159,11 @@ class Catalog(CatalogQueries):
         (and its inputs, unless ``inputs=False``: one statement less on a hit)."""
         if not inputs:  # the fast path of every cache hit: remembered, or one statement
             version = None if self._db.changes is None else self._db.changes.read()
-            run = self._hits.get(version, fingerprint)
+            run = self._remembered.get(version, fingerprint)
             if run is None:
                 with self._db.single_statement() as conn:
                     run = load_completed(conn, fingerprint, inputs=False)
-                self._hits.put(version, fingerprint, run)
+                self._remembered.put(version, fingerprint, run)
             return run
         with self._read() as conn:
             return load_completed(conn, fingerprint, inputs=True)

@@ -188,7 +188,6 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         self._real_root = self.root.resolve()
-        self._root_str = str(self.root)
         self._located: dict[str, str] = {}  # checked relpath -> absolute path (hit path)
         self._verified = VerifiedFiles()
 
