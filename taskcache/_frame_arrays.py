@@ -22,9 +22,7 @@ chunks...) and the index go through ``to_pandas``, so their conversion is what i
 from __future__ import annotations
 
 import mmap
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 # (arrow chunk, numpy dtype) -> a writable array over the chunk's values, or None (no such
@@ -37,11 +35,6 @@ MIN_ROWS = 1 << 17
 # Wider frames would come back as more blocks than this (pandas warns beyond 100).
 MAX_COLUMNS = 64
 
-# A mapping keeps a duplicate of the file descriptor open for as long as it lives (one per
-# decoded frame), except on Unix with Python 3.13+, which can map without it.
-_MMAP_OPTIONS: dict[str, Any] = (
-    {"trackfd": False} if sys.version_info >= (3, 13) and sys.platform != "win32" else {}
-)
 
 
 def zero_copy_dtype(column: Any, recorded: str) -> Any:
@@ -78,11 +71,10 @@ class PrivateMap:
     The mapping lives as long as any such array (or Arrow buffer) does.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, mapped: mmap.mmap) -> None:
         import pyarrow as pa
 
-        with open(path, "rb") as f:  # mmap keeps the mapping after the file is closed
-            self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY, **_MMAP_OPTIONS)
+        self.map = mapped  # from store.map_copy_on_write
         self.buffer = pa.py_buffer(self.map)
 
     def array(self, chunk: Any, dtype: Any) -> Any:

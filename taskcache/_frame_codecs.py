@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import re
 from pathlib import Path
 from typing import Any
 
 from . import _frame_arrays, _json_codec
 from ._frame_arrays import ArrayOf, PrivateMap, buffer_array, frame_from_table
+from .store import map_copy_on_write
 
 META_KEY = b"taskcache"
 SERIES_COLUMN = "__series__"
@@ -324,6 +326,15 @@ class ParquetCodec:
             table = source.read()
         return from_table(table, buffer_array)
 
+    def decode_mapped(self, mapped: mmap.mmap) -> Any:
+        """The same from a file the store already mapped (and checked)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(pa.py_buffer(mapped)) as source:
+            table = source.read()
+        return from_table(table, buffer_array)
+
 
 class ArrowCodec(ParquetCodec):
     """DataFrame/Series as an uncompressed Arrow IPC file, memory-mapped (faster, opt-in).
@@ -358,5 +369,11 @@ class ArrowCodec(ParquetCodec):
         if size == 0 or size < _frame_arrays.MIN_ROWS:  # (and mmap refuses empty files)
             with pa.memory_map(str(path), "r") as source:
                 return from_table(pa.ipc.open_file(source).read_all())
-        mapped = PrivateMap(path)
-        return from_table(pa.ipc.open_file(mapped.buffer).read_all(), mapped.array)
+        return self.decode_mapped(map_copy_on_write(path)[0])
+
+    def decode_mapped(self, mapped: mmap.mmap) -> Any:
+        """The same from a copy-on-write mapping the store already made (and checked)."""
+        import pyarrow as pa
+
+        private = PrivateMap(mapped)
+        return from_table(pa.ipc.open_file(private.buffer).read_all(), private.array)

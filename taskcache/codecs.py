@@ -74,7 +74,9 @@ class Codec(Protocol):
         """Read a value back from ``path``."""
 
     # optional: ``decode_bytes(data: bytes) -> Any``, the same from the file's bytes; the
-    # runner uses it for small artifacts, so the bytes it checksummed are the ones decoded
+    # runner uses it for small artifacts, so the bytes it checksummed are the ones decoded.
+    # ``decode_mapped(mapped: mmap.mmap) -> Any``: the same from a copy-on-write mapping of
+    # the file, already checked (big artifacts: checked and decoded with one mapping)
 
 
 

@@ -51,7 +51,8 @@ log = logging.getLogger("taskcache")
 MAX_ABANDONED = 3
 
 #: artifacts up to this size are read into memory once, checksummed and decoded from those
-#: bytes (when their codec has ``decode_bytes``); bigger ones are verified, then decoded
+#: bytes (when their codec has ``decode_bytes``); bigger ones are mapped, checked and
+#: decoded from the mapping (``decode_mapped``), or checked, then decoded from the file
 SMALL_ARTIFACT = 1 << 20
 
 #: id of the run executing in this context, so a nested task records its parent
@@ -158,10 +159,13 @@ class Runner:
                 f"allow_pickle is off; enable it (taskcache.configure(allow_pickle=True)) only "
                 f"if you trust this catalog"
             )
+        where = (artifact.relpath, artifact.size, artifact.checksum)
         decode_bytes = getattr(codec, "decode_bytes", None)
         if decode_bytes is not None and artifact.size <= SMALL_ARTIFACT:
-            return decode_bytes(self.store.read_verified(artifact.relpath, artifact.size,
-                                                         artifact.checksum))
+            return decode_bytes(self.store.read_verified(*where))
+        decode_mapped = getattr(codec, "decode_mapped", None)
+        if decode_mapped is not None and artifact.size > SMALL_ARTIFACT:
+            return decode_mapped(self.store.map_verified(*where))
         path = self.store.verify(artifact.relpath, artifact.size, artifact.checksum)
         return codec.decode(path)
 

@@ -374,3 +374,24 @@ def test_checksum_of_small_and_memory_mapped_files(store: ArtifactStore, size: i
             f.write(bytes([data[-1] ^ 1]))
         with pytest.raises(CorruptArtifactError):
             store.verify(stored.relpath, stored.size, stored.checksum, reread=True)
+
+
+def test_map_verified_checks_the_mapping_and_keeps_writes_private(store: ArtifactStore) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    stored = store.write(["run", "mapped"], ".bin", writes(data))
+    mapped = store.map_verified(stored.relpath, stored.size, stored.checksum)
+    assert bytes(mapped[:16]) == data[:16] and len(mapped) == len(data)
+    mapped[0] = data[0] ^ 1  # copy-on-write: the file never sees it
+    path = store.path_of(stored.relpath)
+    assert path.read_bytes() == data
+    flipped = bytearray(data)
+    flipped[-1] ^= 1
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(CorruptArtifactError):
+        store.map_verified(stored.relpath, stored.size, stored.checksum)
+    path.write_bytes(data[:-1])
+    with pytest.raises(CorruptArtifactError):
+        store.map_verified(stored.relpath, stored.size, stored.checksum)
+    path.unlink()
+    with pytest.raises(MissingArtifactError):
+        store.map_verified(stored.relpath, stored.size, stored.checksum)

@@ -502,3 +502,26 @@ def test_a_hit_never_formats_its_arguments(make_module):
         assert mod.size(mod.Big(3)) == 3
     assert mod.REPRS == [3]
     assert mod.size.lookup(mod.Big(3)).record.inputs[0].repr == "Big(3)"
+
+
+@pytest.mark.parametrize("frame_format", ["parquet", "arrow"])
+def test_big_corrupt_or_missing_frame_is_recomputed(make_module, frame_format):
+    """Frames over 1 MiB are checked over the same mapping they are decoded from."""
+    tc.configure(frame_format=frame_format)
+    mod = make_module(f"m_bigframe_{frame_format}", FRAMES)
+    first = mod.make(200_000)
+    relpath = mod.make.lookup(200_000).record.artifacts[0].relpath
+    path = get_runner().store.path_of(relpath)
+    assert path.stat().st_size > 1 << 20
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the values
+    path.write_bytes(bytes(data))
+    with pytest.warns(CacheWarning, match="corrupt"):
+        assert mod.make(200_000).equals(first)
+    assert mod.CALLS == [200_000, 200_000]
+    assert mod.make(200_000).equals(first) and mod.CALLS == [200_000, 200_000]
+    relpath = mod.make.lookup(200_000).record.artifacts[0].relpath
+    get_runner().store.path_of(relpath).unlink()
+    with pytest.warns(CacheWarning, match="missing|not found|No such"):
+        assert mod.make(200_000).equals(first)
+    assert len(mod.CALLS) == 3
