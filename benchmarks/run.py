@@ -418,8 +418,8 @@ def round_robin(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, lis
 
 def settle(since: float) -> None:
     """Wait until files written at ``since`` count as settled for taskcache's verified-file
-    memo (store.SETTLED_NS: a file changed in the same clock tick as its check could hide)."""
-    from taskcache.store import SETTLED_NS
+    memo (_verified.SETTLED_NS: a file changed in the same clock tick as its check could hide)."""
+    from taskcache._verified import SETTLED_NS
 
     time.sleep(max(0.0, since + SETTLED_NS / 1e9 + 0.1 - time.time()))
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _frame_arrays, _json_codec
 from ._frame_arrays import ArrayOf, PrivateMap, buffer_array, frame_from_table
-from .store import map_copy_on_write
+from ._verified import map_copy_on_write
 
 META_KEY = b"taskcache"
 SERIES_COLUMN = "__series__"

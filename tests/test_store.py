@@ -305,9 +305,10 @@ def test_iter_files_lists_artifacts_only(store: ArtifactStore) -> None:
 
 
 def test_verified_file_is_not_reread_until_it_changes(store: ArtifactStore, monkeypatch) -> None:
+    import taskcache._verified as verified_module
     import taskcache.store as store_module
 
-    monkeypatch.setattr(store_module, "SETTLED_NS", 0)  # every file counts as settled
+    monkeypatch.setattr(verified_module, "SETTLED_NS", 0)  # every file counts as settled
     reads = []
     real = store_module.checksum_file
     monkeypatch.setattr(store_module, "checksum_file", lambda p: reads.append(p) or real(p))
