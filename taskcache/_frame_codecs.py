@@ -270,6 +270,16 @@ def from_table(table: Any, array_of: ArrayOf | None = None) -> Any:
 ROW_GROUP_ROWS = 64 * 2**20
 
 
+# bytes of a float column compressed on trial to decide whether compressing it pays
+SAMPLE_BYTES = 1 << 20
+
+
+def _read_parquet(source: Any) -> Any:
+    with source:
+        table = source.read()
+    return from_table(table, buffer_array)
+
+
 def _compression(table: Any) -> dict[str, str]:
     """Snappy for every column, except floating-point columns whose values do not compress
     (measurement data, random numbers): stored plain, they decode ~15% faster."""
@@ -284,10 +294,6 @@ def _compression(table: Any) -> dict[str, str]:
             if pa.compress(sample, "snappy").size > 0.9 * sample.size:
                 chosen[field.name] = "none"
     return chosen
-
-
-# bytes of a float column compressed on trial to decide whether compressing it pays
-SAMPLE_BYTES = 1 << 20
 
 
 class ParquetCodec:
@@ -322,18 +328,14 @@ class ParquetCodec:
     def decode(self, path: Path) -> Any:
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(str(path), memory_map=True) as source:
-            table = source.read()
-        return from_table(table, buffer_array)
+        return _read_parquet(pq.ParquetFile(str(path), memory_map=True))
 
     def decode_mapped(self, mapped: mmap.mmap) -> Any:
         """The same from a file the store already mapped (and checked)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(pa.py_buffer(mapped)) as source:
-            table = source.read()
-        return from_table(table, buffer_array)
+        return _read_parquet(pq.ParquetFile(pa.py_buffer(mapped)))
 
 
 class ArrowCodec(ParquetCodec):
