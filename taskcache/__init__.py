@@ -19,12 +19,12 @@ _LAZY = {
     "browse": "taskcache.browser",
     "RunBrowser": "taskcache.browser",
     "configure": "taskcache.api",
-    "gc": "taskcache.maintenance",
+    "gc": "taskcache.lifecycle.maintenance",
     "Run": "taskcache.api",
     "on": "taskcache.events",
     "register_codec": "taskcache.codecs",
-    "register_hasher": "taskcache.fingerprint",
-    "KEY_VERSION": "taskcache.fingerprint",
+    "register_hasher": "taskcache.hashing",
+    "KEY_VERSION": "taskcache.hashing",
 }
 
 __all__ = [
@@ -47,13 +47,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Run, configure, run, runs, summary
-    from .browser import RunBrowser, browse
-    from .codecs import register_codec
-    from .decorator import task
-    from .events import on
-    from .fingerprint import KEY_VERSION, register_hasher
-    from .maintenance import gc
+    from taskcache.api import Run, configure, run, runs, summary
+    from taskcache.browser import RunBrowser, browse
+    from taskcache.codecs import register_codec
+    from taskcache.decorator import task
+    from taskcache.events import on
+    from taskcache.hashing import KEY_VERSION, register_hasher
+    from taskcache.lifecycle.maintenance import gc
 
 
 def __getattr__(name: str) -> Any:
@@ -66,12 +66,12 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from ._extension import load_ipython_extension as load
+    from taskcache.notebook.extension import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from ._extension import unload_ipython_extension as unload
+    from taskcache.notebook.extension import unload_ipython_extension as unload
 
     unload(ipython)

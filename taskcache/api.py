@@ -6,10 +6,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .records import InputRecord, RunRecord, StateChange
-from .runner import Runner, get_runner
-from .runner import configure as _configure
+from taskcache.config import Settings
+from taskcache.lifecycle.runner import Runner, get_runner
+from taskcache.lifecycle.runner import configure as _configure
+from taskcache.records import OUTPUT_LABELS, InputRecord, RunRecord, StateChange
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,7 +95,6 @@ def namespace_values(
 
 
 #: outputs a %%task cell stores besides its variables, as `show` names them
-_INTERNAL_OUTPUTS = {"__display__": "(printed and displayed output)", "__result__": "(cell result)"}
 
 
 class Outputs(Mapping[str, Any]):
@@ -181,7 +180,7 @@ class Run:
         lines.append("  outputs:")
         for a in r.artifacts:
             shape = f" shape {a.shape}" if a.shape else ""
-            label = _INTERNAL_OUTPUTS.get(a.name, a.name)
+            label = f"({OUTPUT_LABELS[a.name]})" if a.name in OUTPUT_LABELS else a.name
             lines.append(f"    {label}: {a.type_name}{shape} [{a.codec}, {a.size} bytes]")
         lines.append("  code:")
         lines += [f"    {line}" for line in r.source.splitlines()]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from taskcache.errors import ConfigError
 
 DEFAULT_DIR = ".taskcache"
 FRAME_FORMATS = ("parquet", "arrow")

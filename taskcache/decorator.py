@@ -13,26 +13,29 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import CatalogError, CatalogUnavailableError, StoreError, UnstorableValueError
-from .fingerprint import combine_key, hash_code, hash_value, module_versions
-from .records import Claim, InputRecord, RunSpec
-from .runner import (
+from taskcache.describe import short_repr, type_name
+from taskcache.errors import (
     CacheWarning,
+    CatalogError,
+    CatalogUnavailableError,
+    StoreError,
+    UnstorableValueError,
+)
+from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
+from taskcache.lifecycle.runner import (
     Hit,
     current_run_id,
     get_runner,
     print_waiting,
-    short_repr,
-    type_name,
 )
+from taskcache.records import RETURN, Claim, InputRecord, RunSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .api import Run
+    from taskcache.api import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
-RESULT = "return"  # the output name of a function's return value
 
 
 @dataclass
@@ -105,14 +108,14 @@ class TaskDefinition:
         if not self.cache:
             return False, None
         hit = call.runner.lookup(call.fingerprint)
-        if hit is None or RESULT not in hit.outputs:
+        if hit is None or RETURN not in hit.outputs:
             return False, None
-        return True, hit.outputs[RESULT]
+        return True, hit.outputs[RETURN]
 
     # -- execution ------------------------------------------------------------------------
     def start(self, call: _Call, *, force: bool) -> Claim | Hit:
         """Claim the run, or (single-flight) the result of another process computing it."""
-        from .environment import capture_environment
+        from taskcache.lifecycle.environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
         spec = dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
@@ -137,7 +140,7 @@ class TaskDefinition:
         finally:
             current_run_id.reset(token)
         try:
-            call.runner.save(claim, self.name, {RESULT: outcome.result},
+            call.runner.save(claim, self.name, {RETURN: outcome.result},
                              duration=time.perf_counter() - started)
         except (UnstorableValueError, StoreError, CatalogError) as exc:
             warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
@@ -159,7 +162,7 @@ class TaskDefinition:
             self._warn_uncached(exc)
             return self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
-            return acquired.outputs[RESULT]
+            return acquired.outputs[RETURN]
         with self.executing(call, acquired) as outcome:
             outcome.result = self.fn(*args, **kwargs)
         return outcome.result
@@ -175,27 +178,27 @@ class TaskDefinition:
             self._warn_uncached(exc)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
-            return acquired.outputs[RESULT]
+            return acquired.outputs[RETURN]
         with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
 
     # -- helpers exposed on the wrapper ---------------------------------------------------
     def lookup(self, *args: Any, **kwargs: Any) -> Run | None:
-        from .api import Run
+        from taskcache.api import Run
 
         call = self.prepare(args, kwargs)
         run = call.runner.catalog.find_completed(call.fingerprint)
         return None if run is None else Run(run, call.runner)
 
     def runs(self, **filters: Any) -> pd.DataFrame:
-        from .api import runs
+        from taskcache.api import runs
 
         return runs(task=self.name, **filters)
 
     def clear(self) -> int:
         """Delete every recorded run of this task and its artifacts; returns how many."""
-        from .api import delete_runs
+        from taskcache.api import delete_runs
 
         runner = get_runner()
         ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]

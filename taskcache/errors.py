@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CacheWarning",
     "TaskcacheError",
     "ConfigError",
     "FingerprintError",
@@ -209,3 +210,7 @@ class CatalogUnavailableError(CatalogError):
         self.location = location
         self.cause = cause
         super().__init__(f"the catalog {location} cannot be used: {cause}; {advice}")
+
+
+class CacheWarning(UserWarning):
+    """Something went wrong with caching; the user's code and result are unaffected."""

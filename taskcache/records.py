@@ -7,6 +7,14 @@ from datetime import datetime
 from typing import Any
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+
+#: output names taskcache gives itself: a function's return value, a cell's final expression
+#: and what a cell printed and displayed (replayed on a hit)
+RETURN = "return"
+CELL_RESULT = "__result__"
+CELL_DISPLAY = "__display__"
+#: how those of a cell are shown to people
+OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result"}
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "cancelled", "failed"}),
     "running": frozenset({"completed", "failed", "cancelled"}),

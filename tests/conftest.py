@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from taskcache import runner
+from taskcache.lifecycle import runner
 
 
 @pytest.fixture(autouse=True)

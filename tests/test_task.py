@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import taskcache as tc
-from taskcache.errors import FingerprintError
-from taskcache.runner import CacheWarning, get_runner
+from taskcache.errors import CacheWarning, FingerprintError
+from taskcache.lifecycle.runner import get_runner
 
 COUNTER = """
 import taskcache as tc
@@ -463,7 +463,7 @@ def test_frame_format_setting_and_loaded_frames_are_private_copies(make_module, 
     hit["k"] += 1
     again = mod.make(1000)  # ... and the cache does not see it
     assert again.equals(first) and mod.CALLS == [1000]
-    from taskcache.maintenance import verify
+    from taskcache.lifecycle.maintenance import verify
 
     assert verify().ok
 

@@ -5,6 +5,6 @@ table (``_table``), the detail view (``_detail``) and the live poller (``_live``
 
 from __future__ import annotations
 
-from .panel import RunBrowser, browse
+from taskcache.browser.panel import RunBrowser, browse
 
 __all__ = ["RunBrowser", "browse"]

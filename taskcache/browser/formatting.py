@@ -14,11 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..records import ArtifactRecord, InputRecord, RunRecord, StateChange
-from .lineage import status_colour
+from taskcache.browser.lineage import status_colour
+from taskcache.records import (
+    CELL_RESULT,
+    OUTPUT_LABELS,
+    ArtifactRecord,
+    InputRecord,
+    RunRecord,
+    StateChange,
+)
 
 #: outputs a %%task cell stores besides its variables, and how the panel names them
-INTERNAL_OUTPUTS = {"__display__": "printed output", "__result__": "cell result"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CELL = "padding:2px 8px;text-align:left;vertical-align:top;border-bottom:1px solid #e9ecef"
 _MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
@@ -77,7 +83,7 @@ def status_badge(status: str) -> str:
 
 def output_names(run: RunRecord) -> str:
     """The outputs column: user-visible names, internal ones left out."""
-    names = [a.name for a in run.artifacts if a.name not in INTERNAL_OUTPUTS]
+    names = [a.name for a in run.artifacts if a.name not in OUTPUT_LABELS]
     return ", ".join(names)
 
 
@@ -182,12 +188,12 @@ def artifact_shape(a: ArtifactRecord) -> str:
 
 def outputs_html(artifacts: Sequence[ArtifactRecord], previews: Mapping[str, str]) -> str:
     """One table row per output, with a preview (already HTML) under each."""
-    shown = [a for a in artifacts if a.name not in INTERNAL_OUTPUTS or a.name == "__result__"]
+    shown = [a for a in artifacts if a.name not in OUTPUT_LABELS or a.name == CELL_RESULT]
     if not shown:
         return "<i>no stored outputs</i>"
     parts = []
     for a in shown:
-        name = INTERNAL_OUTPUTS.get(a.name, a.name)
+        name = OUTPUT_LABELS.get(a.name, a.name)
         parts.append(
             f'<div class="tc-output" style="margin-bottom:10px"><b>{esc(name)}</b> '
             f'<span style="color:#495057">{esc(a.type_name)} · {esc(artifact_shape(a))} · '

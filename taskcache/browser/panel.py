@@ -17,13 +17,13 @@ import ipywidgets as w
 from sqlalchemy.exc import SQLAlchemyError
 from traitlets import Bool, Float, Instance, Int, Unicode, link, observe
 
-from ..errors import TaskcacheError
-from ..records import STATUSES, RunRecord
-from ..runner import Runner, current_settings, get_runner
-from . import formatting as fmt
-from ._detail import RunDetail
-from ._live import Poller
-from ._table import RunTable
+from taskcache.browser import formatting as fmt
+from taskcache.browser.detail import RunDetail
+from taskcache.browser.live import Poller
+from taskcache.browser.table import RunTable
+from taskcache.errors import TaskcacheError
+from taskcache.lifecycle.runner import Runner, current_settings, get_runner
+from taskcache.records import STATUSES, RunRecord
 
 T = TypeVar("T")
 FILTERS = ("task", "status", "tag", "text", "since", "until")

@@ -1,0 +1,13 @@
+"""Pure source analysis: which names a cell reads and binds, its normalized code, and what
+a function's code refers to. ``cell`` analyses a cell; ``scopes`` summarises the nested
+scopes (def, lambda, class, comprehension) it contains."""
+
+from taskcache.analysis.cell import (
+    CellAnalysis,
+    analyze_cell,
+    free_names,
+    normalize_source,
+    sink_names,
+)
+
+__all__ = ["CellAnalysis", "analyze_cell", "free_names", "normalize_source", "sink_names"]

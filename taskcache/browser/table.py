@@ -1,0 +1,163 @@
+"""The runs table: sortable column headers and a fixed pool of rows updated in place (no
+widgets are created while paging). Clicking a run's id selects it (``selected_id``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ipywidgets as w
+from traitlets import Bool, Int, Unicode, observe
+
+from taskcache.browser.formatting import (
+    esc,
+    format_duration,
+    format_when,
+    output_names,
+    status_badge,
+)
+from taskcache.records import RunRecord
+
+#: (sort key or None, title, flex of the column)
+COLUMNS: tuple[tuple[str | None, str, str], ...] = (
+    ("status", "status", "0 0 100px"),
+    ("id", "run", "0 0 80px"),
+    ("task", "task", "1 1 200px"),
+    ("started_at", "started", "0 0 140px"),
+    ("duration", "duration", "0 0 100px"),
+    ("hit_count", "hits", "0 0 60px"),
+    (None, "outputs", "1 1 180px"),
+)
+
+
+def _cell_layout(flex: str) -> w.Layout:
+    return w.Layout(flex=flex, min_width="0", overflow="hidden", margin="0 4px 0 0")
+
+
+class _Row(w.HBox):
+    """One row of the table; ``run_id`` is the run it shows, None while unused."""
+
+    def __init__(self) -> None:
+        self.run_id: int | None = None
+        self._cells = [w.HTML(layout=_cell_layout(flex)) for _, _, flex in COLUMNS]
+        self.select_button = w.Button(layout=w.Layout(flex=COLUMNS[1][2], width="auto",
+                                                      height="24px", margin="0 4px 0 0"))
+        self.select_button.add_class("tc-run-select")
+        children = list(self._cells)
+        children[1] = self.select_button
+        super().__init__(children, layout=w.Layout(display="none", align_items="center",
+                                                   border_bottom="1px solid #e9ecef"))
+        self.add_class("tc-run-row")
+
+    def show(self, run: RunRecord | None, selected: bool) -> None:
+        self.run_id = run.id if run else None
+        if run is None:
+            self.layout.display = "none"
+            return
+        values = (status_badge(run.status), "", f"<b>{esc(run.task)}</b>",
+                  esc(format_when(run.started_at or run.created_at)),
+                  esc(format_duration(run.duration)), f"{run.hit_count:,}",
+                  esc(output_names(run)))
+        for cell, value in zip(self._cells, values, strict=True):
+            if cell.value != value:
+                cell.value = value
+        self.select_button.description = f"#{run.id}"
+        self.select_button.tooltip = f"show run #{run.id} ({run.task})"
+        self.mark(selected)
+        self.layout.display = "flex"
+
+    def mark(self, selected: bool) -> None:
+        """Highlight the selected run (a filled id button: row box styles do not show in
+        JupyterLab 4)."""
+        self.box_style = "info" if selected else ""
+        self.select_button.button_style = "info" if selected else ""
+
+
+class RunTable(w.VBox):
+    """Rows of one page of runs. Traits: ``selected_id`` (set on click), ``sort`` and
+    ``descending`` (set by clicking a column header)."""
+
+    selected_id = Int(None, allow_none=True)
+    sort = Unicode("id")
+    descending = Bool(True)
+    page_size = Int(25)
+
+    def __init__(self, page_size: int = 25) -> None:
+        self._header_buttons: dict[str, w.Button] = {}
+        header_cells: list[w.Widget] = []
+        for key, title, flex in COLUMNS:
+            if key is None:
+                header_cells.append(w.HTML(f"<b>{title}</b>", layout=_cell_layout(flex)))
+                continue
+            button = w.Button(description=title, layout=w.Layout(flex=flex, width="auto",
+                                                                 height="26px", margin="0 4px 0 0"))
+            button.add_class("tc-sort-button")
+            button.on_click(self._on_header_click)
+            self._header_buttons[key] = button
+            header_cells.append(button)
+        self._header = w.HBox(header_cells, layout=w.Layout(border_bottom="2px solid #dee2e6"))
+        self._header.add_class("tc-run-table-header")
+        self._empty = w.HTML("<i>no runs match these filters</i>", layout=w.Layout(display="none"))
+        self._rows: list[_Row] = []
+        self._shown: list[RunRecord] = []
+        super().__init__([self._header, self._empty], page_size=page_size)
+        self.add_class("tc-run-table")
+        self._build_rows()
+        self._label_headers()
+
+    @property
+    def shown(self) -> list[RunRecord]:
+        return list(self._shown)
+
+    def show(self, runs: Sequence[RunRecord]) -> None:
+        """Display one page of runs (at most page_size)."""
+        self._shown = list(runs[: self.page_size])
+        for index, row in enumerate(self._rows):
+            run = self._shown[index] if index < len(self._shown) else None
+            row.show(run, selected=run is not None and run.id == self.selected_id)
+        self._empty.layout.display = "none" if self._shown else "block"
+
+    def row_for(self, run_id: int) -> _Row | None:
+        return next((row for row in self._rows if row.run_id == run_id), None)
+
+    # -- handlers ------------------------------------------------------------------------
+    def _on_row_click(self, button: w.Button) -> None:
+        row = next(row for row in self._rows if row.select_button is button)
+        if row.run_id is not None:
+            self.selected_id = row.run_id
+
+    def _on_header_click(self, button: w.Button) -> None:
+        key = next(k for k, b in self._header_buttons.items() if b is button)
+        if key == self.sort:
+            self.descending = not self.descending
+        else:
+            self.sort, self.descending = key, key not in ("task", "status")
+
+    @observe("selected_id")
+    def _on_selected_id_change(self, change: dict) -> None:
+        for row in self._rows:
+            row.mark(row.run_id is not None and row.run_id == change["new"])
+
+    @observe("sort", "descending")
+    def _on_sort_change(self, change: dict) -> None:
+        self._label_headers()
+
+    @observe("page_size")
+    def _on_page_size_change(self, change: dict) -> None:
+        self._build_rows()
+        self.show(self._shown)
+
+    def _build_rows(self) -> None:
+        for row in self._rows[self.page_size:]:
+            row.close()
+        self._rows = self._rows[: self.page_size]
+        while len(self._rows) < self.page_size:
+            row = _Row()
+            row.select_button.on_click(self._on_row_click)
+            self._rows.append(row)
+        self.children = (self._header, self._empty, *self._rows)
+
+    def _label_headers(self) -> None:
+        for key, button in self._header_buttons.items():
+            title = next(t for k, t, _ in COLUMNS if k == key)
+            arrow = (" ▼" if self.descending else " ▲") if key == self.sort else ""
+            button.description = title + arrow

@@ -1,0 +1,524 @@
+"""The Catalog: claims, fenced state changes and hits, and the read-only queries (pages of
+runs with filters and sorting, counts, lineage, history, the summary).
+
+Every public method opens a connection, runs one short transaction and closes it; nothing
+stays open between calls. Writes begin with ``BEGIN IMMEDIATE`` on SQLite (see _sqlite.py),
+reads with a deferred ``BEGIN``. Events (taskcache.events) fire only after the commit, so a
+handler that queries the catalog sees the committed state.
+
+Leases: ``claim`` gives the run a random token. ``complete``/``finish_failed`` succeed only
+while the run's ``lease_owner`` is that token, else LeaseLostError. A finished run keeps its
+``lease_owner`` (only ``lease_expires_at`` is cleared), so a second finish by the same claim
+is an InvalidTransitionError, while a process whose lease was revoked (``expire_abandoned``
+clears the owner) gets LeaseLostError. An expired lease that nobody revoked still counts.
+
+``invalidate`` is not a status change: it sets ``invalid_reason`` and writes a history row
+whose from_status == to_status (the current status) with reason "invalidated: ...".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from taskcache import events
+from taskcache.catalog.engine import Database
+from taskcache.catalog.schema import ensure_schema
+from taskcache.catalog.tables import (
+    INPUTS_FROM,
+    artifacts,
+    chunks,
+    insert_running,
+    load_artifacts,
+    load_completed,
+    load_run,
+    load_runs,
+    producer_of,
+    run_inputs,
+    run_tags,
+    runs,
+    schema_info,
+    state_change,
+    state_history,
+    utc_now,
+)
+from taskcache.errors import (
+    InvalidTransitionError,
+    LeaseLostError,
+    RepeatedlyAbandonedError,
+    RunNotFoundError,
+)
+from taskcache.records import (
+    TRANSITIONS,
+    ArtifactRecord,
+    Claim,
+    RunRecord,
+    RunSpec,
+    StateChange,
+)
+
+#: sort keys query_runs accepts (allow-listed: a sort key never reaches SQL as text)
+SORT_COLUMNS = {
+    name: runs.c[name]
+    for name in ("id", "task", "status", "created_at", "started_at", "duration", "hit_count")
+}
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def run_filters(
+    task: str | None, status: str | None, tag: str | None, since: datetime | None,
+    fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses of query_runs/count_runs; every value is a bound parameter.
+
+    ``text`` matches a substring of the task name or the source, case-insensitively for
+    ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
+    where: list[ColumnElement[bool]] = []
+    if task is not None:
+        where.append(runs.c.task == task)
+    if status is not None:
+        where.append(runs.c.status == status)
+    if tag is not None:
+        where.append(runs.c.id.in_(select(run_tags.c.run_id).where(run_tags.c.tag == tag)))
+    if since is not None:
+        where.append(runs.c.created_at >= since)
+    if until is not None:
+        where.append(runs.c.created_at < until)
+    if fingerprint is not None:
+        where.append(runs.c.fingerprint == fingerprint)
+    if text:
+        pattern = _like_pattern(text)
+        where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
+                         runs.c.source.ilike(pattern, escape="\\")))
+    return where
+
+
+_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_ABANDONED = {"lease_owner": None,
+              "error_message": "abandoned: its lease expired before the run finished "
+                               "(the process running it probably died)"}
+
+
+def _abandoned_since_completed(conn: Connection, fingerprint: str) -> list[int]:
+    """Ids of the runs of ``fingerprint`` failed as "abandoned" (their process died) since
+    its newest completed run, oldest first."""
+    last_completed = (select(func.coalesce(func.max(runs.c.id), 0))
+                      .where(runs.c.fingerprint == fingerprint, runs.c.status == "completed")
+                      .scalar_subquery())
+    was_abandoned = (select(state_history.c.id)
+                     .where(state_history.c.run_id == runs.c.id,
+                            state_history.c.to_status == "failed",
+                            state_history.c.reason == "abandoned").exists())
+    return list(conn.scalars(select(runs.c.id).where(
+        runs.c.fingerprint == fingerprint, runs.c.status == "failed",
+        runs.c.id > last_completed, was_abandoned).order_by(runs.c.id)))
+
+
+class _HitMemo:
+    """The runs found by ``find_completed(inputs=False)``, valid while the database's change
+    counter keeps the value it had when they were read: any commit, by any process (a new
+    run, an invalidation, a delete, a batch of hit counts), changes it and empties this."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._runs: dict[str, RunRecord] = {}
+
+    def get(self, version: int | None, fingerprint: str) -> RunRecord | None:
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._version:
+                self._runs.clear()
+                self._version = version
+                return None
+            return self._runs.get(fingerprint)
+
+    def put(self, version: int | None, fingerprint: str, run: RunRecord | None) -> None:
+        if version is None or run is None:
+            return
+        with self._lock:
+            if version == self._version:
+                if len(self._runs) >= self.LIMIT:
+                    self._runs.clear()
+                self._runs[fingerprint] = run
+
+
+class Catalog:
+    """One run catalog (any SQLAlchemy URL). Every method is one short transaction."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+        self._db = Database(url, busy_timeout=busy_timeout)
+        self.url = self._db.url
+        self._read = self._db.read
+        self._write = self._db.write
+        ensure_schema(self._db)
+        self._remembered = _HitMemo()
+
+    def dispose(self) -> None:
+        self._db.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def integrity_check(self) -> str:
+        """"ok", or what the database reports wrong (SQLite's PRAGMA integrity_check)."""
+        if self._db.engine.dialect.name != "sqlite":
+            return "ok"
+        with self._read() as conn:
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+        return "ok" if rows == ["ok"] else "; ".join(rows)
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return int(conn.scalar(select(schema_info.c.version)) or 0)
+
+    # -- the hit path (SQLAlchemy Core, one short read) --
+    def find_completed(self, fingerprint: str, *, inputs: bool = True) -> RunRecord | None:
+        """Newest completed, not invalidated run with this fingerprint, with its artifacts
+        (and its inputs, unless ``inputs=False``: one statement less on a hit)."""
+        if not inputs:  # the fast path of every cache hit: remembered, or one statement
+            version = None if self._db.changes is None else self._db.changes.read()
+            run = self._remembered.get(version, fingerprint)
+            if run is None:
+                with self._db.single_statement() as conn:
+                    run = load_completed(conn, fingerprint, inputs=False)
+                self._remembered.put(version, fingerprint, run)
+            return run
+        with self._read() as conn:
+            return load_completed(conn, fingerprint, inputs=True)
+
+    def record_hit(self, run_id: int, *, run: RunRecord | None = None) -> None:
+        """Count a cache hit; ``run`` (the record find_completed gave) saves a reload for
+        the "hit" event, whose payload is the updated record."""
+        now = utc_now()
+        with self._write() as conn:
+            done = conn.execute(update(runs).where(runs.c.id == run_id)
+                                .values(hit_count=runs.c.hit_count + 1, last_hit_at=now))
+            if done.rowcount == 0:
+                raise RunNotFoundError(run_id)
+            if not events.has_handlers("hit"):
+                return
+            if run is None:
+                record = load_run(conn, run_id)
+            else:
+                hits = conn.scalar(select(runs.c.hit_count).where(runs.c.id == run_id))
+                record = replace(run, hit_count=int(hits or 0), last_hit_at=now)
+        events.emit("hit", record)
+
+    def record_hits(self, counts: Mapping[int, tuple[int, datetime]]) -> None:
+        """Add batched hits: run id -> (how many, when the last one was), in one write."""
+        if not counts:
+            return
+        with self._write() as conn:
+            for run_id, (count, last) in counts.items():
+                conn.execute(update(runs).where(runs.c.id == run_id)
+                             .values(hit_count=runs.c.hit_count + count, last_hit_at=last))
+
+    # -- the miss path --
+    def claim(self, spec: RunSpec, *, lease_seconds: float) -> Claim:
+        """Insert a run straight into 'running' (history: None->pending, pending->running)
+        with a lease; links each input to the newest artifact of a completed run with the
+        same value hash."""
+        with self._write() as conn:
+            claim = insert_running(conn, spec, lease_seconds)
+            record = load_run(conn, claim.run_id)
+        events.emit("running", record)
+        return claim
+
+    def claim_or_join(
+        self, spec: RunSpec, *, lease_seconds: float, max_abandoned: int | None = None,
+    ) -> Claim | RunRecord:
+        """Single-flight claim, decided in one BEGIN IMMEDIATE transaction: runs of this
+        fingerprint whose lease expired are failed as "abandoned"; then a completed run (one
+        finished since the caller looked) or a live running run (another process computing
+        it: wait for it) is returned instead of a new claim. With ``max_abandoned``, a
+        fingerprint abandoned that many times since its last completed run is not claimed
+        again: RepeatedlyAbandonedError (raised after the commit, so the expiries stay)."""
+        now = utc_now()
+        with self._write() as conn:
+            expired = list(conn.scalars(select(runs.c.id).where(
+                runs.c.fingerprint == spec.fingerprint, runs.c.status == "running",
+                runs.c.lease_expires_at < now)))
+            for run_id in expired:
+                self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
+            existing = conn.scalar(select(runs.c.id).where(
+                runs.c.fingerprint == spec.fingerprint, runs.c.invalid_reason.is_(None),
+                runs.c.status.in_(("completed", "running")),
+            ).order_by(runs.c.id.desc()).limit(1))
+            if existing is not None:
+                return load_run(conn, existing)
+            given_up = False
+            if max_abandoned is not None:
+                abandoned = _abandoned_since_completed(conn, spec.fingerprint)
+                given_up = len(abandoned) >= max_abandoned
+            if not given_up:
+                claim = insert_running(conn, spec, lease_seconds)
+                record = load_run(conn, claim.run_id)
+        if given_up:
+            raise RepeatedlyAbandonedError(spec.task, spec.fingerprint, abandoned)
+        events.emit("running", record)
+        return claim
+
+    def complete(self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float) -> RunRecord:
+        """Artifacts rows + running->completed in one transaction, fenced by the lease token."""
+        rows = [{"run_id": claim.run_id, "name": a.name, "codec": a.codec,
+                 "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
+                 "value_hash": a.value_hash, "type_name": a.type_name,
+                 "shape": None if a.shape is None else list(a.shape), "rows": a.rows,
+                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr}
+                for a in artifacts]
+        return self._change(claim.run_id, "completed", None, claim.lease_token,
+                            {"duration": duration}, rows)
+
+    def finish_failed(
+        self, claim: Claim, *, status: str, error_type: str | None, error_message: str | None,
+        traceback: str | None, duration: float | None, reason: str | None = None,
+    ) -> RunRecord:
+        """running->failed|cancelled with the error; history row with ``reason``."""
+        if status not in ("failed", "cancelled"):
+            raise ValueError(f"finish_failed takes status 'failed' or 'cancelled', not {status!r}")
+        values = {"error_type": error_type, "error_message": error_message,
+                  "traceback": traceback, "duration": duration}
+        return self._change(claim.run_id, status, reason, claim.lease_token, values)
+
+    def transition(
+        self, run_id: int, to_status: str, reason: str | None = None,
+        lease_token: str | None = None,
+    ) -> RunRecord:
+        """Move a run to ``to_status`` (validated against records.TRANSITIONS) with a history
+        row; with ``lease_token``, fenced: the run must be owned by that token.
+        Emits the ``to_status`` event after the commit."""
+        return self._change(run_id, to_status, reason, lease_token, {})
+
+    def _change(
+        self, run_id: int, to_status: str, reason: str | None, lease_token: str | None,
+        values: dict[str, Any], artifact_rows: Sequence[dict[str, Any]] = (),
+    ) -> RunRecord:
+        now = utc_now()
+        with self._write() as conn:
+            self._transition(conn, run_id, to_status, now, reason, lease_token, values)
+            if artifact_rows:
+                conn.execute(insert(artifacts), list(artifact_rows))
+            record = load_run(conn, run_id)
+        if to_status in events.EVENTS:
+            events.emit(to_status, record)
+        return record
+
+    def _transition(
+        self, conn: Connection, run_id: int, to_status: str, now: datetime,
+        reason: str | None, lease_token: str | None, values: dict[str, Any],
+    ) -> None:
+        row = conn.execute(select(runs.c.status, runs.c.lease_owner)
+                           .where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        current, owner = row
+        if lease_token is not None and owner != lease_token:
+            raise LeaseLostError(run_id)
+        if to_status not in TRANSITIONS.get(current, ()):
+            raise InvalidTransitionError(run_id, current, to_status)
+        changes = {**values, "status": to_status}
+        if to_status == "running":
+            changes.setdefault("started_at", now)
+        if to_status in _TERMINAL:
+            changes.setdefault("finished_at", now)
+            changes["lease_expires_at"] = None
+        conn.execute(update(runs).where(runs.c.id == run_id).values(**changes))
+        conn.execute(insert(state_history).values(run_id=run_id, from_status=current,
+                                                  to_status=to_status, at=now, reason=reason))
+
+    # -- leases --
+    def renew_lease(self, claim: Claim, lease_seconds: float) -> bool:
+        """Push the lease of a run this claim still owns; False if it was lost or finished."""
+        expires = utc_now() + timedelta(seconds=lease_seconds)
+        with self._write() as conn:
+            done = conn.execute(update(runs).where(
+                runs.c.id == claim.run_id, runs.c.status == "running",
+                runs.c.lease_owner == claim.lease_token,
+            ).values(lease_expires_at=expires))
+        return done.rowcount == 1
+
+    def expire_abandoned(self, now: datetime | None = None) -> list[int]:
+        """Running runs whose lease expired -> failed (reason "abandoned"); their ids."""
+        now = now or utc_now()
+        with self._write() as conn:
+            ids = list(conn.scalars(select(runs.c.id).where(
+                runs.c.status == "running", runs.c.lease_expires_at < now,
+            ).order_by(runs.c.id)))
+            for run_id in ids:
+                self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
+            records = load_runs(conn, [runs.c.id.in_(ids)], full=True) if ids else []
+        for record in reversed(records):
+            events.emit("failed", record)
+        return ids
+
+    def find_running(self, fingerprint: str) -> RunRecord | None:
+        """The newest running run with this fingerprint whose lease has not expired."""
+        with self._read() as conn:
+            found = load_runs(conn, [
+                runs.c.fingerprint == fingerprint, runs.c.status == "running",
+                runs.c.lease_expires_at > utc_now()], full=True, limit=1)
+        return found[0] if found else None
+
+    def invalidate(self, run_id: int, reason: str) -> None:
+        """Stop serving a completed run from cache (its artifacts failed to verify)."""
+        with self._write() as conn:
+            current = conn.scalar(select(runs.c.status).where(runs.c.id == run_id))
+            if current is None:
+                raise RunNotFoundError(run_id)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(invalid_reason=reason))
+            conn.execute(insert(state_history).values(
+                run_id=run_id, from_status=current, to_status=current, at=utc_now(),
+                reason=f"invalidated: {reason}"))
+
+    def delete_runs(self, run_ids: Sequence[int]) -> list[ArtifactRecord]:
+        """Delete runs with their inputs/artifacts/history rows; returns the artifact rows
+        removed so the caller can delete files. Inputs of other runs that were produced by a
+        removed artifact are re-linked to another completed run's artifact with the same
+        value, when there is one (lineage is by value, not by run)."""
+        ids = list(dict.fromkeys(run_ids))
+        with self._write() as conn:
+            removed = load_artifacts(conn, ids)
+            removed_ids = [a.id for a in removed if a.id is not None]
+            orphaned: list[Any] = []
+            for chunk in chunks(removed_ids):
+                orphaned += conn.execute(
+                    select(run_inputs.c.id, run_inputs.c.run_id, run_inputs.c.value_hash)
+                    .where(run_inputs.c.producer_artifact_id.in_(chunk))
+                ).all()
+            deleted = set(ids)
+            for chunk in chunks(ids):
+                conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
+            for input_id, reader, value_hash in orphaned:
+                if reader in deleted:
+                    continue
+                conn.execute(update(run_inputs).where(run_inputs.c.id == input_id)
+                             .values(producer_artifact_id=producer_of(conn, value_hash)))
+        return removed
+
+    # -- read-only queries ----------------------------------------------------------------
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._read() as conn:
+            return load_run(conn, run_id)
+
+    def query_runs(
+        self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
+        since: datetime | None = None, fingerprint: str | None = None,
+        text: str | None = None, until: datetime | None = None,
+        sort: str = "id", descending: bool = True, limit: int = 100, offset: int = 0,
+        full: bool = False,
+    ) -> list[RunRecord]:
+        """Runs matching every filter given, newest first by default; inputs and artifacts
+        are loaded only with ``full``. ``sort`` is one of SORT_COLUMNS (ties broken by id)."""
+        if sort not in SORT_COLUMNS:
+            raise ValueError(f"cannot sort runs by {sort!r}; choose one of {sorted(SORT_COLUMNS)}")
+        column, tiebreak = SORT_COLUMNS[sort], runs.c.id
+        order = ((column.desc(), tiebreak.desc()) if descending
+                 else (column.asc(), tiebreak.asc()))
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
+        with self._read() as conn:
+            return load_runs(conn, where, full=full, limit=limit, offset=offset,
+                             order=order[1:] if sort == "id" else order)
+
+    def count_runs(
+        self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
+        since: datetime | None = None, fingerprint: str | None = None,
+        text: str | None = None, until: datetime | None = None,
+    ) -> int:
+        """How many runs query_runs would page through with these filters."""
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
+        with self._read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(runs).where(*where)) or 0)
+
+    def task_names(self) -> list[str]:
+        """Every task name in the catalog, sorted."""
+        with self._read() as conn:
+            return list(conn.scalars(select(runs.c.task).distinct().order_by(runs.c.task)))
+
+    def tag_names(self) -> list[str]:
+        """Every tag in use, sorted."""
+        with self._read() as conn:
+            return list(conn.scalars(select(run_tags.c.tag).distinct().order_by(run_tags.c.tag)))
+
+    def change_marker(self) -> tuple[int, int, int]:
+        """Cheap to read and different whenever a run is added, deleted or changes state
+        (for polling views): (newest run id, newest state change id, number of runs)."""
+        with self._read() as conn:
+            newest, changes, n = conn.execute(select(
+                select(func.max(runs.c.id)).scalar_subquery(),
+                select(func.max(state_history.c.id)).scalar_subquery(),
+                select(func.count()).select_from(runs).scalar_subquery())).one()
+        return int(newest or 0), int(changes or 0), int(n or 0)
+
+    def history(self, run_id: int) -> list[StateChange]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(state_history.c.run_id, state_history.c.from_status,
+                       state_history.c.to_status, state_history.c.at, state_history.c.reason)
+                .where(state_history.c.run_id == run_id).order_by(state_history.c.id)).all()
+            if not rows and conn.scalar(select(runs.c.id).where(runs.c.id == run_id)) is None:
+                raise RunNotFoundError(run_id)
+        return [state_change(row) for row in rows]
+
+    def _lineage(self, run_id: int, ids: Any) -> list[RunRecord]:
+        with self._read() as conn:
+            if conn.scalar(select(runs.c.id).where(runs.c.id == run_id)) is None:
+                raise RunNotFoundError(run_id)
+            found = load_runs(conn, [runs.c.id.in_(ids)], full=True)
+        return found[::-1]  # oldest first
+
+    def upstream(self, run_id: int) -> list[RunRecord]:
+        """Runs that produced this run's inputs (through InputRecord.producer_run_id)."""
+        return self._lineage(run_id, select(artifacts.c.run_id).select_from(INPUTS_FROM)
+                             .where(run_inputs.c.run_id == run_id))
+
+    def downstream(self, run_id: int) -> list[RunRecord]:
+        """Runs with an input produced by an artifact of this run."""
+        return self._lineage(run_id, select(run_inputs.c.run_id).select_from(INPUTS_FROM)
+                             .where(artifacts.c.run_id == run_id))
+
+    def summary(self) -> dict[str, Any]:
+        """{"runs": n, "by_status": {...}, "by_task": {...}, "hits": n, "time_saved": seconds,
+        "disk_bytes": total artifact size}"""
+        with self._read() as conn:
+            n, hits, saved = conn.execute(select(
+                func.count(), func.coalesce(func.sum(runs.c.hit_count), 0),
+                func.coalesce(func.sum(runs.c.hit_count * func.coalesce(runs.c.duration, 0.0)),
+                              0.0))).one()
+            by_status = dict(conn.execute(select(runs.c.status, func.count())
+                                          .group_by(runs.c.status)).all())
+            by_task = dict(conn.execute(select(runs.c.task, func.count())
+                                        .group_by(runs.c.task)).all())
+            disk = conn.scalar(select(func.coalesce(func.sum(artifacts.c.size), 0)))
+        return {"runs": int(n), "by_status": by_status, "by_task": by_task, "hits": int(hits),
+                "time_saved": float(saved), "disk_bytes": int(disk or 0)}
+
+    def artifact_relpaths(self) -> set[str]:
+        """Every artifact path the catalog still references (for garbage collection)."""
+        with self._read() as conn:
+            return set(conn.scalars(select(artifacts.c.relpath)))
+

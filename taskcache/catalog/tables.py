@@ -1,0 +1,375 @@
+"""SQLAlchemy 2.0 models of the run catalog, and row -> record converters.
+
+The models define the schema (and serve ad-hoc ORM queries); the Catalog itself talks to
+the tables through SQLAlchemy Core, which is faster on the hit path and hands out plain
+records from records.py, never live ORM objects.
+
+Times are stored as naive UTC (portable across SQLite and PostgreSQL) and come back as
+timezone-aware UTC datetimes; a naive datetime passed in is read as local time, like
+``datetime.astimezone`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Row,
+    String,
+    Text,
+    TypeDecorator,
+    bindparam,
+    insert,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from taskcache.catalog.engine import DriverStatement
+from taskcache.errors import RunNotFoundError
+from taskcache.records import ArtifactRecord, Claim, InputRecord, RunRecord, RunSpec, StateChange
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetime in, naive UTC in the database, aware UTC out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        list[int]: JSON,
+    }
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_fingerprint_status", "fingerprint", "status"),
+        Index("ix_runs_task_status", "task", "status"),  # schema 2: runs(task=..., status=...)
+        {"sqlite_autoincrement": True},  # never reuse the id of a deleted run
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "cell" | "function"
+    fingerprint: Mapped[str] = mapped_column(String(128), index=True)
+    code_hash: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    duration: Mapped[float | None]
+    source: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(default=list)  # filtering goes through run_tags
+    user_version: Mapped[str | None] = mapped_column(String(255))
+    error_type: Mapped[str | None] = mapped_column(String(255))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    hit_count: Mapped[int] = mapped_column(default=0)
+    last_hit_at: Mapped[datetime | None]
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    invalid_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RunTag(Base):
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    codec: Mapped[str] = mapped_column(String(64))
+    relpath: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(128))
+    value_hash: Mapped[str] = mapped_column(String(128), index=True)
+    type_name: Mapped[str] = mapped_column(String(255))
+    shape: Mapped[list[int] | None] = mapped_column(JSON)
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    columns: Mapped[list[str] | None] = mapped_column(JSON)
+    repr: Mapped[str] = mapped_column(Text, default="")
+
+
+class RunInput(Base):
+    __tablename__ = "run_inputs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    value_hash: Mapped[str] = mapped_column(String(128), index=True)
+    type_name: Mapped[str] = mapped_column(String(255))
+    repr: Mapped[str] = mapped_column(Text, default="")
+    producer_artifact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="SET NULL"), index=True
+    )
+
+
+class StateHistory(Base):
+    __tablename__ = "state_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class SchemaInfo(Base):
+    """One row (id = 1): the schema version of this catalog."""
+
+    __tablename__ = "schema_info"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int]
+
+
+runs = RunRow.__table__
+run_tags = RunTag.__table__
+artifacts = Artifact.__table__
+run_inputs = RunInput.__table__
+state_history = StateHistory.__table__
+schema_info = SchemaInfo.__table__
+
+# Columns selected for a RunRecord, in field order (inputs/artifacts are loaded apart).
+RUN_COLUMNS = tuple(
+    runs.c[name]
+    for name in (
+        "id", "task", "kind", "fingerprint", "code_hash", "status", "created_at",
+        "started_at", "finished_at", "duration", "source", "tags", "user_version",
+        "error_type", "error_message", "traceback", "host", "pid", "env", "lease_owner",
+        "lease_expires_at", "hit_count", "last_hit_at", "parent_run_id", "invalid_reason",
+    )
+)
+ARTIFACT_COLUMNS = tuple(
+    artifacts.c[name]
+    for name in (
+        "name", "codec", "relpath", "size", "checksum", "value_hash", "type_name", "shape",
+        "rows", "columns", "repr", "id", "run_id",
+    )
+)
+
+
+def run_record(
+    row: Row[Any],
+    inputs: tuple[InputRecord, ...] = (),
+    artifacts: tuple[ArtifactRecord, ...] = (),
+) -> RunRecord:
+    (id_, task, kind, fingerprint, code_hash, status, created_at, started_at, finished_at,
+     duration, source, tags, user_version, error_type, error_message, traceback, host, pid,
+     env, lease_owner, lease_expires_at, hit_count, last_hit_at, parent_run_id,
+     invalid_reason) = row
+    return RunRecord(
+        id_, task, kind, fingerprint, code_hash, status, created_at, started_at, finished_at,
+        duration, source or "", tuple(tags or ()), user_version, error_type, error_message,
+        traceback, host, pid, dict(env or {}), lease_owner, lease_expires_at, hit_count or 0,
+        last_hit_at, parent_run_id, invalid_reason, inputs, artifacts,
+    )
+
+
+def artifact_record(row: Row[Any]) -> ArtifactRecord:
+    (name, codec, relpath, size, checksum, value_hash, type_name, shape, rows, columns,
+     repr_, id_, run_id) = row
+    return ArtifactRecord(
+        name, codec, relpath, size, checksum, value_hash, type_name,
+        None if shape is None else tuple(shape), rows,
+        None if columns is None else tuple(columns), repr_ or "", id_, run_id,
+    )
+
+
+def input_record(row: Row[Any]) -> InputRecord:
+    name, value_hash, type_name, repr_, producer_artifact_id, producer_run_id = row
+    return InputRecord(
+        name, value_hash, type_name, repr_ or "", producer_artifact_id, producer_run_id
+    )
+
+
+def state_change(row: Row[Any]) -> StateChange:
+    run_id, from_status, to_status, at, reason = row
+    return StateChange(run_id, from_status, to_status, at, reason)
+
+
+# -- loading records (SQLAlchemy Core; statements built once, so their cache key is too) --
+INPUT_COLUMNS = (
+    run_inputs.c.name, run_inputs.c.value_hash, run_inputs.c.type_name, run_inputs.c.repr,
+    run_inputs.c.producer_artifact_id, artifacts.c.run_id.label("producer_run_id"),
+)
+INPUTS_FROM = run_inputs.outerjoin(artifacts, run_inputs.c.producer_artifact_id == artifacts.c.id)
+
+# the hit path: the newest usable run and its artifacts in one statement, then its inputs
+_NEWEST_COMPLETED = (
+    select(runs.c.id)
+    .where(runs.c.fingerprint == bindparam("fingerprint"), runs.c.status == "completed",
+           runs.c.invalid_reason.is_(None))
+    .order_by(runs.c.id.desc()).limit(1).correlate(None).scalar_subquery()
+)
+_HIT_RUN = (
+    select(*RUN_COLUMNS, *ARTIFACT_COLUMNS)
+    .outerjoin_from(runs, artifacts, artifacts.c.run_id == runs.c.id)
+    .where(runs.c.id == _NEWEST_COMPLETED).order_by(artifacts.c.id)
+)
+_HIT_INPUTS = (
+    select(*INPUT_COLUMNS).select_from(INPUTS_FROM)
+    .where(run_inputs.c.run_id == bindparam("run_id")).order_by(run_inputs.c.id)
+)
+_N_RUN = len(RUN_COLUMNS)
+
+
+_DRIVER_HIT: dict[tuple[str, str], DriverStatement] = {}
+
+
+def _hit_rows(conn: Connection, fingerprint: str) -> list[Any]:
+    if conn.dialect.name != "sqlite" or conn.in_transaction():
+        return list(conn.execute(_HIT_RUN, {"fingerprint": fingerprint}).all())
+    key = (conn.dialect.name, conn.dialect.driver)
+    stmt = _DRIVER_HIT.get(key)
+    if stmt is None:
+        stmt = _DRIVER_HIT[key] = DriverStatement(_HIT_RUN, conn.dialect, "fingerprint")
+    return stmt.rows(conn.connection.driver_connection, fingerprint)
+
+
+def load_completed(conn: Connection, fingerprint: str, *, inputs: bool) -> RunRecord | None:
+    rows = _hit_rows(conn, fingerprint) if not inputs else conn.execute(
+        _HIT_RUN, {"fingerprint": fingerprint}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    arts = tuple(artifact_record(row[_N_RUN:]) for row in rows if row[-1] is not None)
+    ins: tuple[InputRecord, ...] = ()
+    if inputs:
+        ins = tuple(map(input_record, conn.execute(_HIT_INPUTS, {"run_id": first[0]})))
+    return run_record(first[:_N_RUN], ins, arts)
+
+
+#: ids per ``IN (...)`` list, below every database's limit on bound parameters
+IN_CHUNK = 500
+
+
+def chunks(ids: Sequence[int], size: int = IN_CHUNK) -> Iterator[Sequence[int]]:
+    """``ids`` in slices short enough for one ``IN (...)`` list."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def load_runs(
+    conn: Connection, where: Sequence[ColumnElement[bool]], *, full: bool,
+    limit: int | None = None, offset: int = 0, order: Sequence[Any] = (runs.c.id.desc(),),
+) -> list[RunRecord]:
+    """Runs matching ``where`` (newest first unless ``order`` says otherwise); ``full`` also
+    loads inputs and artifacts."""
+    stmt = select(*RUN_COLUMNS).where(*where).order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    rows = conn.execute(stmt).all()
+    if not full or not rows:
+        return [run_record(row) for row in rows]
+    ins: dict[int, list[InputRecord]] = {}
+    arts: dict[int, list[ArtifactRecord]] = {}
+    for chunk in chunks([row[0] for row in rows]):
+        stmt_in = (select(run_inputs.c.run_id, *INPUT_COLUMNS).select_from(INPUTS_FROM)
+                   .where(run_inputs.c.run_id.in_(chunk)).order_by(run_inputs.c.id))
+        for row in conn.execute(stmt_in):
+            ins.setdefault(row[0], []).append(input_record(row[1:]))
+        for artifact in load_artifacts(conn, chunk):
+            arts.setdefault(artifact.run_id or 0, []).append(artifact)
+    return [run_record(row, tuple(ins.get(row[0], ())), tuple(arts.get(row[0], ())))
+            for row in rows]
+
+
+def load_run(conn: Connection, run_id: int) -> RunRecord:
+    found = load_runs(conn, [runs.c.id == run_id], full=True)
+    if not found:
+        raise RunNotFoundError(run_id)
+    return found[0]
+
+
+def load_artifacts(conn: Connection, run_ids: Sequence[int]) -> list[ArtifactRecord]:
+    result: list[ArtifactRecord] = []
+    for chunk in chunks(run_ids):
+        stmt = select(*ARTIFACT_COLUMNS).where(artifacts.c.run_id.in_(chunk))
+        result += map(artifact_record, conn.execute(stmt.order_by(artifacts.c.id)))
+    return result
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, as every timestamp of the catalog is."""
+    return datetime.now(UTC)
+
+
+def insert_running(conn: Connection, spec: RunSpec, lease_seconds: float) -> Claim:
+    """Insert a run in 'running' with a new lease token; inputs linked to their producers."""
+    now = utc_now()
+    token = uuid.uuid4().hex
+    expires = now + timedelta(seconds=lease_seconds)
+    run_id = conn.execute(insert(runs).values(
+        task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
+        code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
+        source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
+        host=spec.env.get("host") or socket.gethostname(),
+        pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
+        lease_owner=token, lease_expires_at=expires, hit_count=0,
+        parent_run_id=spec.parent_run_id,
+    )).inserted_primary_key[0]
+    if spec.tags:
+        conn.execute(insert(run_tags),
+                     [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
+    if spec.inputs:
+        conn.execute(insert(run_inputs), [
+            {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
+             "type_name": i.type_name, "repr": i.repr,
+             "producer_artifact_id": i.producer_artifact_id
+             or producer_of(conn, i.value_hash)}
+            for i in spec.inputs])
+    conn.execute(insert(state_history), [
+        {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
+        {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
+    ])
+    return Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
+
+
+def producer_of(conn: Connection, value_hash: str) -> int | None:
+    """Lineage: the newest artifact of a completed run whose value has this hash."""
+    return conn.scalar(
+        select(artifacts.c.id).join(runs, runs.c.id == artifacts.c.run_id)
+        .where(artifacts.c.value_hash == value_hash, runs.c.status == "completed")
+        .order_by(artifacts.c.id.desc()).limit(1))

@@ -1,0 +1,5 @@
+"""The run lifecycle shared by ``@task`` and ``%%task``: ``runner`` (lookup -> restore, or
+claim -> save; the process-wide default runner), ``heartbeat`` (lease renewal), ``hits``
+(batched hit counts), ``failures`` (recording failures the catalog could not take yet),
+``environment`` (what a run records about where it ran), ``explain`` (why a run missed) and
+``maintenance`` (verify and gc)."""

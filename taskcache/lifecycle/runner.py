@@ -1,0 +1,363 @@
+"""The run lifecycle, shared by ``@task`` and ``%%task``.
+
+    fingerprint -> lookup: a completed run whose artifacts verify -> load, count the hit
+                -> miss: claim a running run (lease) -> caller executes -> save: write every
+                   artifact first, then mark completed in one short transaction
+                   (or fail/cancel with the error)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import errno
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskcache import codecs, events
+from taskcache.catalog import Catalog
+from taskcache.config import Settings
+from taskcache.describe import describe, type_name
+from taskcache.errors import (
+    CacheWarning,
+    CatalogUnavailableError,
+    CorruptArtifactError,
+    FingerprintError,
+    InvalidTransitionError,
+    LeaseLostError,
+    MissingArtifactError,
+    RunNotFoundError,
+    StoreError,
+    UnstorableValueError,
+)
+from taskcache.hashing import hash_value
+from taskcache.lifecycle.failures import FailureLog, failure_fields
+from taskcache.lifecycle.heartbeat import Heartbeat
+from taskcache.lifecycle.hits import HitLog
+from taskcache.records import ArtifactRecord, Claim, RunRecord, RunSpec
+from taskcache.storage.folders import prepare_cache_dir, refuse_shared_catalog_file
+from taskcache.storage.store import ArtifactStore
+
+log = logging.getLogger("taskcache")
+
+#: a fingerprint whose runs were abandoned (process died, lease expired) this many times
+#: since it last completed is not retried automatically: probably it kills its process
+MAX_ABANDONED = 3
+
+#: artifacts up to this size are read into memory once, checksummed and decoded from those
+#: bytes (when their codec has ``decode_bytes``); bigger ones are mapped, checked and
+#: decoded from the mapping (``decode_mapped``), or checked, then decoded from the file
+SMALL_ARTIFACT = 1 << 20
+
+#: id of the run executing in this context, so a nested task records its parent
+current_run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "taskcache_current_run", default=None
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    run: RunRecord
+    outputs: dict[str, Any]
+
+
+def print_waiting(run: RunRecord) -> None:
+    """The line shown while another process computes the same run."""
+    print(f"taskcache: waiting for run #{run.id} ({run.task}) in pid {run.pid} on host "
+          f"{run.host}", file=sys.stderr, flush=True)
+
+
+class Runner:
+    """Holds one catalog and one artifact store for a settings object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
+        prepare_cache_dir(settings.cache_dir, private=private)
+        if private:
+            refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
+        self.store = ArtifactStore(settings.artifacts_dir)
+        self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
+        self.hits = HitLog(self.catalog)
+        # failures the catalog could not record yet (see fail_quietly): retried before claims
+        self.failures = FailureLog(self.catalog, self._delete_quietly)
+
+    def close(self) -> None:
+        """Write pending hit counts and release the database connections."""
+        with contextlib.suppress(CatalogUnavailableError):
+            self.failures.settle()
+        self.hits.flush()
+        self.catalog.dispose()
+
+    # -- hit path -------------------------------------------------------------------------
+    def lookup(self, fingerprint: str, *, count_hit: bool = True) -> Hit | None:
+        """The outputs of the newest completed run with ``fingerprint`` whose artifacts all
+        verify; None on a miss. A missing or corrupt artifact invalidates that run (it will
+        be recomputed) and warns."""
+        run = self.catalog.find_completed(fingerprint, inputs=False)
+        if run is None:
+            return None
+        if not self.settings.allow_pickle and any(
+            codecs.get_codec(a.codec).unsafe for a in run.artifacts
+        ):
+            return None  # stored as pickle by a run that allowed it; recompute, never unpickle
+        try:
+            outputs = self.load_outputs(run)
+        except (MissingArtifactError, CorruptArtifactError) as exc:
+            warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=3)
+            self.catalog.invalidate(run.id, str(exc))
+            return None
+        if count_hit:
+            self.hits.add(run.id)
+            if events.has_handlers("hit"):
+                events.emit("hit", run)
+        return Hit(run, outputs)
+
+    def load_outputs(self, run: RunRecord, names: Iterable[str] | None = None) -> dict[str, Any]:
+        wanted = None if names is None else set(names)
+        values: dict[str, Any] = {}
+        for artifact in run.artifacts:
+            if wanted is None or artifact.name in wanted:
+                values[artifact.name] = self.load_artifact(artifact)
+        if wanted is not None and (missing := wanted - values.keys()):
+            raise KeyError(f"run #{run.id} has no output named {', '.join(sorted(missing))}")
+        return values
+
+    def load_artifact(self, artifact: ArtifactRecord) -> Any:
+        """Verify the file against the catalog's size and checksum, then decode it: small
+        files from the bytes that were checked, big ones from the mapping that was checked
+        (when the codec can), else from the checked file."""
+        codec = codecs.get_codec(artifact.codec)
+        codecs.check_loadable(codec, allow_pickle=self.settings.allow_pickle, output=artifact.name)
+        where = (artifact.relpath, artifact.size, artifact.checksum)
+        small = artifact.size <= SMALL_ARTIFACT
+        if small and codecs.decodes_bytes(codec):
+            return codec.decode_bytes(self.store.read_verified(*where))
+        if not small and codecs.decodes_mapped(codec):
+            return codec.decode_mapped(self.store.map_verified(*where))
+        return codec.decode(self.store.verify(*where))
+
+    # -- miss path ------------------------------------------------------------------------
+    def start(self, spec: RunSpec) -> Claim:
+        """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
+        self.failures.settle()
+        return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
+
+    def acquire(
+        self, spec: RunSpec, *, on_wait: Callable[[RunRecord], None] | None = None,
+        max_wait: float | None = None,
+    ) -> Claim | Hit:
+        """Single-flight: claim the run, or, while another process computes the same
+        fingerprint, wait for it (polling with backoff) and return its result as a Hit. If
+        that run fails or its owner dies (lease expired), one waiter claims it next; after
+        MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
+        (``start``, i.e. --force / .force(), still claims it)."""
+        self.failures.settle()
+        delay, waited_for = 0.02, None
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        while True:
+            outcome = self.catalog.claim_or_join(spec, lease_seconds=self.settings.lease_seconds,
+                                                 max_abandoned=MAX_ABANDONED)
+            if isinstance(outcome, Claim):
+                return outcome
+            if outcome.status == "completed":
+                hit = self.lookup(spec.fingerprint)
+                # no hit: its artifacts failed to verify, or this process may not load them
+                # (pickle disabled); either way it cannot serve us, so compute it ourselves
+                return hit if hit is not None else self.start(spec)
+            if waited_for != outcome.id and on_wait is not None:
+                on_wait(outcome)
+            waited_for = outcome.id
+            if deadline is not None and time.monotonic() > deadline:
+                return self.start(spec)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def heartbeat(self, claim: Claim) -> Heartbeat:
+        """Renew ``claim``'s lease while the body runs: ``with runner.heartbeat(claim): ...``"""
+        return Heartbeat(self.catalog, claim, lease=self.settings.lease_seconds,
+                         interval=self.settings.heartbeat_seconds)
+
+    def save(
+        self,
+        claim: Claim,
+        task: str,
+        outputs: Mapping[str, Any],
+        *,
+        duration: float,
+        value_hashes: Mapping[str, str] | None = None,
+    ) -> RunRecord:
+        """Store every output, then mark the run completed.
+
+        When the outputs cannot be cached, the run is failed with reason "not cached: ..."
+        (best effort: see fail_quietly), its files are removed, and the caller gets, to turn
+        into a warning: UnstorableValueError (no codec fits an output, or it failed on the
+        value), StoreError (writing failed: disk full, I/O error, permissions; the message
+        says where and what to do) or a CatalogError (the completing commit failed:
+        CatalogUnavailableError; the run was taken over: LeaseLostError)."""
+        value_hashes = value_hashes or {}
+        try:
+            chosen = {
+                name: codecs.codec_for(value, allow_pickle=self.settings.allow_pickle, name=name,
+                                       prefer=self.settings.frame_format)
+                for name, value in outputs.items()
+            }
+        except UnstorableValueError as exc:
+            self.fail_quietly(claim, exc, duration=duration, reason=f"not cached: {exc}")
+            raise
+        written: list[ArtifactRecord] = []
+        current: str | None = None
+        try:
+            for current, value in outputs.items():
+                written.append(self._write_output(claim, task, current, value, chosen[current], value_hashes))
+        except BaseException as exc:
+            self._delete_quietly(written)
+            error: BaseException = exc
+            if isinstance(exc, OSError):
+                error = _store_error(current, claim.run_id, exc)
+            elif isinstance(exc, Exception):  # the codec failed on this value
+                error = UnstorableValueError(current, type_name(outputs[current]), str(exc))
+            self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                              reason=f"not cached: {error}")
+            if error is exc:
+                raise
+            raise error from exc
+        try:
+            return self.catalog.complete(claim, written, duration=duration)
+        except (LeaseLostError, InvalidTransitionError, RunNotFoundError):
+            self._delete_quietly(written)  # rolled back, and the run is not ours to finish
+            raise
+        except BaseException as exc:  # the commit failed or was interrupted
+            self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                              reason=f"not cached: {exc}", written=written)
+            raise
+
+    def _write_output(
+        self, claim: Claim, task: str, name: str, value: Any, codec: codecs.Codec,
+        value_hashes: Mapping[str, str],
+    ) -> ArtifactRecord:
+        stored = self.store.write([task, str(claim.run_id), name], codec.suffix,
+                                  lambda path: codec.encode(value, path))
+        meta = describe(value)
+        return ArtifactRecord(
+            name=name, codec=codec.name, relpath=stored.relpath, size=stored.size,
+            checksum=stored.checksum,
+            value_hash=value_hashes.get(name) or _output_hash(value, stored.checksum),
+            type_name=meta.get("type") or type_name(value),
+            shape=_tuple_or_none(meta.get("shape")), rows=meta.get("rows"),
+            columns=_tuple_or_none(meta.get("columns")), repr=meta.get("repr", ""),
+        )
+
+    def fail_quietly(
+        self,
+        claim: Claim,
+        exc: BaseException,
+        *,
+        duration: float | None,
+        cancelled: bool = False,
+        reason: str | None = None,
+        written: Sequence[ArtifactRecord] = (),
+    ) -> RunRecord | None:
+        """``fail`` for when the run's real outcome (the user's exception, a value that could
+        not be cached) matters more than recording it: never raises a catalog error. The
+        ``written`` files of the run are deleted once it is known not to be completed.
+        If the catalog cannot be written now, this is retried before this runner's next
+        claim, so this process never waits for its own dead run; other processes take the
+        run over once its lease expires."""
+        return self.failures.record(
+            claim, failure_fields(exc, duration, cancelled, reason), tuple(written))
+
+    def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
+        for artifact in artifacts:
+            try:
+                self.store.delete(artifact.relpath)
+            except OSError:
+                log.warning("taskcache: could not remove partial artifact %s", artifact.relpath)
+
+
+_OS_ADVICE = {errno.ENOSPC: "free space and re-run", errno.EDQUOT: "free space and re-run",
+              errno.EIO: "check the disk and re-run", errno.EACCES: "make it writable and re-run",
+              errno.EPERM: "make it writable and re-run",
+              errno.EROFS: "point TASKCACHE_DIR at a writable folder and re-run"}
+
+
+def _store_error(name: str | None, run_id: int, exc: OSError) -> StoreError:
+    """A StoreError (same errno) naming the output, the cause, where, and what to do, e.g.
+    "... No space left on device at /cache/artifacts/fit/3; free space and re-run"."""
+    orig = exc.__cause__ if isinstance(exc, StoreError) and isinstance(exc.__cause__, OSError) else exc
+    code = exc.errno or orig.errno
+    what = os.strerror(code) if code else (orig.strerror or str(orig))
+    filename = orig.filename or exc.filename
+    where = f" at {Path(os.fsdecode(filename)).parent}" if filename else ""
+    advice = _OS_ADVICE.get(code) if code else None
+    error = StoreError(f"could not write output {name!r} of run #{run_id}: {what}{where}"
+                       + (f"; {advice}" if advice else ""))
+    error.errno = code
+    return error
+
+
+def _output_hash(value: Any, checksum: str) -> str:
+    """The lineage hash of an output: its content hash, or its file checksum if unhashable."""
+    try:
+        return hash_value(value)
+    except FingerprintError:
+        return f"file:{checksum}"
+
+
+def _tuple_or_none(value: Any) -> tuple | None:
+    return None if value is None else tuple(value)
+
+
+# -- the process-wide default runner ----------------------------------------------------
+_settings_overrides: dict[str, Any] = {}
+_default: Runner | None = None
+
+
+def configure(**settings: Any) -> Settings:
+    """Change the process-wide settings (cache_dir, db_url, allow_pickle, ...)."""
+    global _default
+    from taskcache.config import resolve_settings
+
+    merged = {**_settings_overrides, **{k: v for k, v in settings.items() if v is not None}}
+    resolved = resolve_settings(**merged)  # validate before keeping anything
+    _settings_overrides.clear()
+    _settings_overrides.update(merged)
+    if _default is not None:
+        _default.close()
+    _default = None
+    return resolved
+
+
+def get_runner() -> Runner:
+    """The runner for the current settings, created on first use."""
+    global _default
+    if _default is None:
+        from taskcache.config import resolve_settings
+
+        _default = Runner(resolve_settings(**_settings_overrides))
+    return _default
+
+
+def current_settings() -> Settings:
+    """The settings the default runner has or would have (without opening the catalog)."""
+    if _default is not None:
+        return _default.settings
+    from taskcache.config import resolve_settings
+
+    return resolve_settings(**_settings_overrides)
+
+
+def reset() -> None:
+    """Forget configured settings and the default runner (tests, %reload_ext)."""
+    global _default
+    if _default is not None:
+        _default.close()
+    _default = None
+    _settings_overrides.clear()

@@ -1,0 +1,200 @@
+"""``%%task`` and ``%taskcache``: the IPython face of taskcache.
+
+Settings are traitlets here (``%config TaskCache.cache_dir = "..."``) and become the core's
+plain settings at the edge, through ``runner.configure``.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import (
+    MagicArgumentParser,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
+from traitlets import Bool, Float, Unicode, observe
+
+from taskcache.commands import COMMANDS, Context, add_subcommands
+from taskcache.errors import (
+    CatalogUnavailableError,
+    ConfigError,
+    RepeatedlyAbandonedError,
+    RunNotFoundError,
+    TaskcacheError,
+)
+from taskcache.lifecycle import runner as runner_module
+from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    bad = [n for n in names if not n.isidentifier()]
+    if bad:
+        raise UsageError(f"{', '.join(bad)} is not a variable name; give names separated by commas, e.g. -o df,model")
+    return names
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+@magics_class
+class TaskCache(Magics):
+    """Cache notebook cells by their code and the content of their inputs."""
+
+    cache_dir = Unicode(None, allow_none=True, help="Folder of the catalog and artifacts (default ./.taskcache).").tag(config=True)
+    db_url = Unicode(None, allow_none=True, help="SQLAlchemy URL of the catalog (default SQLite in cache_dir).").tag(config=True)
+    allow_pickle = Bool(None, allow_none=True, help="Store values no other codec fits with pickle (trusted, local catalogs only).").tag(config=True)
+    lease_seconds = Float(None, allow_none=True, help="How long a running run's lease lasts.").tag(config=True)
+    frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
+    quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.last_task: str | None = None
+        self.last_outcome: CellOutcome | None = None
+        self._apply_settings()
+
+    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format")
+    def _on_setting_change(self, change: Any) -> None:
+        self._apply_settings()
+
+    def _apply_settings(self) -> None:
+        try:
+            runner_module.configure(
+                cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
+                lease_seconds=self.lease_seconds, frame_format=self.frame_format,
+            )
+        except TaskcacheError as exc:
+            raise UsageError(str(exc)) from None
+
+    # -- %%task ---------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("name", nargs="?", default=None, help="Task name (default: cell:<outputs>).")
+    @argument("--force", action="store_true", help="Recompute even if a cached run exists.")
+    @argument("--no-cache", action="store_true", help="Run and record, but never serve from cache.")
+    @argument("-i", "--inputs", default=None, help="Comma-separated inputs, replacing the analysis.")
+    @argument("-o", "--outputs", default=None, help="Comma-separated outputs to store, replacing the analysis.")
+    @argument("--ignore", default=None, help="Comma-separated inputs left out of the key.")
+    @argument("-t", "--tag", action="append", default=[], help="Tag the run (repeatable).")
+    @argument("--version", default=None, help="Your own version; change it to invalidate by hand.")
+    @argument("-q", "--quiet", action="store_true", help="No status line.")
+    @cell_magic
+    def task(self, line: str, cell: str) -> Any:
+        """Run the cell only when its code or the content of its inputs changed; otherwise
+        restore its outputs and replay what it printed.
+
+            %%task clean --tag exp1
+            df = raw[raw.value > threshold].copy()
+        """
+        args = parse_argstring(self.task, line)
+        if args.name is not None and not args.name.strip():
+            raise UsageError("the task name is empty; write %%task NAME or leave the name out")
+        options = CellOptions(
+            name=args.name, force=args.force, no_cache=args.no_cache,
+            inputs=_names(args.inputs), outputs=_names(args.outputs),
+            ignore=_names(args.ignore) or (), tags=args.tag, version=args.version,
+            quiet=args.quiet or self.quiet,
+        )
+        unavailable = None  # the catalog cannot be used: the cell runs without the cache
+        try:
+            runner = runner_module.get_runner()
+        except ConfigError as exc:  # e.g. a cache folder other users can write to
+            raise UsageError(str(exc)) from None
+        except CatalogUnavailableError as exc:
+            runner, unavailable = None, exc
+        cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
+        self.last_task = cell_task.name
+        spec = cell_task.spec()
+        if runner is not None and not (options.force or options.no_cache):
+            try:
+                hit = runner.lookup(spec.fingerprint)
+            except CatalogUnavailableError as exc:
+                hit, unavailable = None, exc
+            if hit is not None:
+                outcome = cell_task.restore(hit.run, hit.outputs)
+                return self._finish(cell_task, outcome, options)
+        try:
+            if unavailable is not None:
+                outcome = cell_task.run_uncached(unavailable)
+            else:
+                outcome = cell_task.execute(spec, force=options.force or options.no_cache)
+        except RepeatedlyAbandonedError as exc:
+            if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
+                return self._show_failure(exc)
+            raise UsageError(str(exc)) from None  # the message, not taskcache's traceback
+        except Exception as exc:
+            return self._show_failure(exc)
+        return self._finish(cell_task, outcome, options)
+
+    def _finish(self, cell_task: CellTask, outcome: CellOutcome, options: CellOptions) -> Any:
+        self.last_outcome = outcome
+        if not options.quiet:
+            self._status_line(cell_task.name, outcome)
+        return outcome.result
+
+    def _status_line(self, name: str, outcome: CellOutcome) -> None:
+        run_id = f" #{outcome.run.id}" if outcome.run else ""
+        if outcome.status == "hit":
+            text = f"taskcache: hit {name}{run_id} (saved {_seconds(outcome.seconds)})"
+        elif outcome.status == "miss":
+            mutated = f"; stored mutated input {', '.join(outcome.mutated)}" if outcome.mutated else ""
+            text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated})"
+        else:
+            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached"
+        self.shell.display_pub.publish(
+            data={"text/plain": text,
+                  "text/html": f'<pre class="taskcache-status" style="color:#777;margin:0">{html.escape(text)}</pre>'},
+            metadata={"taskcache": {"status": outcome.status}},
+        )
+
+    def _show_failure(self, exc: BaseException) -> None:
+        """Show the traceback as a plain cell would (user frames only) and fail the cell."""
+        tb = exc.__traceback__
+        cell_file = None
+        while tb is not None:  # drop taskcache's own frames above the cell's code
+            filename = tb.tb_frame.f_code.co_filename
+            if filename in self.shell.compile._filename_map:
+                cell_file = filename
+                break
+            tb = tb.tb_next
+        exec_result = getattr(self.shell.displayhook, "exec_result", None)
+        if exec_result is None or cell_file is None:
+            raise exc  # not inside a cell run (direct call): let the caller see it
+        self.shell.showtraceback((type(exc), exc, tb), tb_offset=0)
+        exec_result.error_in_exec = exc
+        return None
+
+    # -- %taskcache -----------------------------------------------------------------------
+    @line_magic
+    def taskcache(self, line: str) -> Any:
+        """Browse and manage the catalog: runs, show ID, load ID [NAMES], why [TASK], gc,
+        verify, summary, config, browse.  ``%taskcache runs --task clean --status completed``"""
+        parser = MagicArgumentParser(prog="%taskcache", add_help=False)
+        add_subcommands(parser, shell=True)
+        names = ", ".join(COMMANDS)
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:  # an unbalanced quote
+            raise UsageError(f"%taskcache {line}: {exc}") from None
+        if not words or words[0] not in COMMANDS:
+            raise UsageError(f"%taskcache needs one of: {names} (e.g. %taskcache runs --limit 10)")
+        args = parser.parse_args(words)  # a bad argument raises UsageError
+        context = Context(shell=self.shell, last_task=self.last_task, quiet=self.quiet)
+        try:
+            result = args.command.run(args, context)
+        except (RunNotFoundError, ConfigError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        if hasattr(result, "_repr_html_") or hasattr(result, "_repr_mimebundle_"):
+            return result  # a table or the run browser: displayed as the cell's result
+        if result is not None:
+            print(result)
+        return None

@@ -1,0 +1,368 @@
+"""%%task and %taskcache driven through a real IPython shell and a real catalog."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+
+import taskcache as tc
+
+
+def statuses(ip) -> list[str]:
+    return [o["data"]["text/plain"] for o in ip.display_pub.outputs if "taskcache" in o["metadata"]]
+
+
+def last_status(ip) -> str:
+    return statuses(ip)[-1]
+
+
+def run(ip, cell: str):
+    result = ip.run_cell(cell)
+    return result
+
+
+def test_miss_then_hit_restores_outputs_and_replays_prints(ip, capsys):
+    ip.user_ns["x"] = 3
+    cell = "%%task double\ny = x * 2\nprint('computed', y)\n"
+    assert run(ip, cell).success
+    assert ip.user_ns["y"] == 6
+    assert last_status(ip).startswith("taskcache: miss double #1 (ran in")
+    assert capsys.readouterr().out.count("computed 6") == 1
+    del ip.user_ns["y"]
+    assert run(ip, cell).success
+    assert ip.user_ns["y"] == 6
+    assert capsys.readouterr().out.count("computed 6") == 1  # replayed
+    assert last_status(ip).startswith("taskcache: hit double #1 (saved ")
+
+
+def test_run_cell_magic_directly(ip):
+    ip.user_ns["a"] = 2
+    ip.run_cell_magic("task", "sq", "b = a ** 2")
+    ip.user_ns.pop("b")
+    ip.run_cell_magic("task", "sq", "b = a ** 2")
+    assert ip.user_ns["b"] == 4
+    assert "hit sq" in last_status(ip)
+
+
+def test_input_change_is_a_miss_comment_change_a_hit(ip):
+    ip.user_ns["x"] = 1
+    run(ip, "%%task t\ny = x + 1")
+    run(ip, "%%task t\n# a comment\ny = x + 1   # same code")
+    assert "hit t" in last_status(ip)
+    ip.user_ns["x"] = 2
+    run(ip, "%%task t\ny = x + 1")
+    assert "miss t" in last_status(ip) and ip.user_ns["y"] == 3
+
+
+def test_editing_a_helper_in_another_cell_is_a_miss(ip):
+    run(ip, "def scale(v):\n    return v * factor()\n\ndef factor():\n    return 2")
+    ip.user_ns["x"] = 5
+    run(ip, "%%task scaled\ny = scale(x)")
+    run(ip, "%%task scaled\ny = scale(x)")
+    assert "hit scaled" in last_status(ip)
+    run(ip, "def factor():\n    return 3")  # a helper of the helper
+    run(ip, "%%task scaled\ny = scale(x)")
+    assert "miss scaled" in last_status(ip) and ip.user_ns["y"] == 15
+
+
+def test_ipython_syntax_in_the_body(ip, capsys):
+    cell = "%%task shell\nfiles = !echo one && echo two\nn = len(files)\n%time w = n * 2\n"
+    assert run(ip, cell).success
+    assert ip.user_ns["n"] == 2 and ip.user_ns["w"] == 4
+    for name in ("files", "n", "w"):
+        del ip.user_ns[name]
+    assert run(ip, cell).success
+    assert "hit shell" in last_status(ip)
+    assert list(ip.user_ns["files"]) == ["one", "two"] and ip.user_ns["w"] == 4
+
+
+def test_mutated_input_is_restored_on_a_hit(ip):
+    ip.user_ns["items"] = [1, 2]
+    ip.user_ns["df"] = pd.DataFrame({"a": [1, 2]})
+    cell = "%%task mutate\nitems.append(3)\ndf['b'] = df['a'] * 10\nn = len(items)"
+    run(ip, cell)
+    assert "stored mutated input items, df" in last_status(ip) or "stored mutated input df, items" in last_status(ip)
+    ip.user_ns["items"] = [1, 2]
+    ip.user_ns["df"] = pd.DataFrame({"a": [1, 2]})
+    run(ip, cell)
+    assert "hit mutate" in last_status(ip)
+    assert ip.user_ns["items"] == [1, 2, 3] and ip.user_ns["n"] == 3
+    assert list(ip.user_ns["df"].columns) == ["a", "b"]
+
+
+def test_rich_display_is_replayed_in_order(ip, capsys):
+    cell = (
+        "%%task show\nfrom IPython.display import HTML, display\n"
+        "print('before')\ndisplay(HTML('<b>table</b>'))\nprint('after')\nv = 1"
+    )
+    run(ip, cell)
+    first = [o["data"] for o in ip.display_pub.outputs if "taskcache" not in o["metadata"]]
+    ip.display_pub.clear_output()
+    ip.display_pub.outputs.clear()
+    run(ip, cell)
+    again = [o["data"] for o in ip.display_pub.outputs if "taskcache" not in o["metadata"]]
+    assert again == first and again[0]["text/html"] == "<b>table</b>"
+    out = capsys.readouterr().out
+    assert out.count("before") == 2 and out.count("after") == 2
+
+
+def test_final_expression_is_the_cell_result_on_miss_and_hit(ip):
+    ip.user_ns["x"] = 20
+    first = run(ip, "%%task expr\nx + 1")
+    second = run(ip, "%%task expr\nx + 1")
+    assert first.result == 21 and second.result == 21
+    assert "hit expr" in last_status(ip)
+    assert ip.user_ns["_"] == 21
+
+
+def test_functions_and_imports_defined_in_the_cell_are_restored(ip):
+    cell = "%%task defs\nimport math\ndef area(r):\n    return math.pi * r * r\nbig = area(10)"
+    run(ip, cell)
+    for name in ("math", "area", "big"):
+        del ip.user_ns[name]
+    run(ip, cell)
+    assert "hit defs" in last_status(ip)
+    assert ip.user_ns["area"](1) == pytest.approx(3.14159, rel=1e-4)
+    assert ip.user_ns["big"] == pytest.approx(314.159, rel=1e-4)
+
+
+def test_restored_functions_keep_their_source_and_hash(ip):
+    import inspect
+
+    from taskcache.hashing import hash_code
+
+    cell = "%%task defs2\nimport math\n\ndef area(r):\n    return math.pi * r * r\nbig = area(2)"
+    run(ip, cell)
+    computed = (inspect.getsource(ip.user_ns["area"]), hash_code(ip.user_ns["area"]))
+    del ip.user_ns["area"]
+    run(ip, cell)
+    assert "hit defs2" in last_status(ip)
+    assert (inspect.getsource(ip.user_ns["area"]), hash_code(ip.user_ns["area"])) == computed
+
+
+def test_matplotlib_figure_in_a_cell_is_stored_and_restored(ip):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    cell = "%%task plot\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([3, 1, 2])\nn_lines = len(ax.lines)"
+    run(ip, cell)
+    assert "miss plot" in last_status(ip)
+    for name in ("fig", "ax", "n_lines"):
+        del ip.user_ns[name]
+    run(ip, cell)
+    assert "hit plot" in last_status(ip)
+    assert ip.user_ns["n_lines"] == 1 and list(ip.user_ns["ax"].lines[0].get_ydata()) == [3, 1, 2]
+    ip.run_cell("import matplotlib.pyplot as plt; plt.close('all')")
+
+
+def test_failed_cell_shows_the_usual_traceback_and_records_it(ip, capsys):
+    ip.run_line_magic("colors", "nocolor")
+    plain = run(ip, "pass\nx = 1\n1 / 0")  # the same statements on the same lines, plainly
+    expected = capsys.readouterr().out.replace("      1 pass", "      1 %%task boom")
+    result = run(ip, "%%task boom\nx = 1\n1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError) and not result.success
+    out = capsys.readouterr().out
+    assert "1 / 0" in out and "_cell.py" not in out and "magics.py" not in out
+    strip = __import__("re").compile(r"In\[\d+\]|ipython-input-\d+-[0-9a-f]+")
+    assert strip.sub("CELL", out) == strip.sub("CELL", expected)
+    assert not plain.success
+    (run_id,) = tc.runs(task="boom").index
+    record = tc.run(run_id)
+    assert record.status == "failed" and "ZeroDivisionError" in record.error["traceback"]
+    run(ip, "%%task boom\nx = 1\n1 / 0")  # failures are never served from cache
+    assert len(tc.runs(task="boom")) == 2
+
+
+def test_keyboard_interrupt_cancels_the_run(ip):
+    run(ip, "%%task stop\nraise KeyboardInterrupt")
+    assert list(tc.runs(task="stop")["status"]) == ["cancelled"]
+
+
+def test_unstorable_output_keeps_effects_and_says_why(ip, capsys):
+    run(ip, "%%task gen\ng = (i for i in range(3))\nk = 1")
+    err = capsys.readouterr().err
+    assert "'g'" in err and "generator" in err and "--outputs" in err
+    assert ip.user_ns["k"] == 1 and list(ip.user_ns["g"]) == [0, 1, 2]
+    (run_id,) = tc.runs(task="gen").index
+    assert tc.run(run_id).status == "failed"
+    assert "not cached" in tc.run(run_id).history()[-1].reason
+
+
+def test_unhashable_input_is_a_usage_error_and_the_cell_does_not_run(ip):
+    ip.user_ns["lock"] = threading.Lock()
+    with pytest.raises(UsageError, match=r"(?s)'lock'.*--ignore lock"):
+        ip.run_cell_magic("task", "locked", "with lock:\n    v = 1")
+    assert "v" not in ip.user_ns
+    ip.run_cell_magic("task", "locked --ignore lock", "with lock:\n    v = 1")
+    assert ip.user_ns["v"] == 1
+
+
+def test_options(ip):
+    ip.user_ns["x"] = 1
+    run(ip, "%%task opt -t a -t b --version 3\ny = x")
+    record = tc.run(int(tc.runs(task="opt").index[0]))
+    assert record.tags == ("a", "b") and record.user_version == "3"
+    run(ip, "%%task opt -t a -t b --version 3 --force\ny = x")
+    assert "miss opt" in last_status(ip)
+    run(ip, "%%task opt -t a -t b --version 3 --no-cache\ny = x")
+    assert "miss opt" in last_status(ip)
+    assert len(tc.runs(task="opt")) == 3
+    count = len(statuses(ip))
+    run(ip, "%%task opt -q -t a -t b --version 3\ny = x")
+    assert len(statuses(ip)) == count
+
+
+def test_inputs_and_outputs_override_the_analysis(ip):
+    ip.user_ns.update(x=1, noise=0)
+    run(ip, "%%task io -i x -o a\na = x + noise\nb = 2")
+    record = tc.run(int(tc.runs(task="io").index[0]))
+    assert list(record.inputs) == ["x"]
+    assert [a.name for a in record.artifacts if not a.name.startswith("__")] == ["a"]
+    ip.user_ns["noise"] = 100  # not an input any more: still a hit
+    run(ip, "%%task io -i x -o a\na = x + noise\nb = 2")
+    assert "hit io" in last_status(ip)
+
+
+def test_bad_options_raise_usage_errors(ip):
+    with pytest.raises(UsageError):
+        ip.run_cell_magic("task", "--no-such-option", "a = 1")
+    with pytest.raises(UsageError, match="not a variable name"):
+        ip.run_cell_magic("task", "-o 'a b'", "a = 1")
+    with pytest.raises(UsageError, match="not defined"):
+        ip.run_cell_magic("task", "-i missing", "a = 1")
+
+
+def test_task_magic_documents_itself(ip):
+    doc = ip.magics_manager.magics["cell"]["task"].__doc__
+    assert "--force" in doc and "--ignore" in doc and "--no-cache" in doc
+
+
+def test_reload_ext_does_not_stack(ip):
+    before = len(ip.configurables)
+    ip.run_line_magic("reload_ext", "taskcache")
+    ip.run_line_magic("reload_ext", "taskcache")
+    assert len(ip.configurables) == before
+    assert sum(type(c).__name__ == "TaskCache" for c in ip.configurables) == 1
+    ip.user_ns["x"] = 1
+    run(ip, "%%task again\ny = x")
+    assert len(statuses(ip)) == 1
+
+
+def test_config_changes_the_catalog(ip, tmp_path):
+    target = tmp_path / "elsewhere"
+    ip.run_line_magic("config", f"TaskCache.cache_dir = {str(target)!r}")
+    run(ip, "%%task moved\nz = 1")
+    assert (target / "catalog.db").exists()
+
+
+def test_line_magic_subcommands(ip, capsys):
+    ip.user_ns["x"] = 1
+    run(ip, "%%task lm\ny = x * 3")
+    ip.user_ns["x"] = 2
+    run(ip, "%%task lm\ny = x * 3")
+    frame = ip.run_line_magic("taskcache", "runs --task lm")
+    assert list(frame["status"]) == ["completed", "completed"]
+    first = int(frame.index[-1])
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", f"show {first}")
+    assert "y = x * 3" in capsys.readouterr().out
+    ip.run_line_magic("taskcache", f"load {first} y")
+    assert ip.user_ns["y"] == 3
+    ip.run_line_magic("taskcache", "why")
+    assert "input x: 1 -> 2" in capsys.readouterr().out
+    ip.run_line_magic("taskcache", "verify")
+    assert "0 broken" in capsys.readouterr().out
+    ip.run_line_magic("taskcache", "gc --dry-run")
+    assert "would remove 0 runs" in capsys.readouterr().out
+    ip.run_line_magic("taskcache", "config")
+    assert "cache_dir" in capsys.readouterr().out
+    panel = ip.run_line_magic("taskcache", "browse --status completed --no-live")
+    assert panel.status == "completed" and panel.shown_runs and not panel.polling
+    panel.close()
+    with pytest.raises(UsageError):
+        ip.run_line_magic("taskcache", "frobnicate")
+    with pytest.raises(UsageError, match="no run #999"):
+        ip.run_line_magic("taskcache", "show 999")
+
+
+def test_why_names_a_changed_helper_and_code_line(ip, capsys):
+    run(ip, "def clean(v):\n    return v")
+    ip.user_ns["x"] = 1
+    run(ip, "%%task w\ny = clean(x)")
+    run(ip, "def clean(v):\n    return -v")
+    run(ip, "%%task w\ny = clean(x) + 1")
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", "why w")
+    out = capsys.readouterr().out
+    assert "dependency clean" in out and "+y = clean(x) + 1" in out
+
+
+def test_lineage_between_two_cells(ip):
+    run(ip, "%%task load\nimport pandas as pd\nraw = pd.DataFrame({'v': range(10)})")
+    run(ip, "%%task clean\nsmall = raw[raw.v < 5]")
+    clean = tc.run(int(tc.runs(task="clean").index[0]))
+    load = tc.run(int(tc.runs(task="load").index[0]))
+    assert clean.upstream() == [load]
+
+
+def test_a_cell_abandoned_too_often_is_refused_with_a_message_not_a_traceback(ip, capsys):
+    import time
+
+    from taskcache.lifecycle.runner import MAX_ABANDONED, get_runner
+    from taskcache.notebook.cell import CellOptions, CellTask
+
+    ip.user_ns["n"] = 3
+    body = "big = [0] * n"
+    runner = get_runner()
+    spec = CellTask(ip, runner, body, CellOptions(name="oom")).spec()
+    ids = [runner.catalog.claim(spec, lease_seconds=0.001).run_id  # kernels that died in it
+           for _ in range(MAX_ABANDONED)]
+    time.sleep(0.01)
+    capsys.readouterr()
+    result = run(ip, "%%task oom\n" + body)
+    assert isinstance(result.error_in_exec, UsageError) and "big" not in ip.user_ns
+    shown = "".join(capsys.readouterr())
+    assert (f"run of task oom (fingerprint {spec.fingerprint[:16]}) was abandoned 3 times "
+            f"(runs {', '.join(f'#{i}' for i in ids)}: the process died while computing it, "
+            f"e.g. out of memory); not retrying automatically. Use --force / .force() to try "
+            f"again") in shown
+    assert "Traceback" not in shown and "runner.py" not in shown and "catalog.py" not in shown
+    assert list(tc.runs(task="oom")["status"]) == ["failed"] * 3
+    run(ip, "%%task oom --force\n" + body)
+    assert ip.user_ns.pop("big") == [0, 0, 0] and "miss oom" in last_status(ip)
+    run(ip, "%%task oom\n" + body)
+    assert ip.user_ns["big"] == [0, 0, 0] and "hit oom" in last_status(ip)
+
+
+def test_a_cache_folder_other_users_can_write_is_a_usage_error(ip, tmp_path):
+    import os
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    ip.run_line_magic("config", f"TaskCache.cache_dir = {str(shared)!r}")
+    with pytest.raises(UsageError, match=f"writable by other users .*chmod 700 {shared}"):
+        ip.run_cell_magic("task", "t", "y = 1")
+    assert "y" not in ip.user_ns
+    with pytest.raises(UsageError, match="chmod 700"):
+        ip.run_line_magic("taskcache", "runs")
+    os.chmod(shared, 0o700)
+    ip.run_cell_magic("task", "t", "y = 1")
+    assert ip.user_ns["y"] == 1
+
+
+def test_gc_max_size_in_the_line_magic(ip, capsys):
+    ip.user_ns["n"] = 50_000
+    run(ip, "%%task big -q\nblob = 'x' * n")
+    run(ip, "%%task small -q\ntiny = 'y'")
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", "gc --max-size 1KB --dry-run")
+    out = capsys.readouterr().out
+    assert "would remove 1 runs" in out and "runs: #1" in out and "limit 0.0 MB" in out
+    with pytest.raises(UsageError, match="'1XB' is not a size"):
+        ip.run_line_magic("taskcache", "gc --max-size 1XB")
+    ip.run_line_magic("taskcache", "gc --max-size 1KB")
+    assert list(tc.runs().index) == [2]
