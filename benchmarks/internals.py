@@ -1,9 +1,6 @@
-"""The taskcache internals the benchmarks reach into, imported in this one place.
-
-taskcache's modules are moving into subpackages (issue 11). Each name is imported from its new
-home first and from its old one otherwise, so the benchmarks run on either layout, and a later
-move means editing this file only. Public API (``taskcache.task``, ``configure``, ``runs``,
-``RunBrowser``) is imported from ``taskcache`` itself, not from here.
+"""The taskcache internals the benchmarks reach into, imported in this one place, so a later
+move of a module means editing this file only. Public API (``taskcache.task``, ``configure``,
+``runs``, ``RunBrowser``) is imported from ``taskcache`` itself, not from here.
 
     hash_value(value) -> str   the content hash taskcache keys an input by
     SETTLED_NS: int            how old a file must be before the verified-file memo trusts it
@@ -14,39 +11,12 @@ move means editing this file only. Public API (``taskcache.task``, ``configure``
     SCHEMA_VERSION: int        the catalog schema version
 """
 
-from __future__ import annotations
-
-try:
-    from taskcache.hashing import hash_value
-except ImportError:
-    from taskcache.fingerprint import hash_value
-
-try:
-    from taskcache.storage.verified import SETTLED_NS
-except ImportError:
-    from taskcache._verified import SETTLED_NS
-
-try:
-    from taskcache.lifecycle.runner import get_runner
-    from taskcache.lifecycle.runner import reset as reset_runner
-except ImportError:
-    from taskcache.runner import get_runner
-    from taskcache.runner import reset as reset_runner
-
-try:
-    from taskcache.catalog import Catalog
-except ImportError:
-    from taskcache.catalog.catalog import Catalog
-
-try:
-    from taskcache.catalog.tables import runs as runs_table
-except ImportError:
-    from taskcache._models import runs as runs_table
-
-try:
-    from taskcache.catalog.schema import SCHEMA_VERSION
-except ImportError:
-    from taskcache._schema import SCHEMA_VERSION
+from taskcache.catalog import SCHEMA_VERSION, Catalog
+from taskcache.catalog.tables import runs as runs_table
+from taskcache.hashing import hash_value
+from taskcache.lifecycle.runner import get_runner
+from taskcache.lifecycle.runner import reset as reset_runner
+from taskcache.storage.verified import SETTLED_NS
 
 __all__ = ["SCHEMA_VERSION", "SETTLED_NS", "Catalog", "get_runner", "hash_value",
            "reset_runner", "runs_table"]
