@@ -253,7 +253,7 @@ class Database:
 class DriverStatement:
     """A Core SELECT compiled once for a dialect and run on the DBAPI connection directly,
     its rows passed through the same result processors SQLAlchemy would apply: the cache
-    hit lookup without SQLAlchemy's per-execution work (SQLite only; ~4x less time)."""
+    hit lookup without SQLAlchemy's per-execution work (SQLite only)."""
 
     def __init__(self, stmt: Any, dialect: Any, name: str) -> None:
         compiled = stmt.compile(dialect=dialect)

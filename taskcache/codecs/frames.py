@@ -283,7 +283,7 @@ def _read_parquet(source: Any) -> Any:
 
 def _compression(table: Any) -> dict[str, str]:
     """Snappy for every column, except floating-point columns whose values do not compress
-    (measurement data, random numbers): stored plain, they decode ~15% faster."""
+    (measurement data, random numbers): stored plain, they decode faster."""
     import pyarrow as pa
 
     chosen = {}

@@ -1,5 +1,6 @@
 """The run lifecycle shared by ``@task`` and ``%%task``: ``runner`` (lookup -> restore, or
 claim -> save; the process-wide default runner), ``heartbeat`` (lease renewal), ``hits``
 (batched hit counts), ``failures`` (recording failures the catalog could not take yet),
-``environment`` (what a run records about where it ran), ``explain`` (why a run missed) and
+``restore`` (how a hit loads and verifies its outputs), ``environment`` (what a run records
+about where it ran), ``explain`` (why a run missed) and
 ``maintenance`` (verify and gc)."""

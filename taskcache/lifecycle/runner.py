@@ -38,6 +38,7 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.hashing import hash_value
+from taskcache.lifecycle import restore
 from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
@@ -50,11 +51,6 @@ log = logging.getLogger("taskcache")
 #: a fingerprint whose runs were abandoned (process died, lease expired) this many times
 #: since it last completed is not retried automatically: probably it kills its process
 MAX_ABANDONED = 3
-
-#: artifacts up to this size are read into memory once, checksummed and decoded from those
-#: bytes (when their codec has ``decode_bytes``); bigger ones are mapped, checked and
-#: decoded from the mapping (``decode_mapped``), or checked, then decoded from the file
-SMALL_ARTIFACT = 1 << 20
 
 #: id of the run executing in this context, so a nested task records its parent
 current_run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -121,28 +117,12 @@ class Runner:
         return Hit(run, outputs)
 
     def load_outputs(self, run: RunRecord, names: Iterable[str] | None = None) -> dict[str, Any]:
-        wanted = None if names is None else set(names)
-        values: dict[str, Any] = {}
-        for artifact in run.artifacts:
-            if wanted is None or artifact.name in wanted:
-                values[artifact.name] = self.load_artifact(artifact)
-        if wanted is not None and (missing := wanted - values.keys()):
-            raise KeyError(f"run #{run.id} has no output named {', '.join(sorted(missing))}")
-        return values
+        """The run's outputs (or only ``names``), each verified then decoded."""
+        return restore.load_outputs(self.store, run, names, allow_pickle=self.settings.allow_pickle)
 
     def load_artifact(self, artifact: ArtifactRecord) -> Any:
-        """Verify the file against the catalog's size and checksum, then decode it: small
-        files from the bytes that were checked, big ones from the mapping that was checked
-        (when the codec can), else from the checked file."""
-        codec = codecs.get_codec(artifact.codec)
-        codecs.check_loadable(codec, allow_pickle=self.settings.allow_pickle, output=artifact.name)
-        where = (artifact.relpath, artifact.size, artifact.checksum)
-        small = artifact.size <= SMALL_ARTIFACT
-        if small and codecs.decodes_bytes(codec):
-            return codec.decode_bytes(self.store.read_verified(*where))
-        if not small and codecs.decodes_mapped(codec):
-            return codec.decode_mapped(self.store.map_verified(*where))
-        return codec.decode(self.store.verify(*where))
+        """One artifact, verified then decoded (see :mod:`taskcache.lifecycle.restore`)."""
+        return restore.load_artifact(self.store, artifact, allow_pickle=self.settings.allow_pickle)
 
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
