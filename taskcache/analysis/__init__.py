@@ -9,5 +9,13 @@ from taskcache.analysis.cell import (
     normalize_source,
     sink_names,
 )
+from taskcache.analysis.scopes import attribute_reads
 
-__all__ = ["CellAnalysis", "analyze_cell", "free_names", "normalize_source", "sink_names"]
+__all__ = [
+    "CellAnalysis",
+    "analyze_cell",
+    "attribute_reads",
+    "free_names",
+    "normalize_source",
+    "sink_names",
+]

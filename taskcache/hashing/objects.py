@@ -170,7 +170,7 @@ def feed_other(h: Any, value: Any, ctx: Ctx) -> None:
     elif isinstance(value, _CODE_TYPES) or (callable(value) and hasattr(value, "__wrapped__")):
         h.update(T_CODE + code.code_digest(value, ctx))
     elif isinstance(value, types.ModuleType):
-        code.feed_module(h, value)
+        code.feed_module(h, value, ctx)
     elif isinstance(value, PurePath):
         files.feed_path(h, value)
     elif isinstance(value, tuple) and hasattr(cls, "_fields"):
