@@ -49,6 +49,9 @@ class ArtifactRecord:
     repr: str = ""
     id: int | None = None
     run_id: int | None = None
+    #: the hash of the value as decoding the file gives it back, when that differs from
+    #: value_hash (a type whose pickle drops state); None when they are equal
+    restored_hash: str | None = None
 
 
 @dataclass(frozen=True)

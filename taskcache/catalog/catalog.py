@@ -289,7 +289,8 @@ class Catalog:
                  "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
                  "value_hash": a.value_hash, "type_name": a.type_name,
                  "shape": None if a.shape is None else list(a.shape), "rows": a.rows,
-                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr}
+                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr,
+                 "restored_hash": a.restored_hash}
                 for a in artifacts]
         return self._change(claim.run_id, "completed", None, claim.lease_token,
                             {"duration": duration}, rows)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
 from taskcache.catalog.engine import Database
 from taskcache.catalog.tables import Base, schema_info
 from taskcache.errors import CatalogUnavailableError, SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_task_status_index(conn: Connection) -> None:
@@ -21,9 +21,19 @@ def _add_task_status_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_task_status ON runs (task, status)")
 
 
+def _add_restored_hash(conn: Connection) -> None:
+    """2 -> 3: artifacts.restored_hash, the hash of a value as decoding gives it back when
+    that differs from the stored value's (runs downstream of a hit key as on the miss)."""
+    if "restored_hash" not in {c["name"] for c in inspect(conn).get_columns("artifacts")}:
+        conn.exec_driver_sql("ALTER TABLE artifacts ADD COLUMN restored_hash VARCHAR(128)")
+
+
 # version -> function upgrading a catalog from that version to the next, in one write
 # transaction; tables new in a later version are then added by create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_task_status_index,
+    2: _add_restored_hash,
+}
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
 

@@ -17,6 +17,7 @@ from taskcache.codecs.registry import (
     decodes_bytes,
     decodes_mapped,
     get_codec,
+    keeps_hash,
     register_codec,
     registered_codecs,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "decodes_bytes",
     "decodes_mapped",
     "get_codec",
+    "keeps_hash",
     "register_codec",
     "registered_codecs",
 ]

@@ -13,6 +13,7 @@ class ModuleCodec:
     """A module bound as a cell output (``import numpy as np``), stored by import name."""
 
     name = "module"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".json"
     unsafe = False
 

@@ -90,16 +90,17 @@ def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
 _RESTORED: dict[str, str] = {}
 
 
-def hash_value(value: Any, name: str | None = None) -> str:
+def hash_value(value: Any, name: str | None = None, *, as_stored: bool = True) -> str:
     """32-hex-digit content hash of ``value``; raises FingerprintError naming ``name``.
 
     A value that hashes as the restored copy of a stored value (see :func:`record_restored`)
-    gets the stored value's hash, so work downstream of a hit keys as it did on the miss."""
+    gets the stored value's hash, so work downstream of a hit keys as it did on the miss;
+    ``as_stored=False`` gives its own content hash."""
     encode = _SCALAR_BYTES.get(type(value))
     if encode is not None:  # the same bytes feed() would stream, hashed in one call
         return xxh3_128_hexdigest(encode(value))
     digest = _run(name, value, lambda h, ctx: feed(h, value, ctx))
-    return _RESTORED.get(digest, digest) if _RESTORED else digest
+    return _RESTORED.get(digest, digest) if as_stored and _RESTORED else digest
 
 
 def record_restored(restored_hash: str, original_hash: str) -> None:

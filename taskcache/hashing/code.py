@@ -7,15 +7,15 @@ code, so then the code object counts), and a user module counts by the attribute
 reads from it at run time (``cfg.alpha``), never by its file."""
 
 from __future__ import annotations
-
 import __future__
+
+import dis
 import functools
 import importlib.metadata
 import inspect
 import os
 import sys
 import sysconfig
-import textwrap
 import types
 from typing import Any
 
@@ -193,9 +193,9 @@ _FUTURE_FLAGS = functools.reduce(
 def _compiles_to(source: str, code: types.CodeType) -> bool:
     """Whether ``source`` (a def or class cut out of its file or cell) compiles to a code
     object with the same instructions, names and constants as ``code``."""
-    text = textwrap.dedent(source)
-    if "__class__" in code.co_freevars:  # a method using super(): compile it in a class
-        text = "class _:\n" + textwrap.indent(text, "    ")
+    text = source  # as it is in the file: dedenting would change its multi-line strings
+    if source[:1] in " \t":  # a method or a nested def; one using super() needs a class
+        text = ("class _:\n" if "__class__" in code.co_freevars else "if 1:\n") + source
     flags = code.co_flags & _FUTURE_FLAGS
     try:
         compiled = compile(text, code.co_filename, "exec", flags=flags, dont_inherit=True)
@@ -211,15 +211,31 @@ def _compiles_to(source: str, code: types.CodeType) -> bool:
     return False
 
 
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
 def _shape(code: types.CodeType) -> tuple:
-    """What a code object computes, without where it sits in its file (line numbers)."""
-    consts = tuple(
-        _shape(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
-        for c in code.co_consts
+    """What a code object computes (its instructions with their constants, names and
+    nested code), without where it sits in its file (line numbers) and without what depends
+    on the rest of its module: how an attribute is loaded (CPython loads ``mod.f`` with
+    LOAD_ATTR when ``mod`` is imported in the same file, else with LOAD_METHOD; PUSH_NULL or
+    not), hence jump offsets and EXTENDED_ARG, so jumps count by instruction position."""
+    instructions, position = [], {}
+    for ins in dis.get_instructions(code):
+        position[ins.offset] = len(instructions)  # a jump to a skipped one lands on the next
+        if ins.opname not in ("PUSH_NULL", "EXTENDED_ARG"):
+            instructions.append(ins)
+    ops = tuple(
+        (
+            "LOAD_ATTR" if ins.opname == "LOAD_METHOD" else ins.opname,
+            position.get(ins.argval) if ins.opcode in _JUMPS
+            else _shape(ins.argval) if isinstance(ins.argval, types.CodeType)
+            else (type(ins.argval).__name__, repr(ins.argval)),
+        )
+        for ins in instructions
     )
-    return (code.co_name, code.co_code, code.co_names, code.co_varnames, code.co_freevars,
-            code.co_cellvars, code.co_argcount, code.co_posonlyargcount,
-            code.co_kwonlyargcount, consts)
+    return (code.co_name, ops, code.co_varnames, code.co_freevars, code.co_cellvars,
+            code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount)
 
 
 def _code_names(code: types.CodeType) -> set[str]:

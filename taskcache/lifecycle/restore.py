@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from taskcache import codecs
+from taskcache.hashing import record_restored
 from taskcache.records import ArtifactRecord, RunRecord
 from taskcache.storage.store import ArtifactStore
 
@@ -20,7 +21,16 @@ SMALL_ARTIFACT = 1 << 20
 def load_artifact(store: ArtifactStore, artifact: ArtifactRecord, *, allow_pickle: bool) -> Any:
     """The value of one artifact. Raises MissingArtifactError / CorruptArtifactError when the
     file is gone or differs from the catalog, PickleDisabledError for a pickle while pickle
-    is off, UnknownCodecError for a codec this process has not registered."""
+    is off, UnknownCodecError for a codec this process has not registered.
+
+    When the decoded value hashes differently from the stored one (``restored_hash``), the
+    hasher is told, so runs that take it as an input key as they did with the original."""
+    if artifact.restored_hash is not None:
+        record_restored(artifact.restored_hash, artifact.value_hash)
+    return _decode(store, artifact, allow_pickle=allow_pickle)
+
+
+def _decode(store: ArtifactStore, artifact: ArtifactRecord, *, allow_pickle: bool) -> Any:
     codec = codecs.get_codec(artifact.codec)
     codecs.check_loadable(codec, allow_pickle=allow_pickle, output=artifact.name)
     where = (artifact.relpath, artifact.size, artifact.checksum)

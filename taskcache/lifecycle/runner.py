@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import errno
 import logging
 import os
@@ -226,7 +227,7 @@ class Runner:
         stored = self.store.write([task, str(claim.run_id), name], codec.suffix,
                                   lambda path: codec.encode(value, path))
         meta = describe(value)
-        return ArtifactRecord(
+        record = ArtifactRecord(
             name=name, codec=codec.name, relpath=stored.relpath, size=stored.size,
             checksum=stored.checksum,
             value_hash=value_hashes.get(name) or _output_hash(value, stored.checksum),
@@ -234,6 +235,17 @@ class Runner:
             shape=_tuple_or_none(meta.get("shape")), rows=meta.get("rows"),
             columns=_tuple_or_none(meta.get("columns")), repr=meta.get("repr", ""),
         )
+        if codecs.keeps_hash(codec) or record.value_hash.startswith(_FILE_HASH):
+            return record
+        # pickle or a user codec: what a hit gives back may hash differently (an object
+        # whose pickle drops state); record that hash so runs downstream of a hit still hit
+        try:
+            restored = hash_value(self.load_artifact(record), as_stored=False)
+        except FingerprintError:
+            return record
+        if restored == record.value_hash:
+            return record
+        return dataclasses.replace(record, restored_hash=restored)
 
     def fail_quietly(
         self,
@@ -283,12 +295,16 @@ def _store_error(name: str | None, run_id: int, exc: OSError) -> StoreError:
     return error
 
 
+#: prefix of the lineage hash of an output that has no content hash
+_FILE_HASH = "file:"
+
+
 def _output_hash(value: Any, checksum: str) -> str:
     """The lineage hash of an output: its content hash, or its file checksum if unhashable."""
     try:
         return hash_value(value)
     except FingerprintError:
-        return f"file:{checksum}"
+        return _FILE_HASH + checksum
 
 
 def _tuple_or_none(value: Any) -> tuple | None:
