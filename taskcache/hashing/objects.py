@@ -81,8 +81,8 @@ def _callable_name(fn: Any) -> str:
 
 def feed_reduce(h: Any, value: Any, ctx: Ctx) -> None:
     """Objects without a dedicated hasher: hash the parts pickle would save (its reduce
-    value), structurally, so dicts and sets inside are order-independent and arrays inside
-    go through the fast array hashers. Unpicklable objects are errors, never constants."""
+    value), structurally, so sets inside are order-independent (dicts keep their order) and
+    arrays inside go through the fast array hashers. Unpicklable objects are errors, never constants."""
     cls = type(value)
     try:
         reducer = copyreg.dispatch_table.get(cls)  # as pickle does: re.Pattern, ...
