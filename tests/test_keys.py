@@ -142,6 +142,32 @@ def test_a_module_attribute_read_by_a_cell_or_its_helper_is_part_of_the_key(ip, 
     assert "miss helper" in last_status(ip) and ip.user_ns["z"] == 14
 
 
+def test_only_the_attributes_read_count_so_others_may_be_anything(ip, make_module):
+    """A module holding a lock (unhashable) and a big table: a cell reading ``cfg.alpha``
+    keys on alpha alone."""
+    cfg = make_module("cfglock", """
+        import threading
+        alpha = 1
+        lock = threading.Lock()
+        table = list(range(10))
+    """)
+    ip.user_ns["cfglock"] = cfg
+    cell = "%%task reads_alpha\ny = cfglock.alpha + 1"
+    assert ip.run_cell(cell).success and "miss reads_alpha" in last_status(ip)
+    cfg.table.append(10)  # not read by the cell
+    ip.run_cell(cell)
+    assert "hit reads_alpha" in last_status(ip) and ip.user_ns["y"] == 2
+    cfg.alpha = 5
+    ip.run_cell(cell)
+    assert "miss reads_alpha" in last_status(ip) and ip.user_ns["y"] == 6
+    # a cell that passes the module on may read anything from it: all of it counts, and
+    # what cannot be hashed is named, with the way out
+    result = ip.run_cell("%%task passes_it\nname = getattr(cfglock, 'alpha')")
+    message = str(result.error_in_exec)
+    assert "at cfglock.lock: it cannot be pickled" in message and "--ignore cfglock" in message
+    assert "name" not in ip.user_ns
+
+
 HELPERS_V1 = "def scale(x):\n    return x * 2\n"
 HELPERS_V2 = "def scale(x):\n    return x * 30\n"
 TASKS = """

@@ -8,6 +8,7 @@ records, subclasses, reduce values; installed here as the core's fallback), ``ar
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -90,16 +91,22 @@ def _run(name: str | None, value: Any, body: Callable[[Any, Ctx], None]) -> str:
 _RESTORED: dict[str, str] = {}
 
 
-def hash_value(value: Any, name: str | None = None, *, as_stored: bool = True) -> str:
+def hash_value(value: Any, name: str | None = None, *, as_stored: bool = True,
+               reads: frozenset[str] | None = None) -> str:
     """32-hex-digit content hash of ``value``; raises FingerprintError naming ``name``.
 
     A value that hashes as the restored copy of a stored value (see :func:`record_restored`)
     gets the stored value's hash, so work downstream of a hit keys as it did on the miss;
-    ``as_stored=False`` gives its own content hash."""
+    ``as_stored=False`` gives its own content hash. ``reads``: the attributes the code
+    reads from ``value`` (``cfg.alpha``); for one of the user's own modules only those
+    count, else all its public attributes do."""
     encode = _SCALAR_BYTES.get(type(value))
     if encode is not None:  # the same bytes feed() would stream, hashed in one call
         return xxh3_128_hexdigest(encode(value))
-    digest = _run(name, value, lambda h, ctx: feed(h, value, ctx))
+    if reads is not None and isinstance(value, types.ModuleType):
+        digest = _run(name, value, lambda h, ctx: code.feed_module(h, value, ctx, reads))
+    else:
+        digest = _run(name, value, lambda h, ctx: feed(h, value, ctx))
     return _RESTORED.get(digest, digest) if as_stored and _RESTORED else digest
 
 

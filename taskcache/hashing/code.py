@@ -372,7 +372,7 @@ def feed_module(h: Any, module: types.ModuleType, ctx: Ctx,
             try:
                 feed(h, namespace[attr], ctx)
             except Unhashable as exc:
-                exc.path.append(f".<module {name}>.{attr}")
+                exc.path.append(f".{attr}")
                 raise
     finally:
         guard.exit()

@@ -17,7 +17,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from taskcache.analysis import analyze_cell
+from taskcache.analysis import analyze_cell, attribute_reads
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import (
     CacheWarning,
@@ -110,11 +110,17 @@ class CellTask:
             names = [n for n in found if n in ns and not _is_shell_name(n)]
         return [n for n in names if n not in set(self.options.ignore)]
 
+    def _hash_input(self, name: str) -> str:
+        """The hash of one input as the cell uses it: of a user module, only the attributes
+        the cell reads from it count (``cfg.alpha``)."""
+        reads = attribute_reads(self.source).get(name) if self.analysis else None
+        return hash_value(self.shell.user_ns[name], name=name, reads=reads)
+
     def _hash_inputs(self) -> dict[str, str]:
         hashes = {}
         for name in self.inputs:
             try:
-                hashes[name] = hash_value(self.shell.user_ns[name], name=name)
+                hashes[name] = self._hash_input(name)
             except FingerprintError as exc:
                 raise UsageError(
                     f"{exc}\nTo run this cell without hashing {name!r}, add --ignore {name} "
@@ -243,7 +249,7 @@ class CellTask:
             if name in outputs or name not in ns:
                 continue
             try:
-                if hash_value(ns[name], name=name) != old:
+                if self._hash_input(name) != old:
                     outputs[name] = ns[name]
                     mutated.append(name)
             except FingerprintError:
