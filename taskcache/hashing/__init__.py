@@ -49,11 +49,17 @@ _SCALAR_BYTES: dict[type, Callable[[Any], bytes]] = {
 }
 
 
-def _str_mapping_bytes(mapping: dict) -> bytes | None:
-    """What ``feed_mapping`` streams for a dict whose keys are str and whose values are str
-    or such dicts (a run's key parts), built directly; None for anything else."""
-    encoded = [core.T_DICT + core.U64(len(mapping))]
-    for key, val in mapping.items():
+def _str_mapping_bytes(mapping: Mapping[str, Any]) -> bytes | None:
+    """What ``feed_mapping`` streams for ``_by_name(mapping)`` when its keys are str and its
+    values are str or such mappings (a run's key parts), built directly; None for anything
+    else."""
+    try:
+        names = sorted(mapping)
+    except TypeError:  # names of several types
+        return None
+    encoded = [core.T_DICT + core.U64(len(names))]
+    for key in names:
+        val = mapping[key]
         if type(key) is not str:
             return None
         if type(val) is str:
@@ -144,15 +150,14 @@ def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:
 def combine_key(parts: Mapping[str, Any]) -> str:
     """The run fingerprint: a hash of named parts plus KEY_VERSION. The order of the parts,
     and of the names in mappings among them (inputs by name), does not matter."""
-    named = _by_name(parts)
-    encoded = _str_mapping_bytes(named)
+    encoded = _str_mapping_bytes(parts)
     if encoded is not None:  # str values and dicts of them: the same bytes, without feed()
         return xxh3_128_hexdigest(_KEY_PREFIX + encoded)
 
     def body(h: Any, ctx: Ctx) -> None:
         h.update(_T_KEY)
         core.feed_int(h, KEY_VERSION)
-        core.feed_mapping(h, named, ctx)
+        core.feed_mapping(h, _by_name(parts), ctx)
 
     return _run("key", parts, body)
 
