@@ -18,14 +18,14 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP)
-	$(PY) -m ruff check taskcache tests benchmarks
+	$(PY) -m ruff check taskcache tests benchmarks tools
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check taskcache tests benchmarks
+	$(PY) -m ruff check taskcache tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .taskcache
