@@ -173,6 +173,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8888)
     p.add_argument("--ip", default="127.0.0.1")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--allow-root", action="store_true", help="run as root (e.g. in a container)")
 
 
 def _serve(a: argparse.Namespace, ctx: Context) -> None:
@@ -187,6 +188,7 @@ def _serve(a: argparse.Namespace, ctx: Context) -> None:
         "--ServerApp.default_url=/taskcache",
         f"--ServerApp.open_browser={not a.no_browser}",
         "--ServerApp.jpserver_extensions={'taskcache': True}",
+        *(["--allow-root"] if a.allow_root else []),
     ])
 
 

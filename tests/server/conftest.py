@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import textwrap
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,35 +13,8 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_fetch, jp_servera
 
 from taskcache.lifecycle import runner
 
-TASKS_MODULE = '''
-import os
-import time
-from typing import Literal
-from taskcache import task
-
-@task
-def scale(n: int, factor: float = 2.0, mode: Literal["up", "down"] = "up", loud: bool = False) -> float:
-    """Multiply n by factor.
-
-    Args:
-        n: how many
-        factor: by how much
-    """
-    return n * factor if mode == "up" else n / factor
-
-@task
-def where(tag: str = "") -> int:
-    return os.getpid()
-
-@task
-def broken(x: int) -> int:
-    raise ValueError(f"bad input {x}")
-
-@task
-def slow(seconds: float = 30.0) -> float:
-    time.sleep(seconds)
-    return seconds
-'''
+#: the tasks the server tests launch: a real module, copied into each test's folder
+STEPS = Path(__file__).with_name("tc_steps.py")
 
 
 @pytest.fixture
@@ -55,7 +28,7 @@ def task_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Pat
     ``tasks``; the launched processes import it from the same path."""
     folder = tmp_path / "experiments"
     folder.mkdir()
-    (folder / "tc_steps.py").write_text(textwrap.dedent(TASKS_MODULE))
+    shutil.copy(STEPS, folder / "tc_steps.py")
     (folder / "tc_broken_steps.py").write_text("import no_such_module_here\n")
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("PYTHONPATH", str(folder))
