@@ -9,8 +9,10 @@ The caller (the Jupyter server's event loop, a notebook) never runs user code it
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +38,8 @@ class Launch:
 
 def _execute(module: str, qualname: str, arguments: dict[str, Any], claim: Claim,
              settings: dict[str, Any]) -> None:
-    """In the launched process: the claimed run's body, recorded like any ``@task`` call."""
+    """In the launched process (``python -m taskcache.tasks.launcher``, the call pickled on
+    stdin): the claimed run's body, recorded like any ``@task`` call."""
     from taskcache.lifecycle.runner import configure
 
     configure(**settings)
@@ -54,7 +57,6 @@ class Launcher:
     """Launches and cancels task calls; one per server (or notebook)."""
 
     def __init__(self) -> None:
-        self._context = multiprocessing.get_context("spawn")  # never fork a server's threads
         self._running: dict[int, tuple[Any, Claim]] = {}
         self._lock = threading.Lock()
 
@@ -76,10 +78,14 @@ class Launcher:
         if not isinstance(outcome, Claim):  # computed elsewhere right now, or just completed
             return Launch(outcome.id, outcome.status, hit=outcome.status == "completed")
         settings = {"cache_dir": str(runner.settings.cache_dir), "db_url": runner.settings.db_url}
-        process = self._context.Process(
-            target=_execute, args=(task.module, task.qualname, dict(arguments), outcome, settings),
-            name=f"taskcache-{task.name}-{outcome.run_id}", daemon=True)
-        process.start()
+        payload = pickle.dumps((task.module, task.qualname, dict(arguments), outcome, settings))
+        # a fresh interpreter, never a fork of a server's threads; it imports the task's
+        # module by name, so sys.path goes along
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        process = subprocess.Popen([sys.executable, "-m", "taskcache.tasks.launcher"],
+                                   stdin=subprocess.PIPE, env=env)
+        process.stdin.write(payload)
+        process.stdin.close()
         with self._lock:
             self._running[outcome.run_id] = (process, outcome)
         threading.Thread(target=self._reap, args=(outcome.run_id,), daemon=True).start()
@@ -90,11 +96,11 @@ class Launcher:
         (killed, crashed) leaves the run failed, not running until its lease expires."""
         with self._lock:
             process, claim = self._running[run_id]
-        process.join()
+        code = process.wait()
         with self._lock:
             ours = self._running.pop(run_id, None) is not None  # not when cancel() took it
-        if ours and process.exitcode not in (0, None):
-            self._finish(claim, "failed", f"the launched process exited with code {process.exitcode}")
+        if ours and code != 0:
+            self._finish(claim, "failed", f"the launched process exited with code {code}")
 
     def _finish(self, claim: Claim, status: str, message: str) -> RunRecord | None:
         try:
@@ -117,8 +123,9 @@ class Launcher:
                               f"this server (pid {os.getpid()}); stop it there")
         process, claim = entry
         process.terminate()
-        process.join(5)
-        if process.is_alive():
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
             process.kill()
         self._finish(claim, "cancelled", "cancelled from the taskcache page")
         return get_runner().catalog.get_run(run_id)
@@ -126,3 +133,7 @@ class Launcher:
     def running(self) -> list[int]:
         with self._lock:
             return sorted(self._running)
+
+
+if __name__ == "__main__":
+    _execute(*pickle.loads(sys.stdin.buffer.read()))
