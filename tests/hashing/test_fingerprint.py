@@ -693,6 +693,31 @@ def test_user_module_functions(tmp_path: Path) -> None:
     assert hash_code(ns1["f"]) != hash_code(ns3["f"])
 
 
+def test_a_file_edited_but_not_reloaded_counts_as_the_code_that_was_loaded(tmp_path: Path) -> None:
+    old = import_file(tmp_path, "def f(x):\n    return x * 2\n")
+    Path(old.__file__).write_text("def f(x):\n    return x * 3\n")  # not reloaded
+    new = import_file(tmp_path, "def f(x):\n    return x * 3\n")
+    assert old.f(1) == 2 and new.f(1) == 3
+    assert hash_code(old.f) != hash_code(new.f)  # was equal: both read the new file
+    again = import_file(tmp_path, "def f(x):\n    return x * 3\n    # same code\n")
+    assert hash_code(again.f) == hash_code(new.f)  # unedited files: by source, as before
+
+
+def test_user_modules_count_by_the_attributes_read_now(tmp_path: Path) -> None:
+    cfg = import_file(tmp_path, "alpha = 1\nbeta = [1]\n")
+    ns = define("def f(x):\n    return x * cfg.alpha\n", cfg=cfg)
+    whole = define("def g():\n    return vars(cfg)\n", cfg=cfg)  # the module itself
+    before, before_whole = hash_code(ns["f"]), hash_code(whole["g"])
+    cfg.beta.append(2)  # not read by f
+    assert hash_code(ns["f"]) == before and hash_code(whole["g"]) != before_whole
+    cfg.alpha = 7
+    assert hash_code(ns["f"]) != before
+    cfg.alpha = 1
+    assert hash_code(ns["f"]) == before
+    assert hash_value(cfg) != hash_value(cfg, reads=frozenset({"alpha"}))
+    assert hash_value(cfg, reads=frozenset({"alpha"})) == hash_value(cfg, reads=frozenset({"alpha"}))
+
+
 def test_module_versions(tmp_path: Path) -> None:
     ns = define(
         "import numpy as np\nimport os\nfrom pandas import DataFrame\n"
