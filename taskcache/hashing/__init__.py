@@ -31,7 +31,8 @@ __all__ = [
 
 # Increment on any change that alters hashes: it invalidates every cache. The pinned
 # hashes in tests/data/golden_hashes.json must be regenerated in the same change.
-KEY_VERSION = 2  # 2: dicts in insertion order, time zones by kind, code as loaded
+# 2: dicts in insertion order, time zones by kind, code as loaded, user modules by attributes
+KEY_VERSION = 2
 
 _T_KEY = core.tag("key")
 _KEY_PREFIX = _T_KEY + core.int_bytes(KEY_VERSION)
@@ -126,8 +127,10 @@ def record_restored(restored_hash: str, original_hash: str) -> None:
 
 
 def hash_code(obj: Any) -> str:
-    """Hash of a user function or class by its normalized source, closure, defaults and the
-    user code/globals it references, transitively; library code counts by package version."""
+    """Hash of a user function or class by its normalized source (only when that compiles to
+    the loaded code object; else by the code object), closure, defaults and the user
+    code/globals it references, transitively (of a user module, the attributes it reads);
+    library code counts by package version."""
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     return _run(name, obj, lambda h, ctx: h.update(code.code_digest(obj, ctx)))
 
