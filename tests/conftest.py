@@ -102,3 +102,47 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# -- a real PostgreSQL --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session (tests/postgres.py). Skipped when
+    Debian's postgresql or psycopg is missing, except on CI, where that fails."""
+    from postgres import Cluster, server_binaries
+
+    missing = [] if importlib.util.find_spec("psycopg") else ["psycopg (pip install -e '.[test]')"]
+    binaries = server_binaries()
+    if binaries is None:
+        missing.append("PostgreSQL's server (apt-get install postgresql)")
+    if missing:
+        message = "PostgreSQL tests need " + "; ".join(missing)
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " (required on CI)", pytrace=False)
+        pytest.skip(message)
+    cluster = Cluster(binaries)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database of the session's cluster, as the catalog of this test
+    (``TASKCACHE_DB_URL``); artifacts stay in the test's cache folder."""
+    import uuid
+
+    url = postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("TASKCACHE_DB_URL", url)
+    runner.reset()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, cache_dir: Path) -> str:
+    """Each test using it runs against SQLite and against PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{cache_dir / 'catalog.db'}"
+    return request.getfixturevalue("postgres_url")

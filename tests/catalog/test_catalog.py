@@ -37,9 +37,17 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "nested" / "catalog.db"
 
 
-@pytest.fixture
-def cat(db_path: Path):
-    catalog = Catalog(url(db_path), busy_timeout=5)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cat(request: pytest.FixtureRequest, db_path: Path):
+    """The catalog, once on SQLite and once on a real PostgreSQL; a test that reads the
+    SQLite file itself (``sqlite_only``) runs on SQLite only."""
+    if request.param == "sqlite":
+        catalog_url = url(db_path)
+    elif request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("reads the SQLite file directly")
+    else:
+        catalog_url = request.getfixturevalue("postgres_url")
+    catalog = Catalog(catalog_url, busy_timeout=5)
     yield catalog
     catalog.dispose()
 
@@ -152,6 +160,7 @@ def test_find_completed_serves_only_the_newest_usable_run(cat: Catalog) -> None:
     assert last.reason == "invalidated: file missing"
 
 
+@pytest.mark.sqlite_only
 def test_wrong_token_is_fenced_and_changes_nothing(cat: Catalog, db_path: Path) -> None:
     claim = cat.claim(spec(), lease_seconds=60)
     before = cat.get_run(claim.run_id)
@@ -250,6 +259,7 @@ def test_lineage_through_value_hashes(cat: Catalog) -> None:
         cat.upstream(777)
 
 
+@pytest.mark.sqlite_only
 def test_inputs_link_only_to_completed_runs(cat: Catalog, db_path: Path) -> None:
     done = run_ok(cat, "fpA", out="h-shared")
     cat.invalidate(done.id, "checksum")  # still completed: lineage is history
@@ -299,6 +309,7 @@ def test_query_runs_filters_and_paging(cat: Catalog) -> None:
     assert listed.inputs == () and listed.artifacts == ()
 
 
+@pytest.mark.sqlite_only
 def test_sql_injection_values_are_just_values(cat: Catalog, db_path: Path) -> None:
     run_ok(cat, "f1", tags=("t",))
     evil = "x' OR '1'='1'; DROP TABLE runs; --"
@@ -324,6 +335,7 @@ def test_summary(cat: Catalog) -> None:
                              "time_saved": 6.5, "disk_bytes": 210}
 
 
+@pytest.mark.sqlite_only
 def test_delete_runs_cascades(cat: Catalog, db_path: Path) -> None:
     a = run_ok(cat, "fA", out="h-a", tags=("x",))
     b = run_ok(cat, "fB", out="h-b", inputs=(InputRecord("a", "h-a", "int"),))
@@ -495,6 +507,7 @@ def test_catalog_works_after_fork(cat: Catalog) -> None:
     assert cat.find_completed("fp-child").id == child_id
 
 
+@pytest.mark.sqlite_only
 def test_the_hit_lookup_holds_no_transaction_and_works_in_threads_and_forks(
     cat: Catalog, db_path: Path
 ) -> None:
@@ -532,6 +545,7 @@ def _in_other_process(db_path: Path, code: str) -> None:
     subprocess.run([sys.executable, "-c", prog], check=True, timeout=60)
 
 
+@pytest.mark.sqlite_only
 def test_remembered_hits_follow_commits_of_other_processes(cat: Catalog, db_path: Path) -> None:
     first = run_ok(cat, "fp-memo", out="v1")
     for _ in range(3):  # served from the memo after the first read
@@ -557,6 +571,7 @@ def test_remembered_hits_follow_commits_of_other_processes(cat: Catalog, db_path
     assert newest.id > third.id and newest.artifacts[0].value_hash == "v4"
 
 
+@pytest.mark.sqlite_only
 def test_remembered_hits_follow_commits_of_another_catalog_in_this_process(
         cat: Catalog, db_path: Path) -> None:
     run = run_ok(cat, "fp-same", out="v1")
