@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from taskcache import events
-from taskcache.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog
+from taskcache.catalog import SCHEMA_VERSION, Catalog
+from taskcache.catalog.schema import MIGRATIONS_DIR, revision_of
 from taskcache.errors import (
     CatalogUnavailableError,
     InvalidTransitionError,
@@ -398,15 +399,42 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
     assert info.value.found == SCHEMA_VERSION + 1
 
 
-def test_older_schema_runs_the_migrations(db_path: Path, monkeypatch) -> None:
+def test_older_schema_runs_the_alembic_revisions(db_path: Path) -> None:
+    """A catalog at schema 1 without the index of schema 2 (and, like every catalog from
+    before Alembic, without alembic_version) is stamped at 0001 and upgraded to the head."""
     Catalog(url(db_path)).dispose()
     with sqlite3.connect(db_path) as con:
-        con.execute("UPDATE schema_info SET version = 0")
-    ran: list[int] = []
-    monkeypatch.setitem(MIGRATIONS, 0, lambda conn: ran.append(0))
+        con.execute("UPDATE schema_info SET version = 1")
+        con.execute("DROP INDEX ix_runs_task_status")
+        con.execute("DROP TABLE alembic_version")
     cat = Catalog(url(db_path))
-    assert ran == [0] and cat.schema_version() == SCHEMA_VERSION
+    assert cat.schema_version() == SCHEMA_VERSION
     cat.dispose()
+    with sqlite3.connect(db_path) as con:
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
+        (revision,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert "ix_runs_task_status" in indexes and revision == revision_of(SCHEMA_VERSION)
+
+
+def test_the_head_revision_is_the_schema_version() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    assert script.get_heads() == [revision_of(SCHEMA_VERSION)]
+    chain = [r.revision for r in script.walk_revisions()]
+    assert chain == [revision_of(v) for v in range(SCHEMA_VERSION, 0, -1)]  # one per version
+
+
+def test_new_catalog_is_stamped_at_the_head(cat: Catalog) -> None:
+    from sqlalchemy import text
+
+    with cat._read() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+            == revision_of(SCHEMA_VERSION)
+    assert cat.schema_version() == SCHEMA_VERSION
 
 
 def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
