@@ -1,0 +1,155 @@
+"""A ``%%task`` cell leaves the notebook as the plain cell would, on a miss and on a hit.
+
+Each test runs the same cells three times in a real IPython shell, from an empty namespace:
+plain, then with ``%%task`` on one cell (a miss), then again (a hit), and compares what a user
+sees: every cell's printed and displayed output (``Out[n]: ...`` included), ``Out``, ``_``,
+and the content of every variable at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from taskcache.hashing import hash_value
+
+#: names whose values differ between a plain and a %%task run by construction (the input
+#: history holds the "%%task" text) or are IPython's own
+NOT_COMPARED = {"In", "_ih", "_dh", "get_ipython", "exit", "quit", "_i", "_ii", "_iii"}
+
+
+@dataclass
+class Session:
+    cells: list[tuple[bool, str, str, list[dict[str, Any]]]]  # success, stdout, stderr, displays
+    namespace: dict[str, str]  # name -> content hash (or type name when not hashable)
+    out: dict[int, str]
+    statuses: list[str]
+
+
+def _content(value: Any) -> str:
+    try:
+        return hash_value(value)
+    except Exception:  # a module or an object without a hasher: compared by type
+        return f"<{type(value).__name__}>"
+
+
+def session(ip: Any, capsys: pytest.CaptureFixture[str], cells: list[str]) -> Session:
+    """Run ``cells`` one by one in a fresh namespace with history, as a notebook does."""
+    ip.reset(new_session=True)  # execution count 1, empty Out
+    ip.display_pub.outputs.clear()
+    capsys.readouterr()
+    seen, statuses = [], []
+    for cell in cells:
+        ok = ip.run_cell(cell, store_history=True).success
+        captured = capsys.readouterr()
+        shown = [o["data"] for o in ip.display_pub.outputs if "taskcache" not in o["metadata"]]
+        statuses += [o["data"]["text/plain"] for o in ip.display_pub.outputs if "taskcache" in o["metadata"]]
+        ip.display_pub.outputs.clear()
+        seen.append((ok, captured.out, captured.err, shown))
+    hidden = set(ip.user_ns_hidden) - {"_", "__", "___"}
+    namespace = {
+        name: _content(value) for name, value in ip.user_ns.items()
+        if name not in hidden and name not in NOT_COMPARED and not name.startswith("_i")
+    }
+    out = {n: _content(v) for n, v in ip.user_ns["Out"].items()}
+    return Session(seen, namespace, out, statuses)
+
+
+def plain_miss_hit(ip: Any, capsys: pytest.CaptureFixture[str], cells: list[str], task: int,
+                   line: str = "t") -> tuple[Session, Session, Session]:
+    """The cells run plain, then with ``%%task line`` on cell ``task`` twice; asserts that
+    the second is a miss and the third a hit, and that all three look the same."""
+    plain = session(ip, capsys, cells)
+    wrapped = list(cells)
+    wrapped[task] = f"%%task {line}\n{cells[task]}"
+    miss = session(ip, capsys, wrapped)
+    hit = session(ip, capsys, wrapped)
+    assert [s.split(" (")[0] for s in miss.statuses] == ["taskcache: miss t #1"]
+    assert [s.split(" (")[0] for s in hit.statuses] == ["taskcache: hit t #1"]
+    for other in (miss, hit):
+        assert other.cells == plain.cells
+        assert other.out == plain.out
+        assert other.namespace == plain.namespace
+    return plain, miss, hit
+
+
+# -- display rules ---------------------------------------------------------------------------
+
+def test_a_trailing_semicolon_hides_the_result(ip, capsys):
+    cells = ["def fit(v):\n    print('fitting')\n    return [v] * 3",
+             "model = fit(2)\nmodel;",
+             "fit(1);  # a comment after it"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert plain.cells[1][1] == "fitting\n"  # printed, but no Out[2]
+    assert plain.out == {}
+    assert session(ip, capsys, [cells[0], f"%%task t\n{cells[2]}"]).cells[1][1] == "fitting\n"
+
+
+def test_the_same_cell_without_the_semicolon_is_another_run(ip, capsys):
+    ip.user_ns["x"] = 4
+    assert ip.run_cell("%%task t\nx * 2;").result is None
+    assert ip.run_cell("%%task t\nx * 2").result == 8  # not the silenced run's nothing
+    assert ip.run_cell("%%task t\nx * 2").result == 8
+
+
+def test_results_land_in_out_and_the_underscore_history(ip, capsys):
+    cells = ["a = 20", "a + 1", "print('shown')\na * 2", "[_, __, Out[2], _2]"]
+    plain_miss_hit(ip, capsys, cells, task=2)
+
+
+def test_a_cell_reading_the_output_history_has_it_as_an_input(ip, capsys):
+    ip.run_cell("5", store_history=True)
+    ip.run_cell("%%task t\ny = _ * 2", store_history=True)
+    assert ip.user_ns["y"] == 10
+    ip.run_cell("7", store_history=True)
+    ip.run_cell("%%task t\ny = _ * 2", store_history=True)
+    assert ip.user_ns["y"] == 14  # not the cached 10
+
+
+# -- namespace effects -----------------------------------------------------------------------
+
+def test_star_import_names_are_there_after_a_hit(ip, capsys):
+    cells = ["%%capture\n", "from math import *\nroot = sqrt(16)", "print(floor(pi), root)"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert hit.cells[2][0] and hit.cells[2][1] == "3 4.0\n"
+
+
+def test_del_in_a_cell_is_replayed_on_a_hit(ip, capsys):
+    cells = ["raw = [3, 1, 2]\ntmp = 5", "clean = sorted(raw)\ndel raw\ndel tmp",
+             "print('raw' in dir(), 'tmp' in dir(), clean)"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert hit.cells[2][1] == "False False [1, 2, 3]\n"
+
+
+def test_top_level_await_runs_as_ipython_runs_it(ip, capsys):
+    cells = ["import asyncio\nasync def double(v):\n    await asyncio.sleep(0.01)\n    return 2 * v",
+             "y = await double(4)\nprint('y is', y)\nawait double(y)",
+             "y"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert plain.cells[1][1] == "y is 8\nOut[2]: 16\n"
+
+
+def test_a_failing_awaited_cell_shows_the_users_traceback(ip, capsys):
+    ip.run_cell("import asyncio")
+    result = ip.run_cell("%%task t\nawait asyncio.sleep(0)\nraise ValueError('bad input')")
+    assert not result.success and isinstance(result.error_in_exec, ValueError)
+    out = capsys.readouterr().out
+    assert "raise ValueError('bad input')" in out and "taskcache" not in out
+
+
+# -- !cmd interpolation ------------------------------------------------------------------------
+
+def test_names_interpolated_into_a_shell_command_are_inputs(ip, capsys):
+    ip.user_ns.update(who="ann", n=1)
+    ip.run_cell("%%task t\nout = !echo hello $who {n + 1}")
+    assert list(ip.user_ns["out"]) == ["hello ann 2"]
+    ip.user_ns["who"] = "bob"
+    ip.run_cell("%%task t\nout = !echo hello $who {n + 1}")
+    assert list(ip.user_ns["out"]) == ["hello bob 2"]
+    ip.user_ns["n"] = 5
+    ip.run_cell("%%task t\nout = !echo hello $who {n + 1}")
+    assert list(ip.user_ns["out"]) == ["hello bob 6"]
+    ip.run_cell("%%task t\nout = !echo hello $who {n + 1}")
+    assert "hit t" in ip.display_pub.outputs[-1]["data"]["text/plain"]
