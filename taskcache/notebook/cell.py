@@ -12,6 +12,7 @@ import sys
 import time
 import types
 import warnings
+import weakref
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -29,6 +30,12 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.hashing import combine_key, hash_value, module_versions
+from taskcache.lifecycle.aliasing import (
+    can_restore_in_place,
+    find_views,
+    rebuild_views,
+    restore_in_place,
+)
 from taskcache.lifecycle.environment import capture_environment
 from taskcache.lifecycle.runner import (
     Hit,
@@ -38,6 +45,7 @@ from taskcache.lifecycle.runner import (
 )
 from taskcache.notebook.capture import capture_outputs, replay_outputs
 from taskcache.records import (
+    ALIASING,
     CELL_DELETED,
     CELL_DISPLAY,
     CELL_OUTPUTS,
@@ -80,6 +88,23 @@ class CellOutcome:
     result: Any = None
     seconds: float = 0.0
     mutated: list[str] = field(default_factory=list)
+
+
+class _Held:
+    """An input's object during the run, to tell "changed in place" from "rebound"
+    afterwards: weakly where the type allows, so a rebound input can be freed as in a plain
+    run (a strong reference also keeps its id from being reused)."""
+
+    __slots__ = ("_ref", "_obj")
+
+    def __init__(self, obj: Any) -> None:
+        try:
+            self._ref, self._obj = weakref.ref(obj), None
+        except TypeError:
+            self._ref, self._obj = None, obj
+
+    def get(self) -> Any:
+        return self._obj if self._ref is None else self._ref()
 
 
 def _is_shell_name(name: str) -> bool:
@@ -187,9 +212,23 @@ class CellTask:
         )
 
     # -- hit ------------------------------------------------------------------------------
-    def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome:
+    def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome | None:
+        """Leave the namespace and the shown output as the run did; None (nothing changed)
+        when the views it recorded cannot be rebuilt over today's values: then run the cell."""
         ns = self.shell.user_ns
         values = {k: v for k, v in outputs.items() if k not in CELL_OUTPUTS}
+        aliasing = outputs.get(ALIASING) or {}
+        in_place = [n for n in aliasing.get("in_place", ())
+                    if n in ns and n in values and can_restore_in_place(ns[n], values[n])]
+        records = aliasing.get("views") or {}
+        anchors = {a: ns[a] if a in in_place or a not in values else values[a]
+                   for a in {r["anchor"] for r in records.values()} if a in ns or a in values}
+        views = rebuild_views(records, anchors, values)
+        if views is None:
+            return None
+        for name in in_place:  # the caller's object changes, as the cell changed it
+            restore_in_place(ns[name], values.pop(name))
+        values.update(views)
         ns.update(values)
         self._replay_definitions(run)
         ns.update(values)  # a name rebound after its def keeps its stored value
@@ -222,8 +261,12 @@ class CellTask:
         except CatalogUnavailableError as exc:
             return self.run_uncached(exc)
         if isinstance(acquired, Hit):
-            return self.restore(acquired.run, acquired.outputs)
+            outcome = self.restore(acquired.run, acquired.outputs)
+            if outcome is not None:
+                return outcome
+            acquired = self.runner.start(spec)
         claim = acquired
+        given = {n: _Held(self.shell.user_ns[n]) for n in self.inputs}
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         try:
@@ -238,7 +281,30 @@ class CellTask:
         duration = time.perf_counter() - started
         outputs, mutated = self._collect_outputs(before, result)
         outputs[CELL_DISPLAY] = shown
+        problems = self._record_aliasing(outputs, given)
+        if problems:  # a hit would leave other aliasing than the run did: do not cache it
+            reason = f"{'; '.join(problems)}; copy it (.copy()) to cache this cell"
+            self.runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
+                                     reason=f"not cached: {reason}")
+            print(f"taskcache: {self.name} ran but was not cached: {reason}", file=sys.stderr)
+            return CellOutcome("not cached", None, result, duration, mutated)
         return self._save(claim, outputs, duration, result, mutated)
+
+    def _record_aliasing(self, outputs: dict[str, Any], given: dict[str, _Held]) -> list[str]:
+        """Add to ``outputs`` which inputs the cell changed in place (the same object, now
+        with other content: a hit writes into the caller's object) and which stored arrays
+        are views of other values; return what a hit could not rebuild."""
+        ns = self.shell.user_ns
+        in_place = [n for n, held in given.items()
+                    if n in outputs and n in ns and held.get() is ns[n]
+                    and can_restore_in_place(ns[n], ns[n])]
+        named = {n: v for n, v in ns.items() if not _is_shell_name(n)}
+        stored = [n for n in outputs if n not in CELL_OUTPUTS]
+        trusted = [n for n in self.inputs if n not in outputs]
+        views, problems = find_views(named, stored, trusted, in_place)
+        if in_place or views:
+            outputs[ALIASING] = {"in_place": in_place, "views": views}
+        return problems
 
     def _save(self, claim: Claim, outputs: dict[str, Any], duration: float, result: Any,
               mutated: list[str]) -> CellOutcome:

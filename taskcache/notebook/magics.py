@@ -128,14 +128,17 @@ class TaskCache(Magics):
                 hit = runner.lookup(spec.fingerprint)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
-            if hit is not None:
-                outcome = cell_task.restore(hit.run, hit.outputs)
+            outcome = None if hit is None else cell_task.restore(hit.run, hit.outputs)
+            if outcome is not None:
                 return self._finish(cell_task, outcome, options)
+            rerun = hit is not None  # its views cannot be rebuilt over today's values
+        else:
+            rerun = options.force or options.no_cache
         try:
             if unavailable is not None:
                 outcome = await cell_task.run_uncached(unavailable)
             else:
-                outcome = await cell_task.execute(spec, force=options.force or options.no_cache)
+                outcome = await cell_task.execute(spec, force=rerun)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
                 return self._show_failure(exc)

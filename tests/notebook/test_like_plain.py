@@ -153,3 +153,78 @@ def test_names_interpolated_into_a_shell_command_are_inputs(ip, capsys):
     assert list(ip.user_ns["out"]) == ["hello bob 6"]
     ip.run_cell("%%task t\nout = !echo hello $who {n + 1}")
     assert "hit t" in ip.display_pub.outputs[-1]["data"]["text/plain"]
+
+
+# -- views and objects changed in place ------------------------------------------------------
+
+NUMPY = "import numpy as np\nimport pandas as pd\n"
+
+
+def test_a_view_of_an_input_written_through_changes_the_input_on_a_hit_too(ip, capsys):
+    # from a teaching notebook: the window is written, the array it views changes with it
+    cells = [NUMPY + "x2 = np.arange(16.).reshape(4, 4)",
+             "sub = x2[:2, :2]\nsub[0, 0] = 99",
+             "sub[1, 1] = -1  # later cells still write through the view\n"
+             "print(x2[:2, :2].tolist(), np.shares_memory(sub, x2))"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert plain.cells[2][1] == "[[99.0, 1.0], [4.0, -1.0]] True\n"
+
+
+def test_a_view_of_an_unchanged_input_is_a_view_after_a_hit(ip, capsys):
+    cells = [NUMPY + "x = np.arange(10)", "evens = x[::2]\ntotal = int(evens.sum())",
+             "x[0] = 100\nprint(evens[0], evens.base is not None, np.shares_memory(evens, x))"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert hit.cells[2][1] == "100 True True\n"
+
+
+def test_views_of_outputs_and_chains_of_views(ip, capsys):
+    cells = [NUMPY + "a = np.arange(6.)",
+             "b = a.reshape(2, 3)\nc = b[:, ::-2]\nd = np.zeros(5)\ne = d[1:4]\nf = e[::2]\n"
+             "t = np.zeros((3, 4)).T\ng = t[1:, 0]",
+             "c[0, 0] = 100\nf[1] = 7\ng[0] = 5\n"
+             "print(a.tolist(), d.tolist(), t[1, 0], np.shares_memory(f, d), np.shares_memory(g, t))"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert hit.cells[2][1] == "[0.0, 1.0, 100.0, 3.0, 4.0, 5.0] [0.0, 0.0, 0.0, 7.0, 0.0] 5.0 True True\n"
+
+
+def test_an_input_changed_in_place_changes_for_every_name_holding_it(ip, capsys):
+    cells = [NUMPY + "items = [1, 2]\nsame_items = items\ndf = pd.DataFrame({'a': [1, 2]})\nsame_df = df\n"
+             "arr = np.zeros(3)\nsame_arr = arr",
+             "items.append(3)\nitems += [4]\ndf['b'] = df['a'] * 10\narr += 1",
+             "print(same_items, list(same_df.columns), same_arr.tolist(), same_df is df)"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert hit.cells[2][1] == "[1, 2, 3, 4] ['a', 'b'] [1.0, 1.0, 1.0] True\n"
+
+
+def test_a_series_over_a_numpy_array_still_shares_it(ip, capsys):
+    cells = [NUMPY + "a = np.arange(4.)", "s = pd.Series(a, copy=False, name='s')\nfresh = pd.Series(a)",
+             "a[0] = 50\nprint(s.iloc[0], fresh.iloc[0], s.name)"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+    assert hit.cells[2][1] == "50.0 0.0 s\n"
+
+
+def test_sharing_a_hit_cannot_rebuild_is_not_cached_and_says_so(ip, capsys):
+    cells = [NUMPY + "a = np.arange(4.)", "%%task t\ndf = pd.DataFrame(a.reshape(2, 2), copy=False)",
+             "a[0] = 50\nprint(df.iloc[0, 0])"]
+    for _ in range(2):  # computed every time, never restored with the sharing lost
+        run = session(ip, capsys, cells)
+        assert run.cells[1][2].startswith("taskcache: t ran but was not cached: df shares memory with a")
+        assert run.cells[2][1] == "50.0\n"
+        assert "not cached" in run.statuses[0]
+
+
+def test_an_anchor_in_another_layout_runs_the_cell_instead_of_a_wrong_view(ip, capsys):
+    ip.run_cell(NUMPY + "x = np.arange(12.).reshape(3, 4)")
+    ip.run_cell("%%task t\nrow = x[1]")
+    # same content (same key), other memory layout: the recorded window does not fit
+    ip.run_cell("x = np.asfortranarray(x)")
+    ip.run_cell("%%task t\nrow = x[1]")
+    assert ip.display_pub.outputs[-1]["data"]["text/plain"].startswith("taskcache: miss t #2")
+    ns = ip.user_ns
+    assert np_shares(ns["row"], ns["x"]) and ns["row"].tolist() == [4.0, 5.0, 6.0, 7.0]
+
+
+def np_shares(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    return bool(np.shares_memory(a, b))
