@@ -30,6 +30,7 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.hashing import combine_key, hash_value, module_versions
+from taskcache.lifecycle import library_settings
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
     find_views,
@@ -50,6 +51,7 @@ from taskcache.records import (
     CELL_DISPLAY,
     CELL_OUTPUTS,
     CELL_RESULT,
+    SETTINGS,
     Claim,
     InputRecord,
     RunRecord,
@@ -232,6 +234,7 @@ class CellTask:
         ns.update(values)
         self._replay_definitions(run)
         ns.update(values)  # a name rebound after its def keeps its stored value
+        library_settings.apply(outputs.get(SETTINGS))  # np.set_printoptions(...) and the like
         for name in outputs.get(CELL_DELETED) or ():
             ns.pop(name, None)  # "del x" in the cell
         replay_outputs(self.shell, outputs.get(CELL_DISPLAY) or [])
@@ -267,6 +270,7 @@ class CellTask:
             acquired = self.runner.start(spec)
         claim = acquired
         given = {n: _Held(self.shell.user_ns[n]) for n in self.inputs}
+        settings = library_settings.snapshot()
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         try:
@@ -281,6 +285,8 @@ class CellTask:
         duration = time.perf_counter() - started
         outputs, mutated = self._collect_outputs(before, result)
         outputs[CELL_DISPLAY] = shown
+        if changed := library_settings.changes(settings, library_settings.snapshot()):
+            outputs[SETTINGS] = changed
         problems = self._record_aliasing(outputs, given)
         if problems:  # a hit would leave other aliasing than the run did: do not cache it
             reason = f"{'; '.join(problems)}; copy it (.copy()) to cache this cell"

@@ -35,8 +35,33 @@ def _content(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+def reset_library_settings() -> None:
+    """numpy print options, pandas options and matplotlib rcParams as in a new kernel."""
+    import contextvars
+    import warnings
+
+    import matplotlib
+    import numpy as np
+    import pandas as pd
+
+    np.set_printoptions(**contextvars.Context().run(np.get_printoptions))  # the defaults
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pd.reset_option("all")
+    matplotlib.rc_file_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_library_settings() -> Any:
+    reset_library_settings()
+    yield
+    reset_library_settings()
+
+
 def session(ip: Any, capsys: pytest.CaptureFixture[str], cells: list[str]) -> Session:
-    """Run ``cells`` one by one in a fresh namespace with history, as a notebook does."""
+    """Run ``cells`` one by one in a fresh namespace with history, as a notebook does (a new
+    kernel: library settings are reset too)."""
+    reset_library_settings()
     ip.reset(new_session=True)  # execution count 1, empty Out
     ip.display_pub.outputs.clear()
     capsys.readouterr()
@@ -228,3 +253,17 @@ def np_shares(a: Any, b: Any) -> bool:
     import numpy as np
 
     return bool(np.shares_memory(a, b))
+
+
+# -- library settings --------------------------------------------------------------------------
+
+def test_library_settings_a_cell_changes_are_set_again_on_a_hit(ip, capsys):
+    # the first cell of every chapter of a real book: later cells print with these settings
+    cells = ["import numpy as np\nimport pandas as pd\nimport matplotlib\n"
+             "np.set_printoptions(precision=4, suppress=True)\npd.options.display.max_rows = 7\n"
+             "matplotlib.rc('figure', figsize=(10, 6))",
+             "np.array([1.23456789, 2.0])",
+             "print(pd.get_option('display.max_rows'), list(matplotlib.rcParams['figure.figsize']))"]
+    plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=0)
+    assert "Out[2]: array([1.2346, 2.    ])" in hit.cells[1][1]
+    assert hit.cells[2][1] == "7 [10.0, 6.0]\n"
