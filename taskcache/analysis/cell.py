@@ -42,6 +42,7 @@ class CellAnalysis:
     deleted: tuple[str, ...] = ()  # names a top-level ``del`` may remove
     star_import: bool = False  # ``from m import *`` at top level (replayed on a hit)
     silenced: bool = False  # the last statement is an expression hidden by a trailing ';'
+    seeds: tuple[str, ...] = ()  # global generators seeded before anything could draw
 
 
 # --------------------------------------------------------------------------- normalize
@@ -378,6 +379,33 @@ def _ends_with_semicolon(source: str) -> bool:
     return last is not None and last.type == tokenize.OP and last.string == ";"
 
 
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else "?"
+
+
+def _seeds_first(body: list[ast.stmt]) -> tuple[str, ...]:
+    """The global random generators the cell seeds before any call that could draw from
+    them: ``np.random.seed(1)`` -> "numpy", ``random.seed(1)`` -> "random". Only imports,
+    definitions and call-free statements may come before."""
+    seeded: dict[str, None] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            name = _dotted(stmt.value.func)
+            if name == "random.seed":
+                seeded.setdefault("random")
+                continue
+            if name.endswith(".random.seed") and not name.startswith("?"):
+                seeded.setdefault("numpy")
+                continue
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, *FUNCS, ast.ClassDef)):
+            continue
+        if any(isinstance(node, ast.Call) for node in ast.walk(stmt)):
+            break
+    return tuple(seeded)
+
+
 def analyze_cell(source: str) -> CellAnalysis:
     """Inputs/outputs of a cell body (plain Python). Raises SyntaxError unchanged."""
     body = ast.parse(source).body
@@ -396,4 +424,5 @@ def analyze_cell(source: str) -> CellAnalysis:
         deleted=tuple(flow.deleted),
         star_import=flow.star_import,
         silenced=silenced,
+        seeds=_seeds_first(body),
     )

@@ -30,7 +30,7 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.hashing import combine_key, hash_value, module_versions
-from taskcache.lifecycle import library_settings
+from taskcache.lifecycle import library_settings, random_state
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
     find_views,
@@ -51,6 +51,7 @@ from taskcache.records import (
     CELL_DISPLAY,
     CELL_OUTPUTS,
     CELL_RESULT,
+    RANDOM_STATE,
     SETTINGS,
     Claim,
     InputRecord,
@@ -218,6 +219,8 @@ class CellTask:
         """Leave the namespace and the shown output as the run did; None (nothing changed)
         when the views it recorded cannot be rebuilt over today's values: then run the cell."""
         ns = self.shell.user_ns
+        if not random_state.matches(outputs.get(RANDOM_STATE)):
+            return None  # it drew from a generator now in another state: it would differ
         values = {k: v for k, v in outputs.items() if k not in CELL_OUTPUTS}
         aliasing = outputs.get(ALIASING) or {}
         in_place = [n for n in aliasing.get("in_place", ())
@@ -235,6 +238,7 @@ class CellTask:
         self._replay_definitions(run)
         ns.update(values)  # a name rebound after its def keeps its stored value
         library_settings.apply(outputs.get(SETTINGS))  # np.set_printoptions(...) and the like
+        random_state.apply(outputs.get(RANDOM_STATE))  # later draws as after a real run
         for name in outputs.get(CELL_DELETED) or ():
             ns.pop(name, None)  # "del x" in the cell
         replay_outputs(self.shell, outputs.get(CELL_DISPLAY) or [])
@@ -270,7 +274,7 @@ class CellTask:
             acquired = self.runner.start(spec)
         claim = acquired
         given = {n: _Held(self.shell.user_ns[n]) for n in self.inputs}
-        settings = library_settings.snapshot()
+        settings, generators = library_settings.snapshot(), random_state.snapshot()
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         try:
@@ -287,6 +291,9 @@ class CellTask:
         outputs[CELL_DISPLAY] = shown
         if changed := library_settings.changes(settings, library_settings.snapshot()):
             outputs[SETTINGS] = changed
+        seeds = self.analysis.seeds if self.analysis else ()
+        if drawn := random_state.changes(generators, random_state.snapshot(), seeds):
+            outputs[RANDOM_STATE] = drawn
         problems = self._record_aliasing(outputs, given)
         if problems:  # a hit would leave other aliasing than the run did: do not cache it
             reason = f"{'; '.join(problems)}; copy it (.copy()) to cache this cell"

@@ -206,3 +206,9 @@ def test_deleted_names_and_star_imports() -> None:
     assert found.inputs == ("raw",)
     assert not analyze_cell("x;").has_result and analyze_cell("x;").silenced
     assert not analyze_cell("x = 1;").silenced  # nothing to hide
+
+
+def test_generators_seeded_before_anything_could_draw() -> None:
+    assert analyze_cell("import numpy as np\nnp.random.seed(1)\nrandom.seed(2)\nx = f()").seeds == ("numpy", "random")
+    assert analyze_cell("x = np.random.rand()\nnp.random.seed(1)").seeds == ()  # drew first
+    assert analyze_cell("n = 3\nnumpy.random.seed(n)").seeds == ("numpy",)

@@ -267,3 +267,31 @@ def test_library_settings_a_cell_changes_are_set_again_on_a_hit(ip, capsys):
     plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=0)
     assert "Out[2]: array([1.2346, 2.    ])" in hit.cells[1][1]
     assert hit.cells[2][1] == "7 [10.0, 6.0]\n"
+
+
+# -- global random generators ------------------------------------------------------------------
+
+def test_seeding_and_drawing_leave_the_generators_as_a_real_run(ip, capsys):
+    cells = ["import numpy as np\nimport random\nnp.random.seed(12345)\nrandom.seed(7)",
+             "samples = np.random.standard_normal(3)\npick = random.randint(0, 10 ** 9)",
+             "print(np.random.standard_normal(2).tolist(), random.randint(0, 10 ** 9))"]
+    plain_miss_hit(ip, capsys, cells, task=0)  # the seeding cell
+    plain = session(ip, capsys, cells)
+    wrapped = [cells[0], "%%task draw\n" + cells[1], cells[2]]
+    for run in ("miss", "hit"):
+        again = session(ip, capsys, wrapped)
+        assert again.cells == plain.cells and again.namespace == plain.namespace
+        assert again.statuses[0].startswith(f"taskcache: {run} draw #")
+
+
+def test_a_draw_from_a_generator_in_another_state_is_not_served(ip, capsys):
+    ip.run_cell("import numpy as np\nnp.random.seed(1)")
+    ip.run_cell("%%task draw\nx = np.random.standard_normal()")
+    first = ip.user_ns["x"]
+    ip.run_cell("np.random.seed(2)")
+    ip.run_cell("%%task draw\nx = np.random.standard_normal()")
+    assert ip.user_ns["x"] != first
+    assert ip.user_ns["x"] == __import__("numpy").random.RandomState(2).standard_normal()
+    ip.run_cell("np.random.seed(1)")
+    ip.run_cell("%%task draw\nx = np.random.standard_normal()")
+    assert ip.user_ns["x"] == first
