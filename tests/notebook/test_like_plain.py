@@ -8,10 +8,12 @@ and the content of every variable at the end.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from IPython.core.displaypub import CapturingDisplayPublisher
 
 from taskcache.hashing import hash_value
 
@@ -58,11 +60,27 @@ def _fresh_library_settings() -> Any:
     reset_library_settings()
 
 
+class OrderedPublisher(CapturingDisplayPublisher):
+    """Also writes a line to ``stream`` (the test's stdout, not whatever ``sys.stdout`` is
+    while a cell runs) for each display, so that the order of displays and ``Out[n]: ...``
+    lines (which the display hook prints) is compared too."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def publish(self, data: dict, metadata: dict | None = None, **kwargs: Any) -> None:
+        if "taskcache" not in (metadata or {}):
+            print(f"<display {' '.join(sorted(data))}>", file=self.stream)
+        super().publish(data, metadata, **kwargs)
+
+
 def session(ip: Any, capsys: pytest.CaptureFixture[str], cells: list[str]) -> Session:
     """Run ``cells`` one by one in a fresh namespace with history, as a notebook does (a new
     kernel: library settings are reset too)."""
     reset_library_settings()
     ip.reset(new_session=True)  # execution count 1, empty Out
+    ip.display_pub = OrderedPublisher(sys.stdout)
     ip.display_pub.outputs.clear()
     capsys.readouterr()
     seen, statuses = [], []
@@ -91,8 +109,9 @@ def plain_miss_hit(ip: Any, capsys: pytest.CaptureFixture[str], cells: list[str]
     wrapped[task] = f"%%task {line}\n{cells[task]}"
     miss = session(ip, capsys, wrapped)
     hit = session(ip, capsys, wrapped)
-    assert [s.split(" (")[0] for s in miss.statuses] == ["taskcache: miss t #1"]
-    assert [s.split(" (")[0] for s in hit.statuses] == ["taskcache: hit t #1"]
+    name = line.split()[0]
+    assert [s.split(" #")[0] for s in miss.statuses] == [f"taskcache: miss {name}"]
+    assert [s.split(" #")[0] for s in hit.statuses] == [f"taskcache: hit {name}"]
     for other in (miss, hit):
         assert other.cells == plain.cells
         assert other.out == plain.out
@@ -295,3 +314,29 @@ def test_a_draw_from_a_generator_in_another_state_is_not_served(ip, capsys):
     ip.run_cell("np.random.seed(1)")
     ip.run_cell("%%task draw\nx = np.random.standard_normal()")
     assert ip.user_ns["x"] == first
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+def test_figures_left_open_are_shown_after_the_result_as_the_inline_backend_does(ip, capsys):
+    # what %matplotlib inline does in a kernel (a bare shell has no GUI loop to enable)
+    inline = "module://matplotlib_inline.backend_inline"
+    cells = ["import matplotlib.pyplot as plt\n"
+             "from matplotlib_inline.backend_inline import configure_inline_support\n"
+             f"plt.switch_backend({inline!r})\nconfigure_inline_support(get_ipython(), {inline!r})\n"
+             "plt.ion();",
+             "print('plotting')\nplt.figure()\nplt.plot([1, 3, 2])\nplt.title('t')",
+             "fig = plt.figure()\nplt.plot([1, 2])\nplt.show()\nlen('shown before the result')"]
+    try:
+        plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=1)
+        lines = plain.cells[1][1].splitlines()
+        assert lines[0] == "plotting" and lines[1].startswith("Out[2]: Text(")
+        assert lines[2] == "<display image/png text/plain>"
+        plain, miss, hit = plain_miss_hit(ip, capsys, cells, task=2, line="t2")
+        assert plain.cells[2][1].splitlines()[-2:] == ["<display image/png text/plain>", "Out[3]: 23"]
+    finally:
+        from matplotlib_inline.backend_inline import flush_figures
+
+        ip.run_cell("plt.close('all')\nplt.ioff()\nplt.switch_backend('agg')")
+        if flush_figures in ip.events.callbacks["post_execute"]:
+            ip.events.unregister("post_execute", flush_figures)
