@@ -216,8 +216,10 @@ class CellTask:
 
     # -- hit ------------------------------------------------------------------------------
     def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome | None:
-        """Leave the namespace and the shown output as the run did; None (nothing changed)
-        when the views it recorded cannot be rebuilt over today's values: then run the cell."""
+        """Leave the namespace, the shown output and the global state as the run did. None
+        (nothing changed) when the run cannot be replayed today: it drew from a random
+        generator now in another state, or its views do not fit today's values; then the
+        caller runs the cell."""
         ns = self.shell.user_ns
         if not random_state.matches(outputs.get(RANDOM_STATE)):
             return None  # it drew from a generator now in another state: it would differ
@@ -266,7 +268,7 @@ class CellTask:
         try:
             acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
         except CatalogUnavailableError as exc:
-            return self.run_uncached(exc)
+            return await self.run_uncached(exc)
         if isinstance(acquired, Hit):
             outcome = self.restore(acquired.run, acquired.outputs)
             if outcome is not None:
