@@ -13,6 +13,8 @@ from taskcache.errors import ConfigError
 
 DEFAULT_DIR = ".taskcache"
 FRAME_FORMATS = ("parquet", "arrow")
+#: where ``f.map`` and ``f.submit`` run their misses by default (``executor`` setting)
+EXECUTORS = ("threads", "processes", "dask")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class Settings:
     #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
+    #: where ``f.map``/``f.submit`` run misses: "threads", "processes" or "dask"
+    executor: str = "threads"
+    #: workers of the thread or process pool (None: one per CPU)
+    max_workers: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -40,6 +46,11 @@ class Settings:
         if self.frame_format not in FRAME_FORMATS:
             raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
                               f"{self.frame_format!r}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got "
+                              f"{self.executor!r}")
+        if self.max_workers is not None and self.max_workers < 1:
+            raise ConfigError(f"max_workers must be at least 1, got {self.max_workers}")
 
     @property
     def artifacts_dir(self) -> Path:
@@ -52,6 +63,7 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
+_INTS = {"max_workers"}
 
 
 def find_pyproject_section(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
@@ -87,6 +99,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return False
             raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
         return bool(value)
+    if name in _INTS:
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} in {origin} must be a whole number, got {value!r}") from exc
     if name in _FLOATS:
         try:
             return float(value)

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import inspect
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from taskcache.describe import short_repr, type_name
-from taskcache.errors import (
-    CacheWarning,
-    CatalogError,
-    CatalogUnavailableError,
-    StoreError,
-    UnstorableValueError,
-)
+from taskcache.errors import CacheWarning, CatalogUnavailableError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
-from taskcache.lifecycle.runner import (
-    Hit,
-    current_run_id,
-    get_runner,
-    print_waiting,
-)
-from taskcache.records import RETURN, Claim, InputRecord, RunSpec
+from taskcache.lifecycle.jobs import Job, claim_job, execute_job, executing
+from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
+from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
+from taskcache.records import RETURN, InputRecord, RunSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,11 +27,6 @@ if TYPE_CHECKING:
     from taskcache.api import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class _Outcome:
-    result: Any = None
 
 
 class _Call:
@@ -73,6 +59,7 @@ class TaskDefinition:
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None, version: str | None,
         ignore: Iterable[str], tags: Iterable[str], cache: bool,
+        retry: RetryPolicy | None = None, timeout: float | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__qualname__
@@ -80,6 +67,10 @@ class TaskDefinition:
         self.ignore = frozenset(ignore)
         self.tags = tuple(tags)
         self.cache = cache
+        self.retry = retry or RetryPolicy()
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"@task(timeout=...) must be a positive number of seconds, got {timeout}")
+        self.timeout = timeout
         self.signature = inspect.signature(fn)
         unknown = self.ignore - self.signature.parameters.keys()
         if unknown:
@@ -113,37 +104,14 @@ class TaskDefinition:
         return True, hit.outputs[RETURN]
 
     # -- execution ------------------------------------------------------------------------
-    def start(self, call: _Call, *, force: bool) -> Claim | Hit:
-        """Claim the run, or (single-flight) the result of another process computing it."""
+    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+        """The miss of ``call`` as a Job that any executor can run."""
         from taskcache.lifecycle.environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
         spec = dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
-        if force or not self.cache:
-            return call.runner.start(spec)
-        return call.runner.acquire(spec, on_wait=print_waiting)
-
-    @contextlib.contextmanager
-    def executing(self, call: _Call, claim: Claim) -> Iterator[_Outcome]:
-        """Mark the claimed run current, keep its lease alive, and record how the body
-        ended: failed or cancelled on an exception (re-raised unchanged), else completed."""
-        token = current_run_id.set(claim.run_id)
-        started = time.perf_counter()
-        outcome = _Outcome()
-        try:
-            with call.runner.heartbeat(claim):
-                yield outcome
-        except BaseException as exc:  # the user's own error: recorded if possible, raised as is
-            call.runner.fail_quietly(claim, exc, duration=time.perf_counter() - started,
-                                     cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
-            raise
-        finally:
-            current_run_id.reset(token)
-        try:
-            call.runner.save(claim, self.name, {RETURN: outcome.result},
-                             duration=time.perf_counter() - started)
-        except (UnstorableValueError, StoreError, CatalogError) as exc:
-            warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
+        return Job(spec, self.fn, args, kwargs, call.runner.settings,
+                   force=force or not self.cache, timeout=self.timeout)
 
     def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
         """The catalog cannot be reached or written: say so once; the caller runs the
@@ -157,15 +125,29 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = self.start(call, force=force)
+            job = self.job(call, args, kwargs, force=force)
         except CatalogUnavailableError as exc:
             self._warn_uncached(exc)
             return self.fn(*args, **kwargs)
-        if isinstance(acquired, Hit):
-            return acquired.outputs[RETURN]
-        with self.executing(call, acquired) as outcome:
-            outcome.result = self.fn(*args, **kwargs)
-        return outcome.result
+        attempts = self.retry.retries + 1
+        attempt = 1
+        while True:
+            this = numbered(job, attempt, attempts)
+            try:
+                acquired = claim_job(this)
+            except CatalogUnavailableError as exc:
+                self._warn_uncached(exc)
+                return self.fn(*args, **kwargs)
+            if isinstance(acquired, Hit):
+                return acquired.outputs[RETURN]
+            try:
+                return execute_job(this, acquired, enforce_timeout=True)
+            except Exception as exc:
+                attempt += 1
+                delay = self.retry.wait_before(attempt, exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
 
     async def call_async(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
         try:
@@ -173,15 +155,83 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+            job = self.job(call, args, kwargs, force=force)
+            acquired = await asyncio.to_thread(claim_job, job)  # may wait
         except CatalogUnavailableError as exc:
             self._warn_uncached(exc)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             return acquired.outputs[RETURN]
-        with self.executing(call, acquired) as outcome:
+        with executing(call.runner, acquired, self.name) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
+
+    # -- sweeps ---------------------------------------------------------------------------
+    def map(self, *iterables: Iterable[Any], executor: Any = None, max_workers: int | None = None,
+            progress: bool = True) -> list[Any]:
+        """``[f(*args) for args in zip(*iterables)]``, hits served here, misses on
+        ``executor`` (default: the ``executor`` setting)."""
+        from taskcache.lifecycle.progress import open_progress
+        from taskcache.lifecycle.sweeps import run_sweep
+
+        calls = [(args, self.prepare(args, {})) for args in zip(*iterables, strict=True)]
+        results: list[Any] = [None] * len(calls)
+        bar = open_progress(len(calls), title=self.name, show=progress)
+        try:
+            misses: list[int] = []
+            for index, (_, call) in enumerate(calls):
+                found, value = self.lookup_value(call)
+                if found:
+                    results[index] = value
+                    bar.hit()
+                else:
+                    misses.append(index)
+            if misses:
+                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False) for i in misses]
+                pool = _pool(executor, max_workers)
+                for index, value in zip(misses, run_sweep(jobs, pool, self.retry, bar), strict=True):
+                    results[index] = value
+        finally:
+            bar.close()
+        return results
+
+    def submit(self, args: tuple, kwargs: dict, *, executor: Any = None,
+               max_workers: int | None = None) -> TaskFuture:
+        """One call on ``executor``, as a future; futures among the arguments are waited
+        for first and replaced by their results."""
+        future = TaskFuture()
+        dependencies = [v for v in (*args, *kwargs.values()) if isinstance(v, Future)]
+        parent = current_run_id.get()
+        launched = threading.Lock()
+
+        def launch(_: Any = None) -> None:
+            if any(not d.done() for d in dependencies) or not launched.acquire(blocking=False):
+                return
+            try:
+                real_args = tuple(_resolved(a) for a in args)
+                real_kwargs = {k: _resolved(v) for k, v in kwargs.items()}
+                token = current_run_id.set(parent)  # lineage: a submit inside a task is its child
+                try:
+                    call = self.prepare(real_args, real_kwargs)
+                finally:
+                    current_run_id.reset(token)
+                found, value = self.lookup_value(call)
+                if found:
+                    future.set_result(value)
+                    return
+                from taskcache.lifecycle.sweeps import Attempts
+
+                job = self.job(call, real_args, real_kwargs, force=False)
+                Attempts(job, _pool(executor, max_workers), self.retry, future).start()
+            except BaseException as exc:  # a failed dependency, an unhashable argument
+                if not future.done():
+                    future.set_exception(exc)
+
+        if not dependencies:
+            launch()
+        for dependency in dependencies:
+            dependency.add_done_callback(launch)
+        return future
 
     # -- helpers exposed on the wrapper ---------------------------------------------------
     def lookup(self, *args: Any, **kwargs: Any) -> Run | None:
@@ -206,6 +256,19 @@ class TaskDefinition:
 
 
 
+def _resolved(value: Any) -> Any:
+    """An argument of ``submit``: a future stands for its result (its error, if it failed)."""
+    return value.result() if isinstance(value, Future) else value
+
+
+def _pool(executor: Any, max_workers: int | None) -> Any:
+    from taskcache.lifecycle.executors import get_pool
+
+    settings = get_runner().settings
+    return get_pool(settings.executor if executor is None else executor,
+                    max_workers if max_workers is not None else settings.max_workers)
+
+
 def _source_file(fn: Callable[..., Any]) -> str | None:
     try:
         return inspect.getsourcefile(fn)
@@ -226,26 +289,39 @@ def task(fn: F) -> F: ...
 def task(
     fn: None = None, *, name: str | None = None, version: str | int | None = None,
     ignore: Iterable[str] = (), tags: Iterable[str] = (), cache: bool = True,
+    retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     version: str | int | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
-    cache: bool = True,
+    cache: bool = True, retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float | None = None,
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
     ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
     ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
-    from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
-    ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
+    from cache. ``retries``: run again after an exception of a ``retry_on`` type, waiting
+    ``retry_delay * retry_backoff ** k`` seconds; every attempt is a recorded run and the last
+    error is raised. ``timeout`` (seconds): stop a run that takes longer and record it failed,
+    reason "timeout" (on processes and Dask the worker is stopped; a plain call only in the
+    main thread, through SIGALRM; not on the thread executor). The wrapper keeps ``fn``'s
+    signature and docstring and adds ``.map(*iterables, executor=, max_workers=,
+    progress=)``, ``.submit(*args, **kw)``, ``.runs()``, ``.lookup(*args, **kw)``,
+    ``.force(*args, **kw)`` and ``.clear()``.
     """
+    policy = RetryPolicy(int(retries), float(retry_delay), float(retry_backoff),
+                         retry_on if isinstance(retry_on, tuple) else (retry_on,))
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         definition = TaskDefinition(
             f, name=name, version=None if version is None else str(version), ignore=ignore,
-            tags=tags, cache=cache,
+            tags=tags, cache=cache, retry=policy, timeout=timeout,
         )
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)
@@ -261,6 +337,12 @@ def task(
 
             def force(*args: Any, **kwargs: Any) -> Any:
                 return definition.call_sync(args, kwargs, force=True)
+
+            def submit(*args: Any, **kwargs: Any) -> TaskFuture:
+                return definition.submit(args, kwargs)
+
+            wrapper.map = definition.map  # type: ignore[attr-defined]
+            wrapper.submit = submit  # type: ignore[attr-defined]
 
         wrapper.__taskcache__ = definition  # type: ignore[attr-defined]
         wrapper.force = force  # type: ignore[attr-defined]

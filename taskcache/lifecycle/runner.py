@@ -325,6 +325,17 @@ def get_runner() -> Runner:
     return _default
 
 
+def use_settings(settings: Settings) -> Runner:
+    """Make ``settings`` the default runner's (a worker process taking a job from the
+    caller: it records into the caller's catalog). Keeps the runner when they are equal."""
+    global _default
+    if _default is None or _default.settings != settings:
+        if _default is not None:
+            _default.close()
+        _default = Runner(settings)
+    return _default
+
+
 def current_settings() -> Settings:
     """The settings the default runner has or would have (without opening the catalog)."""
     if _default is not None:

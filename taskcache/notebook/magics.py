@@ -18,7 +18,7 @@ from IPython.core.magic_arguments import (
     magic_arguments,
     parse_argstring,
 )
-from traitlets import Bool, Float, Unicode, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 
 from taskcache.commands import COMMANDS, Context, add_subcommands
 from taskcache.errors import (
@@ -55,6 +55,8 @@ class TaskCache(Magics):
     allow_pickle = Bool(None, allow_none=True, help="Store values no other codec fits with pickle (trusted, local catalogs only).").tag(config=True)
     lease_seconds = Float(None, allow_none=True, help="How long a running run's lease lasts.").tag(config=True)
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
+    executor = Unicode(None, allow_none=True, help="Where f.map/f.submit run misses: 'threads' (default), 'processes' or 'dask'.").tag(config=True)
+    max_workers = Int(None, allow_none=True, help="Workers of the thread or process pool of f.map/f.submit (default: one per CPU).").tag(config=True)
     quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -63,7 +65,8 @@ class TaskCache(Magics):
         self.last_outcome: CellOutcome | None = None
         self._apply_settings()
 
-    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format")
+    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "executor",
+             "max_workers")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -72,6 +75,7 @@ class TaskCache(Magics):
             runner_module.configure(
                 cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
+                executor=self.executor, max_workers=self.max_workers,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None
