@@ -339,7 +339,10 @@ def task(
                 return definition.call_sync(args, kwargs, force=True)
 
             def submit(*args: Any, **kwargs: Any) -> TaskFuture:
-                return definition.submit(args, kwargs)
+                # like Dask's client.submit: executor/max_workers are ours, unless fn has them
+                options = {k: kwargs.pop(k) for k in ("executor", "max_workers")
+                           if k in kwargs and k not in definition.signature.parameters}
+                return definition.submit(args, kwargs, **options)
 
             wrapper.map = definition.map  # type: ignore[attr-defined]
             wrapper.submit = submit  # type: ignore[attr-defined]

@@ -14,14 +14,17 @@ notebook work, as with Dask and loky.
 from __future__ import annotations
 
 import atexit
-import multiprocessing
+import json
 import os
 import queue
+import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
-from multiprocessing.connection import wait as wait_ready
+from multiprocessing.connection import Client, Listener
 from typing import Any, Protocol
 
 from taskcache.errors import ConfigError, TaskTimeoutError, WorkerDiedError
@@ -118,14 +121,19 @@ class ForeignPool(ThreadPool):
 
 
 # -- processes ----------------------------------------------------------------------------
-def _worker_main(conn: Any) -> None:
-    """A worker process: run pickled jobs from ``conn`` until it closes. Ctrl-C in a terminal
-    reaches the whole process group; the caller decides what stops, so workers ignore it."""
+def worker() -> None:
+    """A worker process: connect back to the caller (``TASKCACHE_WORKER``: address, key and
+    the caller's ``sys.path``, so its modules import here too), then run pickled jobs until
+    the connection closes. Ctrl-C in a terminal reaches the whole process group; the caller
+    decides what stops, so workers ignore it."""
     import signal
 
     import cloudpickle
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup = json.loads(os.environ.pop("TASKCACHE_WORKER"))
+    sys.path[:] = setup["path"]
+    conn = Client(setup["address"], family="AF_UNIX", authkey=bytes.fromhex(setup["authkey"]))
     while True:
         try:
             payload = conn.recv_bytes()
@@ -183,25 +191,31 @@ class _Slot:
         self._kill()
 
     def _start_process(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(target=_worker_main, args=(child,), daemon=True,
-                                        name="taskcache-worker")
-        self._process.start()
-        child.close()
-        self._conn = parent
+        # a fresh interpreter, not multiprocessing's spawn: that re-runs the caller's script
+        # as __mp_main__, which a script without an `if __name__ == "__main__"` guard cannot take
+        authkey = secrets.token_bytes(16)
+        with Listener(family="AF_UNIX", authkey=authkey) as listener:
+            env = {**os.environ, "TASKCACHE_WORKER": json.dumps(
+                {"address": listener.address, "authkey": authkey.hex(), "path": sys.path})}
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", "from taskcache.lifecycle.executors import worker; worker()"],
+                env=env, stdin=subprocess.DEVNULL)
+            self._conn = listener.accept()
 
     def _kill(self) -> None:
         if self._process is not None:
             self._process.kill()
-            self._process.join()
+            self._process.wait()
             self._conn.close()
         self._process = self._conn = None
+
+    def _exited(self) -> bool:
+        return self._process.poll() is not None
 
     def _run(self, item: _Item) -> None:
         import cloudpickle
 
-        if self._process is None or not self._process.is_alive():
+        if self._process is None or self._exited():
             self._kill()
             self._start_process()
         if item.on_start is not None:
@@ -210,22 +224,18 @@ class _Slot:
         timeout = item.job.timeout
         self._conn.send_bytes(item.payload)
         while True:
-            ready = wait_ready([self._conn, self._process.sentinel], _POLL)
-            if self._conn in ready:
+            if self._conn.poll(_POLL):
                 try:
                     kind, data = self._conn.recv()
-                except (EOFError, OSError):
-                    ready = [self._process.sentinel]
-                else:
-                    if kind == "ok":
-                        item.future.set_result(cloudpickle.loads(data))
-                    else:
-                        item.future.set_exception(cloudpickle.loads(data))
+                except (EOFError, OSError):  # the process exited without answering
+                    self._process.wait()
+                    self._stopped(item, WorkerDiedError(item.job.task, self._process.returncode),
+                                  cancelled=False, started=started)
                     return
-            if ready:  # the process exited without answering
-                self._process.join()
-                self._stopped(item, WorkerDiedError(item.job.task, self._process.exitcode),
-                              cancelled=False, started=started)
+                if kind == "ok":
+                    item.future.set_result(cloudpickle.loads(data))
+                else:
+                    item.future.set_exception(cloudpickle.loads(data))
                 return
             if item.stop.is_set():
                 self._stopped(item, CancelledError(), cancelled=True, started=started)
@@ -243,8 +253,8 @@ class _Slot:
 
 
 class ProcessPool:
-    """``max_workers`` worker processes (spawned, so safe beside threads and open database
-    connections), started on first use and kept for later sweeps."""
+    """``max_workers`` worker processes (fresh interpreters, so safe beside threads and open
+    database connections), started on first use and kept for later sweeps."""
 
     name = "processes"
 

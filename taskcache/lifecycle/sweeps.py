@@ -10,6 +10,7 @@ last error is raised through its :class:`TaskFuture`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Generator, Sequence
@@ -67,12 +68,12 @@ class TaskFuture(Future):
         return asyncio.wrap_future(self).__await__()
 
     def cancel(self) -> bool:
-        if super().cancel():
-            return True
+        """Cancel a call that has not started, or stop one that runs where the pool can;
+        once this returns True the run is recorded cancelled."""
         stopper = self._stopper
-        if self.done() or stopper is None:
-            return False
-        return stopper()
+        if stopper is not None and not self.done():
+            stopper()
+        return super().cancel()
 
 
 class Attempts:
@@ -137,16 +138,25 @@ class Attempts:
             return
         if exc is None:
             self._future.set_result(result)
+        elif isinstance(exc, CancelledError):
+            Future.cancel(self._future)  # cancelled state, without stopping anything again
         else:
             self._future.set_exception(exc)
 
     def _stop(self) -> bool:
-        """Cancel: no further attempt, and the running one stopped if the pool can."""
+        """Cancel: no further attempt, and the running one stopped if the pool can (waiting
+        until its run is recorded)."""
         self._stopping = True
         current = self._current
         if current is None:
             return False
-        return current.cancel() or self._pool.stop(current)
+        if current.cancel():
+            return True
+        if not self._pool.stop(current):
+            return False
+        with contextlib.suppress(BaseException):
+            current.exception(timeout=30)
+        return True
 
 
 def run_sweep(jobs: Sequence[Job], pool: Pool, policy: RetryPolicy,
