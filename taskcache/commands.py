@@ -1,5 +1,5 @@
 """The catalog subcommands, in one table shared by the ``taskcache`` command line and the
-``%taskcache`` line magic: runs, show, load, why, gc, verify, summary, config, browse.
+``%taskcache`` line magic: runs, show, load, why, gc, verify, summary, config, flow, browse.
 
 Each :class:`Command` declares its arguments on an ``argparse`` parser and runs with the
 parsed arguments and a :class:`Context` (the IPython shell when there is one). It returns
@@ -148,6 +148,48 @@ def _config(a: argparse.Namespace, ctx: Context) -> str:
     return "\n".join([*lines, f"{'quiet':22} {ctx.quiet}"])
 
 
+# -- flow ---------------------------------------------------------------------------------
+def _flow_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="run a flow: hits from the cache, independent steps at once",
+                         description="run a flow: hits from the cache, independent steps at once")
+    run.add_argument("file", help="flow file, .yaml/.yml or .json")
+    run.add_argument("--executor", choices=("threads", "processes", "dask"), default=None,
+                     help="where misses run (default: the executor setting)")
+    run.add_argument("--max-workers", type=int, default=None)
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="STEP.ARG=VALUE", help="replace an argument, e.g. fit.alpha=0.1")
+    run.add_argument("--no-progress", action="store_true")
+    show = sub.add_parser("show", help="check a flow and draw it as SVG",
+                          description="check a flow and draw it as SVG")
+    show.add_argument("file")
+    show.add_argument("-o", "--output", help="write the SVG here instead of printing it")
+
+
+def _flow(a: argparse.Namespace, ctx: Context) -> Any:
+    import os
+    import sys
+
+    from taskcache.flows import Flow
+    from taskcache.flows.spec import parse_overrides
+
+    if os.getcwd() not in sys.path:  # as `python -m`: the flow's modules import from here
+        sys.path.insert(0, os.getcwd())
+    flow = Flow.load(a.file)  # FlowError (a ValueError): a usage error
+    if a.action == "show":
+        svg = flow.svg()
+        if a.output is None:
+            return svg
+        with open(a.output, "w", encoding="utf-8") as out:
+            out.write(svg)
+        return f"taskcache: {a.file}: {len(flow.steps)} steps, drawn to {a.output}"
+    if a.overrides:
+        flow = flow.with_args(parse_overrides(a.overrides))
+    result = flow.run(executor=a.executor, max_workers=a.max_workers,
+                      progress=not a.no_progress, show=False if ctx.shell is None else None)
+    return result.summary()
+
+
 # -- browse -------------------------------------------------------------------------------
 def _browse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None)
@@ -175,6 +217,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("verify", "check every artifact and the database", _verify_args, _verify),
     Command("summary", "counts, hits, time saved, disk used", _no_args, _summary),
     Command("config", "the settings in effect", _no_args, _config),
+    Command("flow", "run or draw a flow (YAML/JSON)", _flow_args, _flow),
     Command("browse", "the run browser", _browse_args, _browse, needs_shell=True),
 )}
 

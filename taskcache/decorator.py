@@ -17,6 +17,7 @@ from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
 from taskcache.lifecycle.jobs import Job, claim_job, execute_job, executing
+from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
 from taskcache.records import RETURN, InputRecord, RunSpec
@@ -174,6 +175,7 @@ class TaskDefinition:
         from taskcache.lifecycle.progress import open_progress
         from taskcache.lifecycle.sweeps import run_sweep
 
+
         calls = [(args, self.prepare(args, {})) for args in zip(*iterables, strict=True)]
         results: list[Any] = [None] * len(calls)
         bar = open_progress(len(calls), title=self.name, show=progress)
@@ -196,9 +198,11 @@ class TaskDefinition:
         return results
 
     def submit(self, args: tuple, kwargs: dict, *, executor: Any = None,
-               max_workers: int | None = None) -> TaskFuture:
+               max_workers: int | None = None, progress: SweepProgress | None = None,
+               ) -> TaskFuture:
         """One call on ``executor``, as a future; futures among the arguments are waited
-        for first and replaced by their results."""
+        for first and replaced by their results. ``progress`` is told of a hit, the start
+        and the end (a flow watches its steps this way)."""
         future = TaskFuture()
         dependencies = [v for v in (*args, *kwargs.values()) if isinstance(v, Future)]
         parent = current_run_id.get()
@@ -217,14 +221,19 @@ class TaskDefinition:
                     current_run_id.reset(token)
                 found, value = self.lookup_value(call)
                 if found:
+                    if progress is not None:
+                        progress.hit()
                     future.set_result(value)
                     return
                 from taskcache.lifecycle.sweeps import Attempts
 
                 job = self.job(call, real_args, real_kwargs, force=False)
-                Attempts(job, _pool(executor, max_workers), self.retry, future).start()
+                Attempts(job, _pool(executor, max_workers), self.retry, future, progress).start()
             except BaseException as exc:  # a failed dependency, an unhashable argument
                 if not future.done():
+                    if progress is not None:
+                        progress.started()
+                        progress.finished(failed=True)
                     future.set_exception(exc)
 
         if not dependencies:
