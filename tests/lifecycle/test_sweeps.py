@@ -292,3 +292,31 @@ def test_dask_local_cluster_runs_misses_and_records_into_the_same_catalog(tmp_pa
     assert all(pid != str(os.getpid()) for pid in pids[1:])
     assert (tc.runs(task=cube.task_name).status == "completed").sum() == 6
     assert get_runner().catalog.integrity_check() == "ok"
+
+
+def test_the_notebook_bar_shows_the_counts(ip: object) -> None:
+    from taskcache.browser.progress import WidgetProgressBar
+    from taskcache.lifecycle import progress
+
+    bars: list[WidgetProgressBar] = []
+
+    def make(counts: progress.Counts) -> WidgetProgressBar:
+        bars.append(WidgetProgressBar(counts))
+        return bars[-1]
+
+    @tc.task
+    def half(x: int) -> float:
+        if x == 3:
+            raise ValueError("three")
+        return x / 2
+
+    half(0)
+    progress.set_progress_bar(make)
+    try:
+        with pytest.raises(ValueError, match="three"):
+            half.map(range(4), executor="threads")
+    finally:
+        progress.set_progress_bar(None)
+    (bar,) = bars
+    assert bar._bar.value == 4 and bar._bar.max == 4 and bar._bar.bar_style == "danger"
+    assert "4/4 done · 1 hits · 1 failed" in bar._label.value
