@@ -328,9 +328,8 @@ class DaskPool:
         started = time.monotonic()
 
         def relay(done: Any) -> None:
-            self._running.pop(outer, None)
-            if outer.done():
-                return
+            if self._running.pop(outer, None) is None or outer.done():
+                return  # stopped by _halt, which settles the future itself
             if done.status == "finished":
                 outer.set_result(cloudpickle.loads(done.result()))
             elif done.status == "cancelled":
@@ -346,18 +345,14 @@ class DaskPool:
             outer.add_done_callback(lambda _: timer.cancel())
         return outer
 
-    def _pid_of(self, address: str) -> int | None:
-        return self.client.scheduler_info().get("workers", {}).get(address, {}).get("pid")
-
     def _halt(self, outer: Future, exc: BaseException, *, cancelled: bool, started: float) -> bool:
         entry = self._running.pop(outer, None)
         if entry is None or outer.done():
             return False
         job, remote = entry
         run = use_settings(job.settings).catalog.find_running(job.spec.fingerprint)
-        workers = self.client.scheduler_info().get("workers", {})
-        address = next((a for a, w in workers.items() if run is not None and w.get("pid") == run.pid),
-                       None)
+        pids = self.client.run(os.getpid)  # worker address -> pid; runs beside busy tasks
+        address = next((a for a, pid in pids.items() if run is not None and pid == run.pid), None)
         remote.cancel()
         if address is not None:
             self.client.restart_workers([address])

@@ -143,6 +143,14 @@ class Attempts:
         else:
             self._future.set_exception(exc)
 
+    def cancel_queued(self) -> None:
+        """No further attempt, and the current one cancelled if it has not started (first,
+        for every call of a sweep, so no queued call starts while running ones stop)."""
+        self._stopping = True
+        current = self._current
+        if current is not None:
+            current.cancel()
+
     def _stop(self) -> bool:
         """Cancel: no further attempt, and the running one stopped if the pool can (waiting
         until its run is recorded)."""
@@ -166,8 +174,10 @@ def run_sweep(jobs: Sequence[Job], pool: Pool, policy: RetryPolicy,
     (KeyboardInterrupt) cancels what has not started, stops what runs where the pool can,
     and is re-raised."""
     futures = [TaskFuture() for _ in jobs]
-    for job, future in zip(jobs, futures, strict=True):
-        Attempts(job, pool, policy, future, progress).start()
+    drivers = [Attempts(job, pool, policy, future, progress)
+               for job, future in zip(jobs, futures, strict=True)]
+    for driver in drivers:
+        driver.start()
     try:
         for future in futures:
             try:
@@ -175,6 +185,8 @@ def run_sweep(jobs: Sequence[Job], pool: Pool, policy: RetryPolicy,
             except CancelledError:
                 pass
     except KeyboardInterrupt:
+        for driver in drivers:
+            driver.cancel_queued()
         for future in futures:
             future.cancel()
         for future in futures:

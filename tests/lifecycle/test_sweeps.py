@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import CancelledError
 from pathlib import Path
@@ -140,6 +142,32 @@ def test_cancel_stops_a_running_process_and_records_the_run_cancelled(tmp_path: 
     with pytest.raises(CancelledError):
         future.result(timeout=30)
     assert tc.runs(task=sleepy.task_name).status.tolist() == ["cancelled"]
+
+
+def test_interrupting_a_map_cancels_queued_calls_and_stops_running_ones(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+
+    @tc.task(ignore=["marker"])
+    def sleepy(x: int, marker: str) -> None:
+        with open(marker, "a") as f:
+            f.write(f"{x}\n")
+        time.sleep(60)
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 30
+        while len(lines(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sleepy.map(range(4), [str(marker)] * 4, executor="processes", max_workers=2,
+                   progress=False)
+    assert time.monotonic() - started < 30
+    assert len(lines(marker)) == 2  # the two queued calls never started
+    assert sorted(tc.runs(task=sleepy.task_name).status) == ["cancelled", "cancelled"]
 
 
 def test_submit_passes_futures_downstream_and_runs_independent_calls_in_parallel() -> None:
@@ -287,6 +315,16 @@ def test_dask_local_cluster_runs_misses_and_records_into_the_same_catalog(tmp_pa
             [x ** 3 for x in range(6)]
         assert cube.map(range(6), [str(log)] * 6, executor="dask", progress=False) == \
             [x ** 3 for x in range(6)]
+        @tc.task(timeout=2.0)
+        def stuck(seconds: float) -> None:
+            time.sleep(seconds)
+
+        with pytest.raises(TaskTimeoutError):
+            stuck.submit(120, executor=client).result(timeout=60)
+        stuck_run = tc.run(int(tc.runs(task=stuck.task_name).index[0]))
+        assert stuck_run.status == "failed" and history_reasons(stuck_run.id)[-1] == "timeout"
+        alive = set(client.run(os.getpid).values())
+        assert stuck_run.pid not in alive  # that worker was restarted, the sleep is over
     pids = lines(log)
     assert len(pids) == 6  # 1 in the caller, 5 on the cluster, none twice
     assert all(pid != str(os.getpid()) for pid in pids[1:])
