@@ -234,3 +234,13 @@ def test_cli_flow_run_in_a_fresh_process_imports_the_steps_from_the_working_fold
                             timeout=120)
     assert second.stdout.count("hit (from cache)") == 3
     assert computed(tmp_path) == ["load", "features", "fit"]
+
+
+def test_taskcache_flow_in_the_line_magic(steps: Any, tmp_path: Path, ip: Any) -> None:
+    from IPython.core.error import UsageError
+
+    path = write(tmp_path, FLOW)
+    ip.run_line_magic("taskcache", f"flow run {path} --no-progress --set fit.alpha=1")
+    assert tc.run(int(tc.runs(task="fit").index[0])).outputs["return"] == 14.0
+    with pytest.raises(UsageError, match="--set names step nope"):
+        ip.run_line_magic("taskcache", f"flow run {path} --set nope.alpha=1")
