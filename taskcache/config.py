@@ -35,6 +35,8 @@ class Settings:
     executor: str = "threads"
     #: workers of the thread or process pool (None: one per CPU)
     max_workers: int | None = None
+    #: modules whose @task functions the Jupyter server extension lists and can launch
+    tasks: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +106,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{name} in {origin} must be a whole number, got {value!r}") from exc
+    if name == "tasks":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(m, str) for m in items):
+            raise ConfigError(f"tasks in {origin} must be a list of module names, got {value!r}")
+        return tuple(items)
     if name in _FLOATS:
         try:
             return float(value)

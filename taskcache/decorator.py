@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
-from taskcache.lifecycle.jobs import Job, claim_job, execute_job, executing
+from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, executing
 from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
-from taskcache.records import RETURN, InputRecord, RunSpec
+from taskcache.records import RETURN, Claim, InputRecord, RunSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,14 +106,22 @@ class TaskDefinition:
         return True, hit.outputs[RETURN]
 
     # -- execution ------------------------------------------------------------------------
-    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
-        """The miss of ``call`` as a Job that any executor can run."""
+    def run_spec(self, call: _Call) -> RunSpec:
+        """The catalog's description of a run of ``call``: inputs, source, environment."""
         from taskcache.lifecycle.environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
-        spec = dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
-        return Job(spec, self.fn, args, kwargs, call.runner.settings,
+        return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
+
+    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+        """The miss of ``call`` as a Job that any executor can run."""
+        return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
                    force=force or not self.cache, timeout=self.timeout)
+
+    def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
+        """Run the body as the claimed run of ``call`` and record how it ended (see
+        :func:`taskcache.lifecycle.jobs.executing`)."""
+        return executing(call.runner, claim, self.name)
 
     def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
         """The catalog cannot be reached or written: say so once; the caller runs the
@@ -163,7 +172,7 @@ class TaskDefinition:
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             return acquired.outputs[RETURN]
-        with executing(call.runner, acquired, self.name) as outcome:
+        with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
 
