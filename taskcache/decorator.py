@@ -220,6 +220,8 @@ class TaskDefinition:
         def launch(_: Any = None) -> None:
             if any(not d.done() for d in dependencies) or not launched.acquire(blocking=False):
                 return
+            if future.done():  # cancelled while it waited for its dependencies
+                return
             try:
                 real_args = tuple(_resolved(a) for a in args)
                 real_kwargs = {k: _resolved(v) for k, v in kwargs.items()}

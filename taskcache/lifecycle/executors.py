@@ -149,6 +149,19 @@ def worker() -> None:
         conn.send(message)
 
 
+def _wake_if_dead(process: subprocess.Popen, address: str, authkey: bytes) -> None:
+    """Connect to the listener in the worker's stead if it exits before connecting, so the
+    caller's ``accept`` returns instead of waiting forever."""
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        return
+    try:
+        Client(address, family="AF_UNIX", authkey=authkey).close()
+    except OSError:
+        pass  # the listener is closed: the worker had connected
+
+
 class _Item:
     __slots__ = ("job", "payload", "future", "on_start", "stop")
 
@@ -190,17 +203,28 @@ class _Slot:
                 self._pool._running.pop(item.future, None)
         self._kill()
 
-    def _start_process(self) -> None:
+    def _start_process(self, task: str) -> None:
+        """Start a worker and wait for it to connect back; WorkerDiedError (with its exit
+        code; its stderr is the caller's) if it exits first, e.g. taskcache not importable
+        from ``sys.executable``."""
         # a fresh interpreter, not multiprocessing's spawn: that re-runs the caller's script
         # as __mp_main__, which a script without an `if __name__ == "__main__"` guard cannot take
         authkey = secrets.token_bytes(16)
         with Listener(family="AF_UNIX", authkey=authkey) as listener:
             env = {**os.environ, "TASKCACHE_WORKER": json.dumps(
-                {"address": listener.address, "authkey": authkey.hex(), "path": sys.path})}
-            self._process = subprocess.Popen(
+                {"address": listener.address, "authkey": authkey.hex(), "path": sys.path}),
+                # taskcache itself may be importable only through the caller's sys.path
+                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            process = subprocess.Popen(
                 [sys.executable, "-c", "from taskcache.lifecycle.executors import worker; worker()"],
                 env=env, stdin=subprocess.DEVNULL)
-            self._conn = listener.accept()
+            threading.Thread(target=_wake_if_dead, args=(process, listener.address, authkey),
+                             daemon=True, name="taskcache-worker-watch").start()
+            conn = listener.accept()
+        if process.poll() is not None:  # the watcher connected: the worker never did
+            conn.close()
+            raise WorkerDiedError(task, process.returncode)
+        self._process, self._conn = process, conn
 
     def _kill(self) -> None:
         if self._process is not None:
@@ -217,7 +241,7 @@ class _Slot:
 
         if self._process is None or self._exited():
             self._kill()
-            self._start_process()
+            self._start_process(item.job.task)
         if item.on_start is not None:
             item.on_start()
         started = time.monotonic()

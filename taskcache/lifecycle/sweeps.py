@@ -57,23 +57,27 @@ def numbered(job: Job, attempt: int, attempts: int) -> Job:
 
 
 class TaskFuture(Future):
-    """A ``concurrent.futures.Future`` of one task call, also awaitable. ``cancel()`` also
-    stops a call already running on processes or Dask (its run is recorded cancelled)."""
+    """A ``concurrent.futures.Future`` of one task call, also awaitable. It is running from
+    the moment its call starts on a worker. ``cancel()`` cancels a call not started yet, and
+    also stops one running on processes or Dask (its run is recorded cancelled by the time
+    ``cancel()`` returns True); a call running on a thread cannot be stopped (False)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._stopper: Callable[[], bool] | None = None
+        self._stopped = False
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.wrap_future(self).__await__()
 
     def cancel(self) -> bool:
-        """Cancel a call that has not started, or stop one that runs where the pool can;
-        once this returns True the run is recorded cancelled."""
         stopper = self._stopper
-        if stopper is not None and not self.done():
-            stopper()
-        return super().cancel()
+        if stopper is not None and not self.done() and stopper():
+            self._stopped = True
+        return super().cancel() or self._stopped
+
+    def cancelled(self) -> bool:
+        return super().cancelled() or (self._stopped and self.done())
 
 
 class Attempts:
@@ -91,10 +95,18 @@ class Attempts:
         self._current: Future | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self._running = False  # the current attempt has started (for the progress counts)
         future._stopper = self._stop
 
     def start(self) -> None:
         self._submit()
+
+    def _on_start(self) -> None:
+        self._running = True
+        if self._attempt == 1:
+            self._future.set_running_or_notify_cancel()
+        if self._progress is not None:
+            self._progress.started()
 
     def _submit(self) -> None:
         with self._lock:
@@ -103,11 +115,10 @@ class Attempts:
                 return
             self._attempt += 1
             job = numbered(self._job, self._attempt, self._policy.retries + 1)
-            on_start = self._progress.started if self._progress is not None else None
             try:
-                self._current = self._pool.submit(job, on_start)
+                self._current = self._pool.submit(job, self._on_start)
             except BaseException as exc:  # e.g. the pool is shut down
-                self._settle(exc=exc, started=False)
+                self._settle(exc=exc)
                 return
         self._current.add_done_callback(self._done)
 
@@ -120,26 +131,25 @@ class Attempts:
         if delay is None:
             self._settle(exc=exc)
             return
-        if self._progress is not None:
+        if self._progress is not None and self._running:
             self._progress.retrying()
+        self._running = False
         timer = threading.Timer(delay, self._submit)
         timer.daemon = True
         timer.start()
 
-    def _settle(self, *, result: Any = None, exc: BaseException | None = None,
-                started: bool = True) -> None:
+    def _settle(self, *, result: Any = None, exc: BaseException | None = None) -> None:
         if self._progress is not None:
-            if started:
-                self._progress.finished(failed=exc is not None)
-            else:
+            if not self._running:
                 self._progress.started()
-                self._progress.finished(failed=True)
+            self._progress.finished(failed=exc is not None)
+        self._running = False
         if self._future.done():
             return
         if exc is None:
             self._future.set_result(result)
-        elif isinstance(exc, CancelledError):
-            Future.cancel(self._future)  # cancelled state, without stopping anything again
+        elif isinstance(exc, CancelledError) and Future.cancel(self._future):
+            pass  # not started: plainly cancelled
         else:
             self._future.set_exception(exc)
 
@@ -152,14 +162,12 @@ class Attempts:
             current.cancel()
 
     def _stop(self) -> bool:
-        """Cancel: no further attempt, and the running one stopped if the pool can (waiting
-        until its run is recorded)."""
+        """Cancel: no further attempt, and the current one cancelled, or stopped if the pool
+        can (waiting until its run is recorded). False if it runs on and will finish."""
         self._stopping = True
         current = self._current
-        if current is None:
-            return False
-        if current.cancel():
-            return True
+        if current is None or current.done() or current.cancel():
+            return True  # nothing runs now, and no attempt will start
         if not self._pool.stop(current):
             return False
         with contextlib.suppress(BaseException):

@@ -358,3 +358,39 @@ def test_the_notebook_bar_shows_the_counts(ip: object) -> None:
     (bar,) = bars
     assert bar._bar.value == 4 and bar._bar.max == 4 and bar._bar.bar_style == "danger"
     assert "4/4 done · 1 hits · 1 failed" in bar._label.value
+
+
+def test_cancel_on_threads_cancels_queued_calls_but_not_a_running_one(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+
+    @tc.task(ignore=["release"])
+    def wait_for(x: int, release: str) -> int:
+        while not Path(release).exists():
+            time.sleep(0.01)
+        return x
+
+    first = wait_for.submit(1, str(release), executor="threads", max_workers=1)
+    queued = wait_for.submit(2, str(release), executor="threads", max_workers=1)
+    deadline = time.monotonic() + 10
+    while not first.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not first.cancel()  # a thread cannot be stopped: it runs on
+    assert queued.cancel() and queued.cancelled()
+    release.touch()
+    assert first.result(timeout=10) == 1
+    assert tc.runs(task=wait_for.task_name).status.tolist() == ["completed"]
+
+
+def test_a_worker_that_dies_fails_its_run_and_the_pool_goes_on() -> None:
+    from taskcache.errors import WorkerDiedError
+
+    @tc.task
+    def crash(code: int) -> int:
+        if code:
+            os._exit(code)
+        return code
+
+    with pytest.raises(WorkerDiedError, match="exit code 3"):
+        crash.submit(3, executor="processes", max_workers=2).result(timeout=60)
+    assert tc.runs(task=crash.task_name).status.tolist() == ["failed"]
+    assert crash.map([0], executor="processes", max_workers=2, progress=False) == [0]
