@@ -34,8 +34,8 @@ def run(ctx: Context) -> CaseResult:
 
     import taskcache
 
-    points = 40 if ctx.quick else 200
-    repeat = 3 if ctx.quick else 5
+    points = 16 if ctx.quick else 200
+    repeat = 2 if ctx.quick else 5
     xs = list(range(points))
     evens, odds = xs[::2], xs[1::2]
     pool = ThreadPoolExecutor(WORKERS)

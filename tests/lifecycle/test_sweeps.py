@@ -297,8 +297,12 @@ def test_bad_executor_names_the_choices() -> None:
         one.map([1], executor="gpu", progress=False)
 
 
-def test_dask_local_cluster_runs_misses_and_records_into_the_same_catalog(tmp_path: Path) -> None:
+def test_dask_local_cluster_runs_misses_and_records_into_the_same_catalog(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     distributed = pytest.importorskip("distributed")
+    # an IPython shell made by an earlier test may have put a __main__ without __spec__ in
+    # sys.modules, which multiprocessing's spawn (Dask's nanny) cannot take
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     log = tmp_path / "computed.txt"
 
     @tc.task(ignore=["log"])
