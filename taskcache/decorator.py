@@ -82,12 +82,14 @@ class TaskDefinition:
             )
 
     # -- fingerprint ----------------------------------------------------------------------
-    def prepare(self, args: tuple, kwargs: dict) -> _Call:
+    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None) -> _Call:
+        """Fingerprint one call; ``code_hash``: the function's, already computed (a sweep
+        hashes the code once for all its points)."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         hashed = [(pname, value, hash_value(value, name=pname))
                   for pname, value in bound.arguments.items() if pname not in self.ignore]
-        code_hash = hash_code(self.fn)
+        code_hash = code_hash or hash_code(self.fn)
         fingerprint = combine_key({
             "task": self.name,
             "kind": "function",
@@ -185,7 +187,9 @@ class TaskDefinition:
         from taskcache.lifecycle.sweeps import run_sweep
 
 
-        calls = [(args, self.prepare(args, {})) for args in zip(*iterables, strict=True)]
+        code_hash = hash_code(self.fn)
+        calls = [(args, self.prepare(args, {}, code_hash=code_hash))
+                 for args in zip(*iterables, strict=True)]
         results: list[Any] = [None] * len(calls)
         bar = open_progress(len(calls), title=self.name, show=progress)
         try:
