@@ -398,3 +398,26 @@ def test_a_worker_that_dies_fails_its_run_and_the_pool_goes_on() -> None:
         crash.submit(3, executor="processes", max_workers=2).result(timeout=60)
     assert tc.runs(task=crash.task_name).status.tolist() == ["failed"]
     assert crash.map([0], executor="processes", max_workers=2, progress=False) == [0]
+
+
+def test_any_executor_and_the_executor_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               ip: object) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+
+    @tc.task
+    def where(x: int) -> int:
+        return os.getpid()
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        (pid,) = where.map([1], executor=pool, progress=False)
+    assert pid != os.getpid()
+
+    ip.run_line_magic("config", 'TaskCache.executor = "processes"')  # type: ignore[attr-defined]
+    assert get_runner().settings.executor == "processes"
+    (pid,) = where.map([2], progress=False)
+    assert pid != os.getpid()
+    ip.run_cell('%config TaskCache.executor = "gpu"')  # type: ignore[attr-defined]
+    assert get_runner().settings.executor == "processes"  # refused, with the choices shown
