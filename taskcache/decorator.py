@@ -15,13 +15,19 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from taskcache.describe import short_repr, type_name
-from taskcache.errors import CacheWarning, CatalogUnavailableError
+from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
+from taskcache.lifecycle.aliasing import (
+    can_restore_in_place,
+    find_views,
+    rebuild_views,
+    restore_in_place,
+)
 from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, executing
 from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
-from taskcache.records import RETURN, Claim, InputRecord, RunSpec
+from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Call:
     """One call's fingerprint; the run spec (type names, reprs) is built only on a miss."""
 
-    __slots__ = ("runner", "fingerprint", "_definition", "_code_hash", "_hashed", "_parent")
+    __slots__ = ("runner", "fingerprint", "hashed", "rerun", "_definition", "_code_hash", "_parent")
 
     def __init__(self, definition: TaskDefinition, code_hash: str,
                  hashed: list[tuple[str, Any, str]], fingerprint: str) -> None:
@@ -42,14 +48,19 @@ class _Call:
         self.fingerprint = fingerprint
         self._definition = definition
         self._code_hash = code_hash
-        self._hashed = hashed  # (parameter, value, value hash)
+        self.hashed = hashed  # (parameter, value, value hash)
+        self.rerun = False  # a run exists, but a hit could not replay it into today's objects
         self._parent = current_run_id.get()
+
+    def arguments(self) -> dict[str, Any]:
+        """The hashed arguments under their output names (``argument:<parameter>``)."""
+        return _arguments(self.hashed)
 
     def spec(self) -> RunSpec:
         d = self._definition
         inputs = tuple(InputRecord(name=name, value_hash=value_hash, type_name=type_name(value),
                                    repr=short_repr(value))
-                       for name, value, value_hash in self._hashed)
+                       for name, value, value_hash in self.hashed)
         return RunSpec(task=d.name, kind="function", fingerprint=self.fingerprint,
                        code_hash=self._code_hash, tags=d.tags, user_version=d.version,
                        inputs=inputs, parent_run_id=self._parent)
@@ -100,12 +111,64 @@ class TaskDefinition:
         return _Call(self, code_hash, hashed, fingerprint)
 
     def lookup_value(self, call: _Call) -> tuple[bool, Any]:
+        """``(True, value)`` on a hit, after replaying what the run did to its arguments;
+        ``(False, None)`` on a miss (``call.rerun`` set when a run exists but its changes
+        to the arguments cannot be replayed into today's objects)."""
         if not self.cache:
             return False, None
         hit = call.runner.lookup(call.fingerprint)
         if hit is None or RETURN not in hit.outputs:
             return False, None
-        return True, hit.outputs[RETURN]
+        return self.from_hit(call, hit.outputs)
+
+    def from_hit(self, call: _Call, outputs: dict[str, Any]) -> tuple[bool, Any]:
+        """The return value of a hit, with the arguments the run changed in place changed
+        the same way in the caller's objects and returned views rebuilt over them."""
+        aliasing = outputs.get(ALIASING)
+        if aliasing is None:
+            return True, outputs[RETURN]
+        given = call.arguments()
+        pairs = [(given[name], outputs[name]) for name in aliasing["in_place"]]
+        views = rebuild_views(aliasing["views"], given, outputs)
+        if views is None or not all(can_restore_in_place(t, v) for t, v in pairs):
+            call.rerun = True
+            return False, None
+        for target, value in pairs:
+            restore_in_place(target, value)
+        return True, views.get(RETURN, outputs[RETURN])
+
+    def aliasing_outputs(self, call: _Call, result: Any) -> tuple[dict[str, Any], list[str]]:
+        """The outputs to store for one call: the return value, the arguments it changed
+        in place and which returned arrays view an argument; and why a hit could not replay
+        the call (an argument of a type that cannot be written back in place)."""
+        return self.outputs_of(call.hashed, result)
+
+    def outputs_of(self, hashed: list[tuple[str, Any, str]], result: Any,
+                   ) -> tuple[dict[str, Any], list[str]]:
+        """:meth:`aliasing_outputs` over the hashed arguments (parameter, value, hash), so
+        a worker can compute it beside its own copies of the arguments."""
+        outputs: dict[str, Any] = {RETURN: result}
+        given = _arguments(hashed)
+        changed, problems = [], []
+        for pname, value, value_hash in hashed:
+            try:
+                same = hash_value(value, name=pname) == value_hash
+            except FingerprintError:
+                same = False
+            if same:
+                continue
+            if can_restore_in_place(value, value):
+                changed.append(ARGUMENT + pname)
+                outputs[ARGUMENT + pname] = value
+            else:
+                problems.append(f"{self.name}() changes its argument {pname!r} "
+                                f"({type_name(value)}) in place, which a hit cannot replay")
+        values = {**given, RETURN: result}
+        trusted = [name for name in given if name not in changed]
+        views, sharing = find_views(values, [RETURN, *changed], trusted, changed)
+        if changed or views:
+            outputs[ALIASING] = {"in_place": changed, "views": views}
+        return outputs, problems + sharing
 
     # -- execution ------------------------------------------------------------------------
     def run_spec(self, call: _Call) -> RunSpec:
@@ -116,14 +179,17 @@ class TaskDefinition:
         return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
 
     def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
-        """The miss of ``call`` as a Job that any executor can run."""
+        """The miss of ``call`` as a Job that any executor can run (and that records what
+        the call changes in its arguments, like a call here)."""
         return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
-                   force=force or not self.cache, timeout=self.timeout)
+                   force=force or not self.cache or call.rerun, timeout=self.timeout,
+                   outputs_of=functools.partial(self.outputs_of, call.hashed))
 
     def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
-        """Run the body as the claimed run of ``call`` and record how it ended (see
-        :func:`taskcache.lifecycle.jobs.executing`)."""
-        return executing(call.runner, claim, self.name)
+        """Run the body as the claimed run of ``call`` and record how it ended, with what it
+        changed in its arguments (see :func:`taskcache.lifecycle.jobs.executing`)."""
+        return executing(call.runner, claim, self.name,
+                         outputs_of=functools.partial(self.outputs_of, call.hashed))
 
     def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
         """The catalog cannot be reached or written: say so once; the caller runs the
@@ -150,8 +216,12 @@ class TaskDefinition:
             except CatalogUnavailableError as exc:
                 self._warn_uncached(exc)
                 return self.fn(*args, **kwargs)
-            if isinstance(acquired, Hit):
-                return acquired.outputs[RETURN]
+            if isinstance(acquired, Hit):  # computed meanwhile by another process
+                found, value = self.from_hit(call, acquired.outputs)
+                if found:
+                    return value
+                job = dataclasses.replace(job, force=True)  # it cannot be replayed here
+                continue
             try:
                 return execute_job(this, acquired, enforce_timeout=True)
             except Exception as exc:
@@ -173,7 +243,10 @@ class TaskDefinition:
             self._warn_uncached(exc)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
-            return acquired.outputs[RETURN]
+            found, value = self.from_hit(call, acquired.outputs)
+            if found:
+                return value
+            acquired = await asyncio.to_thread(claim_job, dataclasses.replace(job, force=True))
         with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
@@ -185,7 +258,6 @@ class TaskDefinition:
         ``executor`` (default: the ``executor`` setting)."""
         from taskcache.lifecycle.progress import open_progress
         from taskcache.lifecycle.sweeps import run_sweep
-
 
         code_hash = hash_code(self.fn)
         calls = [(args, self.prepare(args, {}, code_hash=code_hash))
@@ -278,6 +350,11 @@ class TaskDefinition:
         ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]
         return delete_runs(ids, runner=runner)
 
+
+
+def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
+    """Hashed arguments (parameter, value, hash) under their output names."""
+    return {ARGUMENT + name: value for name, value, _ in hashed}
 
 
 def _resolved(value: Any) -> Any:

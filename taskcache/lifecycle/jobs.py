@@ -32,7 +32,7 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waiting, use_settings
-from taskcache.records import RETURN, Claim, RunSpec
+from taskcache.records import ALIASING, RETURN, Claim, RunSpec
 
 __all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "run_job", "run_pickled",
            "time_limit"]
@@ -63,6 +63,8 @@ class Job:
     timeout: float | None = None
     attempt: int = 1
     attempts: int = 1
+    #: result -> (outputs to store, why it must not be cached); default: the return value
+    outputs_of: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -71,11 +73,15 @@ class Job:
 
 
 @contextlib.contextmanager
-def executing(runner: Runner, claim: Claim, task: str) -> Iterator[Outcome]:
+def executing(runner: Runner, claim: Claim, task: str,
+              outputs_of: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None,
+              ) -> Iterator[Outcome]:
     """Mark the claimed run current, keep its lease alive, and record how the body ended:
     failed (reason "timeout" for a TaskTimeoutError) or cancelled on an exception, which is
-    re-raised unchanged; else completed with ``outcome.result`` as its return value (a value
-    that cannot be cached only warns)."""
+    re-raised unchanged; else completed with the outputs ``outputs_of(outcome.result)``
+    gives (default: the return value). If it names problems (a change to an argument that
+    a hit could not replay), the run is failed "not cached" instead, with a warning; a
+    value that cannot be cached only warns."""
     token = current_run_id.set(claim.run_id)
     started = time.perf_counter()
     outcome = Outcome()
@@ -89,8 +95,18 @@ def executing(runner: Runner, claim: Claim, task: str) -> Iterator[Outcome]:
         raise
     finally:
         current_run_id.reset(token)
+    duration = time.perf_counter() - started
+    outputs, problems = ({RETURN: outcome.result}, []) if outputs_of is None else \
+        outputs_of(outcome.result)
+    if problems:  # a hit would not leave the caller's objects as this run did
+        reason = "; ".join(problems)
+        runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
+                            reason=f"not cached: {reason}")
+        warnings.warn(f"taskcache: {task}: result not cached: {reason}; return the changed "
+                      "value instead", CacheWarning, stacklevel=4)
+        return
     try:
-        runner.save(claim, task, {RETURN: outcome.result}, duration=time.perf_counter() - started)
+        runner.save(claim, task, outputs, duration=duration)
     except (UnstorableValueError, StoreError, CatalogError) as exc:
         warnings.warn(f"taskcache: {task}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
@@ -135,7 +151,7 @@ def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any
     exception once the run is recorded failed. ``enforce_timeout``: limit the run with
     :func:`time_limit` (a plain call; executors enforce timeouts themselves)."""
     runner = use_settings(job.settings)
-    with executing(runner, claim, job.task) as outcome:
+    with executing(runner, claim, job.task, job.outputs_of) as outcome:
         with time_limit(job.task, job.timeout if enforce_timeout else None):
             outcome.result = job.fn(*job.args, **job.kwargs)
     return outcome.result
@@ -146,7 +162,11 @@ def run_job(job: Job) -> Any:
     function's value, or the value another process computed for the same fingerprint."""
     acquired = claim_job(job)
     if isinstance(acquired, Hit):
-        return acquired.outputs[RETURN]
+        if ALIASING not in acquired.outputs:
+            return acquired.outputs[RETURN]
+        # its changes to the arguments would have to be replayed into the caller's
+        # objects, which a worker does not hold: when in doubt, compute
+        acquired = claim_job(dataclasses.replace(job, force=True))
     return execute_job(job, acquired)
 
 

@@ -421,3 +421,20 @@ def test_any_executor_and_the_executor_setting(tmp_path: Path, monkeypatch: pyte
     assert pid != os.getpid()
     ip.run_cell('%config TaskCache.executor = "gpu"')  # type: ignore[attr-defined]
     assert get_runner().settings.executor == "processes"  # refused, with the choices shown
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_a_sweep_records_what_its_calls_change_in_their_arguments(executor: str) -> None:
+    @tc.task
+    def append(items: list, x: int) -> int:
+        items.append(x)
+        return len(items)
+
+    lists = [[0], [0]]
+    assert append.map(lists, [1, 2], executor=executor, max_workers=2, progress=False) == [2, 2]
+    if executor == "threads":  # the caller's own objects; a worker process changes its copies
+        assert lists == [[0, 1], [0, 2]]
+    fresh = [[0], [0]]
+    assert append.map(fresh, [1, 2], executor=executor, max_workers=2, progress=False) == [2, 2]
+    assert fresh == [[0, 1], [0, 2]]  # the hits wrote the change into the caller's lists
+    assert len(append.runs()) == 2
