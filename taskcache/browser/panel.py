@@ -21,6 +21,8 @@ from taskcache.browser import formatting as fmt
 from taskcache.browser.detail import RunDetail
 from taskcache.browser.live import Poller
 from taskcache.browser.table import RunTable
+from taskcache.browser.theme import stylesheet
+from taskcache.config import Settings
 from taskcache.errors import TaskcacheError
 from taskcache.lifecycle.runner import Runner, current_settings, get_runner
 from taskcache.records import STATUSES, RunRecord
@@ -33,6 +35,19 @@ _ANY = "any"
 def _day_start(day: date) -> datetime:
     """Local midnight of ``day`` as an aware datetime (the catalog compares in UTC)."""
     return datetime(day.year, day.month, day.day).astimezone()
+
+
+def catalog_location(settings: Settings) -> str:
+    """Where the catalog is, for people: its folder when it is the default SQLite file
+    there, else its URL without a password."""
+    if settings.db_url == f"sqlite:///{settings.cache_dir / 'catalog.db'}":
+        return str(settings.cache_dir)
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(settings.db_url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: the engine says so elsewhere
+        return settings.db_url
 
 
 class RunBrowser(w.VBox):
@@ -61,6 +76,7 @@ class RunBrowser(w.VBox):
         self._poller: Poller | None = None
         self._message = w.HTML()
         self._message.add_class("tc-message")
+        self._displayed_in: int | None = None  # the cell in which browse() displayed it
         self._runner = runner or self._guard(get_runner, "opening the catalog")
         self._lock = threading.RLock()
         self._marker: tuple[int, int, int] | None = None
@@ -99,13 +115,21 @@ class RunBrowser(w.VBox):
                        layout=w.Layout(align_items="center"))
         pager.add_class("tc-pager")
         self._table = RunTable(page_size=page_size)
+        table_box = w.Box([self._table])
+        table_box.add_class("tc-table-scroll")
         self._detail = RunDetail(self._runner, shell=shell, guard=self._guard,
                                  on_change=self._on_detail_change)
+        self._detail.layout.flex = "1 1 480px"
+        self._detail.layout.min_width = "0"
+        # the detail beside the table when there is room for both, below it otherwise
+        runs_box = w.VBox([self._message, table_box, pager],
+                          layout=w.Layout(flex="1 1 600px", min_width="0", margin="0 12px 0 0"))
+        body = w.HBox([runs_box, self._detail],
+                      layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
+        body.add_class("tc-body")
         self._wire()
-        super().__init__([self._header, filters_box, self._message, self._table, pager,
-                          self._detail], page_size=page_size, live=live,
-                         refresh_interval=refresh_interval,
-                         layout=w.Layout(border="1px solid #dee2e6", padding="8px"))
+        super().__init__([w.HTML(stylesheet()), self._header, filters_box, body],
+                         page_size=page_size, live=live, refresh_interval=refresh_interval)
         self.add_class("tc-browser")
         with self.hold_trait_notifications():
             for name, value in filters.items():
@@ -137,7 +161,8 @@ class RunBrowser(w.VBox):
             self._marker = marker
             summary = self._guard(self._catalog_summary, "reading the catalog summary")
             if summary is not None:
-                self._header.value = fmt.header_html(summary, self._runner.settings.db_url)
+                self._header.value = fmt.header_html(summary,
+                                                     catalog_location(self._runner.settings))
                 self._task_box.options = tuple(summary["by_task"])
                 self._tag_box.options = tuple(self._guard(self._runner.catalog.tag_names,
                                                           "reading tags") or ())
@@ -161,7 +186,7 @@ class RunBrowser(w.VBox):
     # -- data ---------------------------------------------------------------------------
     def _query(self) -> dict[str, Any]:
         return {
-            "task": self.task or None, "status": self.status, "tag": self.tag or None,
+            "task_contains": self.task or None, "status": self.status, "tag": self.tag or None,
             "text": self.text or None,
             "since": _day_start(self.since) if self.since else None,
             "until": _day_start(self.until + timedelta(days=1)) if self.until else None,
@@ -316,6 +341,9 @@ class RunBrowser(w.VBox):
         else:
             with self._lock:
                 self._load_page()
+        if self.selected_run_id is not None and all(
+                r.id != self.selected_run_id for r in self.shown_runs):
+            self.selected_run_id = None  # the filters hide it: close its detail
 
     @observe("sort", "descending")
     def _on_sort_change(self, change: dict) -> None:
@@ -347,9 +375,30 @@ class RunBrowser(w.VBox):
             self.stop_polling()
 
 
+    # -- display --------------------------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        """Show the panel, except as the result of the cell in which ``browse()`` has just
+        shown it: ``tc.browse()`` as a cell's last line shows one panel, not two."""
+        from IPython.display import display
+
+        if self._displayed_in is not None and self._displayed_in == _cell_number(self._shell):
+            self._displayed_in = None
+            return
+        display(self._repr_mimebundle_(), raw=True)
+
+
+def _cell_number(shell: Any) -> int | None:
+    """The number of the cell running now (IPython 9 counts the next one already)."""
+    if shell is None:
+        return None
+    result = getattr(shell.displayhook, "exec_result", None)
+    return getattr(result, "execution_count", None) or shell.execution_count
+
+
 def browse(*, shell: Any = None, **options: Any) -> RunBrowser:
-    """Display and return the run browser (filters as keywords: task, status, tag, text,
-    since, until; page_size, live, refresh_interval)."""
+    """Display the run browser and return it, for scripting (filters as keywords: task,
+    status, tag, text, since, until; page_size, live, refresh_interval). As a cell's last
+    line it is displayed once."""
     from IPython.display import display
 
     if shell is None:
@@ -358,4 +407,5 @@ def browse(*, shell: Any = None, **options: Any) -> RunBrowser:
         shell = get_ipython()
     browser = RunBrowser(shell=shell, **options)
     display(browser)
+    browser._displayed_in = _cell_number(shell)
     return browser

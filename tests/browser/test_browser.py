@@ -135,11 +135,11 @@ def test_selecting_a_run_fills_the_detail(browser):
     detail = browser._detail
     total = detail.record
     assert browser.selected_run_id == total.id and detail.layout.display == "flex"
-    assert browser._table.row_for(total.id).box_style == "info"
+    assert "tc-selected" in browser._table.row_for(total.id)._dom_classes
     assert "total" in detail._title.value and total.fingerprint in detail._pages["Overview"].value
     detail._tabs.selected_index = 1
     code = detail._pages["Code"].value
-    assert "tc-code" in code and "style=" in code and "sum" in code  # highlighted inline
+    assert "tc-code" in code and 'class="nb">int' in code and "sum" in code  # highlighted
     detail._tabs.selected_index = 2
     assert "orders" in detail._pages["Inputs"].value
     (producer,) = detail._producers.children

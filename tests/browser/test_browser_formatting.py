@@ -30,16 +30,16 @@ def record(**changes) -> RunRecord:
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
-    (None, "-"), (0.0015, "1.5 ms"), (0.82, "820 ms"), (3.21, "3.21 s"), (245, "4 min 05 s"),
-    (7380, "2 h 03 min"),
+    (None, "-"), (float("nan"), "-"), (0.0015, "1.5 ms"), (0.82, "820 ms"), (2.14, "2.1 s"),
+    (59.99, "1 min 00 s"), (245, "4 min 05 s"), (7380, "2 h 03 min"),
 ])
 def test_format_duration(seconds, text):
     assert fmt.format_duration(seconds) == text
 
 
 @pytest.mark.parametrize(("size", "text"), [
-    (None, "-"), (0, "0 B"), (512, "512 B"), (1536, "1.5 KB"), (20 * 1024**2, "20 MB"),
-    (3 * 1024**5, "3.07e+03 TB"),
+    (None, "-"), (0, "0 B"), (512, "512 B"), (1536, "1.5 KB"), (2408415, "2.4 MB"),
+    (999_999, "1.0 MB"), (3 * 10**15, "3,000.0 TB"),
 ])
 def test_format_bytes(size, text):
     assert fmt.format_bytes(size) == text
@@ -99,7 +99,7 @@ def test_printed_output_keeps_streams_and_images():
         {"output_type": "stream", "name": "stderr", "text": "warn\n"},
         {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}},
     ])
-    assert "hello" in html and "#c92a2a" in html and "data:image/png;base64,iVBORw0KGgo=" in html
+    assert "hello" in html and 'class="tc-printed tc-stderr"' in html and "data:image/png;base64,iVBORw0KGgo=" in html
     assert "&lt;Figure&gt;" not in html  # the image is shown instead of its text stand-in
     assert "printed nothing" in fmt.printed_html([])
 
