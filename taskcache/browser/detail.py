@@ -109,13 +109,11 @@ class RunDetail(w.VBox):
             self._message.value = ""
             self._output.clear_output()
         self._show(change["new"], keep_tab=False)
-        if change["new"] is not None:
-            self._scroll_into_view()
 
-    def _scroll_into_view(self) -> None:
-        """Ask the front end to scroll the detail's top into view if it is off screen
-        (the table may be long, the window short). An image that fails to load runs the
-        scroll; a new counter each time makes the front end draw a new one."""
+    def bring_into_view(self) -> None:
+        """After a click that shows another run: ask the front end to scroll the detail's top
+        into view if it is off screen (a long table, a short window). An image that fails to
+        load runs the scroll; a new counter each time makes the front end draw a new one."""
         self._scrolls += 1
         self._scroll.value = (
             f'<img alt="" data-n="{self._scrolls}" src="data:," style="display:none" '
@@ -233,8 +231,12 @@ class RunDetail(w.VBox):
 
     def _goto_button(self, run_id: int, text: str, css: str) -> w.Button:
         button = _button(text, css, tooltip=f"show run #{run_id}")
-        button.on_click(lambda _b, target=run_id: setattr(self, "run_id", target))
+        button.on_click(lambda _b, target=run_id: self._go_to(target))
         return button
+
+    def _go_to(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.bring_into_view()
 
     # -- actions ------------------------------------------------------------------------
     def _on_load_click(self, _button: w.Button) -> None:

@@ -24,6 +24,7 @@ from taskcache.browser.table import RunTable
 from taskcache.browser.theme import stylesheet
 from taskcache.config import Settings
 from taskcache.errors import TaskcacheError
+from taskcache.lifecycle.environment import cell_number
 from taskcache.lifecycle.runner import Runner, current_settings, get_runner
 from taskcache.records import STATUSES, RunRecord
 
@@ -271,6 +272,7 @@ class RunBrowser(w.VBox):
     def _wire(self) -> None:
         link((self._table, "selected_id"), (self._detail, "run_id"))
         self._table.observe(self._on_table_sort, ["sort", "descending"])
+        self._table.observe(self._on_table_clicks, "clicks")
         self._detail.observe(self._on_detail_run_id, "run_id")
         self._task_box.observe(self._on_task_box_value, "value")
         self._status_box.observe(self._on_status_box_value, "value")
@@ -324,6 +326,9 @@ class RunBrowser(w.VBox):
     def _on_table_sort(self, change: dict) -> None:
         self.sort, self.descending = self._table.sort, self._table.descending
 
+    def _on_table_clicks(self, change: dict) -> None:
+        self._detail.bring_into_view()
+
     def _on_detail_run_id(self, change: dict) -> None:
         self.selected_run_id = change["new"]
 
@@ -376,6 +381,13 @@ class RunBrowser(w.VBox):
 
 
     # -- display --------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        """Stands in for the panel where widgets are not drawn (and in saved notebooks)."""
+        shown = {name: getattr(self, name) for name in FILTERS if getattr(self, name)}
+        filters = "".join(f", {name}={value!r}" for name, value in shown.items())
+        runs = "run" if self.total == 1 else "runs"
+        return f"<taskcache run browser: {self.total:,} {runs}{filters}>"
+
     def _ipython_display_(self) -> None:
         """Show the panel, except as the result of the cell in which ``browse()`` has just
         shown it: ``tc.browse()`` as a cell's last line shows one panel, not two."""
@@ -388,11 +400,7 @@ class RunBrowser(w.VBox):
 
 
 def _cell_number(shell: Any) -> int | None:
-    """The number of the cell running now (IPython 9 counts the next one already)."""
-    if shell is None:
-        return None
-    result = getattr(shell.displayhook, "exec_result", None)
-    return getattr(result, "execution_count", None) or shell.execution_count
+    return None if shell is None else cell_number(shell)
 
 
 def browse(*, shell: Any = None, **options: Any) -> RunBrowser:

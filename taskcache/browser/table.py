@@ -90,6 +90,7 @@ class RunTable(w.VBox):
     ``descending`` (set by clicking a column header)."""
 
     selected_id = Int(None, allow_none=True)
+    clicks = Int(0)  # how many times a run id was clicked (the panel brings the detail in view)
     sort = Unicode("id")
     descending = Bool(True)
     page_size = Int(25)
@@ -140,6 +141,7 @@ class RunTable(w.VBox):
         row = next(row for row in self._rows if row.select_button is button)
         if row.run_id is not None:
             self.selected_id = row.run_id
+            self.clicks += 1
 
     def _on_header_click(self, button: w.Button) -> None:
         key = next(k for k, b in self._header_buttons.items() if b is button)

@@ -56,10 +56,13 @@ _CSS = """
 .tc-browser .tc-detail-actions { flex-wrap: wrap; gap: 4px; }
 .tc-browser .tc-action-message .widget-html-content, .tc-browser .tc-delete-text
   .widget-html-content { white-space: normal; line-height: 18px; }
-.tc-browser .tc-copy-id { height: var(--jp-widgets-inline-height); }
+.tc-browser .tc-copy-id { height: var(--jp-widgets-inline-height); width: auto; }
 .tc-browser .tc-detail-tabs .lm-TabBar-content { flex-wrap: wrap; }
 .tc-browser .tc-detail-tabs .lm-TabBar-tab { flex: 0 0 auto !important; min-width: max-content;
   max-width: none; }
+/* ipywidgets greys inactive tab titles below 4.5:1 */
+.tc-browser .tc-detail-tabs .lm-TabBar-tab, .tc-browser .tc-detail-tabs .lm-TabBar-tabLabel {
+  color: var(--jp-ui-font-color1) !important; }
 .tc-browser .tc-detail-tabs .lm-TabBar-tabLabel { overflow: visible; text-overflow: clip; }
 .tc-browser .tc-detail-tabs .lm-TabBar { min-height: max-content; }
 .tc-browser .tc-table { border-collapse: collapse; }

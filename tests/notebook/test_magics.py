@@ -176,6 +176,25 @@ def test_failed_cell_shows_the_usual_traceback_and_records_it(ip, capsys):
     assert len(tc.runs(task="boom")) == 2
 
 
+def test_a_failed_cell_says_so_and_its_traceback_names_its_own_cell(ip, capsys):
+    ip.run_line_magic("colors", "nocolor")
+    ip.run_cell("def helper(v):\n    return v['missing']", store_history=True)
+    result = ip.run_cell("%%task broken\nd = {}\nhelper(d)", store_history=True)
+    number = result.execution_count
+    assert isinstance(result.error_in_exec, KeyError)
+    assert last_status(ip) == "taskcache: failed broken #1, nothing cached"
+    out = capsys.readouterr().out
+    assert f"Cell In[{number}], line 3" in out and f"Cell In[{number - 1}], line 2" in out
+    recorded = tc.run(1).error["traceback"]  # what the Error tab shows
+    assert f"Cell In[{number}], line 3, in <module>" in recorded
+    assert f"Cell In[{number - 1}], line 2, in helper" in recorded
+    assert "taskcache" not in recorded and "ipykernel" not in recorded
+    assert recorded.strip().endswith("KeyError: 'missing'")
+    before = len(statuses(ip))
+    ip.run_cell("%%task broken -q\nd = {}\nhelper(d)", store_history=True)
+    assert len(statuses(ip)) == before  # -q: no status line, failed or not
+
+
 def test_keyboard_interrupt_cancels_the_run(ip):
     run(ip, "%%task stop\nraise KeyboardInterrupt")
     assert list(tc.runs(task="stop")["status"]) == ["cancelled"]
