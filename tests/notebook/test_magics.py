@@ -307,6 +307,32 @@ def test_line_magic_subcommands(ip, capsys):
         ip.run_line_magic("taskcache", "show 999")
 
 
+def test_runs_is_compact_unless_all_and_refuses_an_unknown_status(ip, capsys):
+    import re
+
+    ip.user_ns["n"] = 300_000
+    run(ip, "%%task big\nimport numpy as np\nblob = np.arange(n)\nprint(len(blob))")
+    run(ip, "%%task broken\nz = {}['nope']")
+    frame = ip.run_line_magic("taskcache", "runs")
+    assert list(frame.columns) == ["task", "status", "started", "duration", "hits", "error"]
+    assert list(frame.index) == [2, 1] and list(frame["task"]) == ["broken", "big"]
+    assert list(frame["error"]) == ["KeyError: 'nope'", ""]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in frame["started"])  # local, today
+    assert all(re.fullmatch(r"[\d.]+ (ms|s)", d) for d in frame["duration"])
+    full = ip.run_line_magic("taskcache", "runs --all")
+    assert {"fingerprint", "created_at", "error_type", "kind"} <= set(full.columns)
+    with pytest.raises(UsageError, match="invalid choice: 'bogus'.*'pending', 'running', "
+                                         "'completed', 'failed', 'cancelled'"):
+        ip.run_line_magic("taskcache", "runs --status bogus")
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", "show 1")
+    shown = capsys.readouterr().out
+    assert "blob: numpy.ndarray shape (300000,) [npy, 2.4 MB]" in shown
+    assert "printed and displayed" not in shown and "bytes" not in shown
+    ip.run_line_magic("taskcache", "show 2")
+    assert "error: KeyError: 'nope'" in capsys.readouterr().out
+
+
 def test_why_names_a_changed_helper_and_code_line(ip, capsys):
     run(ip, "def clean(v):\n    return v")
     ip.user_ns["x"] = 1
