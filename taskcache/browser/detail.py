@@ -283,9 +283,9 @@ class RunDetail(w.VBox):
     def _set_running(self, running: bool) -> None:
         """While a re-run runs: its button says so and the actions wait."""
         self._rerunning = running
-        self._rerun.description = "Re-running…" if running else "Re-run"
         for button in (self._load, self._rerun, self._delete):
             button.disabled = running
+        self._rerun.description = "Re-running…" if running else "Re-run"
         if not running and self._record is not None:
             self._show(self.run_id, keep_tab=True)
 

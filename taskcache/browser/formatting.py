@@ -61,9 +61,9 @@ def header_html(summary: Mapping[str, Any], catalog: str) -> str:
     return (
         '<div class="tc-header-line">'
         '<b style="font-size:14px">taskcache runs</b>'
-        f'<span class="tc-summary-runs">{summary.get("runs", 0):,} runs</span>'
+        f'<span class="tc-summary-runs">{_count(summary.get("runs", 0), "run")}</span>'
         + (f"<span>{badges}</span>" if badges else "")
-        + f'<span class="tc-summary-hits">{summary.get("hits", 0):,} hits</span>'
+        + f'<span class="tc-summary-hits">{_count(summary.get("hits", 0), "hit")}</span>'
         f'<span>{format_duration(summary.get("time_saved", 0.0))} saved</span>'
         f'<span>{format_bytes(summary.get("disk_bytes", 0))} on disk</span>'
         f'<span class="tc-muted tc-mono" title="{esc(catalog)}">{esc(catalog)}</span></div>'
@@ -260,6 +260,10 @@ def message_html(text: str, level: str = "error") -> str:
     css = "tc-message-line tc-message-error" if level == "error" else "tc-message-line"
     mark = "✓ " if level == "ok" else ""
     return f'<div class="{css}">{mark}{esc(text)}</div>'
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _short(value: object, limit: int) -> str:

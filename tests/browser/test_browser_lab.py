@@ -331,8 +331,8 @@ def _switch_theme(page: Any, theme: str) -> None:
     from playwright.sync_api import expect
 
     page.locator("#jp-MainMenu").get_by_role("menuitem", name="Settings", exact=True).click()
-    page.get_by_role("menuitem", name="Theme", exact=True).click()
-    page.get_by_role("menuitem", name=theme, exact=True).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(theme)}$")).click()
     light = "false" if "Dark" in theme else "true"
     expect(page.locator(f"body[data-jp-theme-light='{light}']")).to_be_attached()
     page.wait_for_timeout(500)  # the theme's stylesheet is swapped asynchronously

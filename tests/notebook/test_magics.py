@@ -411,3 +411,18 @@ def test_gc_max_size_in_the_line_magic(ip, capsys):
         ip.run_line_magic("taskcache", "gc --max-size 1XB")
     ip.run_line_magic("taskcache", "gc --max-size 1KB")
     assert list(tc.runs().index) == [2]
+
+
+def test_a_cell_run_records_the_notebook_it_came_from(ip, monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    run(ip, "%%task plain\na = 1")
+    assert tc.run(1).env["path"] == ""  # a plain IPython: no notebook
+    monkeypatch.setenv("JPY_SESSION_NAME", "/srv/work/from-server.ipynb")
+    run(ip, "%%task served\nb = 1")
+    assert tc.run(2).env["path"] == "/srv/work/from-server.ipynb"
+    ip.user_ns["__session__"] = "/home/me/lab.ipynb"  # JupyterLab
+    run(ip, "%%task lab\nc = 1")
+    assert tc.run(3).env["path"] == "/home/me/lab.ipynb"
+    ip.user_ns["__vsc_ipynb_file__"] = "/home/me/code.ipynb"  # VS Code
+    run(ip, "%%task vscode\nd = 1")
+    assert tc.run(4).env["path"] == "/home/me/code.ipynb"
