@@ -69,6 +69,7 @@ _CSS = """
 .tc-browser .tc-table td, .tc-browser .tc-table th { padding: 2px 8px; text-align: left;
   vertical-align: top; border-bottom: 1px solid var(--jp-border-color2);
   overflow-wrap: anywhere; }
+.tc-browser .tc-table td:first-child { white-space: nowrap; overflow-wrap: normal; }
 .tc-browser .tc-code, .tc-browser .tc-printed { font-family: var(--jp-code-font-family);
   font-size: var(--jp-code-font-size); background: var(--jp-layout-color0);
   color: var(--jp-mirror-editor-variable-color); border: 1px solid var(--jp-border-color2);

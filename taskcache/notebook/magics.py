@@ -153,13 +153,13 @@ class TaskCache(Magics):
         self._publish_status(text, outcome.status)
 
     def _publish_status(self, text: str, status: str) -> None:
-        # the theme's secondary text colour, indented as printed text is (JupyterLab pads
-        # stream output by --jp-code-padding)
-        style = ("color:var(--jp-content-font-color2,#616161);margin:0;"
-                 "padding-left:var(--jp-code-padding,0)")
+        # the theme's secondary text colour, indented as JupyterLab indents printed text
+        # (1ch of the code font)
+        line = (f'<div style="padding-left:1ch;font-family:var(--jp-code-font-family)">'
+                f'<pre class="taskcache-status" style="color:var(--jp-content-font-color2,#616161);'
+                f'margin:0">{html.escape(text)}</pre></div>')
         self.shell.display_pub.publish(
-            data={"text/plain": text,
-                  "text/html": f'<pre class="taskcache-status" style="{style}">{html.escape(text)}</pre>'},
+            data={"text/plain": text, "text/html": line},
             metadata={"taskcache": {"status": status}},
         )
 

@@ -115,3 +115,34 @@ def test_outputs_hide_the_internal_display_record_and_name_the_cell_result():
     assert "3 rows × 1 cols" in html and "<p>preview</p>" in html
     run = record(artifacts=(art("__display__"), art("model")))
     assert fmt.output_names(run) == "model"
+
+
+def test_a_figure_previews_as_a_thumbnail_and_a_frame_in_jupyterlab_table_style():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3))
+    figure.add_subplot().plot([3, 1, 2])
+    html = fmt.preview_html(figure)
+    assert html.startswith('<img class="tc-thumbnail"') and "data:image/png;base64,iVBOR" in html
+    table = fmt.preview_html(pd.DataFrame({"a": [1]}))
+    assert 'class="jp-RenderedHTMLCommon"' in table and 'border="1"' not in table
+
+
+def test_error_line_and_no_colour_literals_outside_the_badges():
+    assert fmt.error_line("builtins.KeyError", "'amout'\nmore") == "KeyError: 'amout'"
+    assert fmt.error_line("pandas.errors.ParserError", "") == "pandas.errors.ParserError"
+    assert fmt.error_line(None, None) == ""
+    run = record(inputs=(InputRecord("x", "h" * 32, "int", "1"),),
+                 artifacts=(ArtifactRecord("y", "json", "y.json", 10, "k", "v" * 32, "int"),))
+    pieces = [fmt.overview_html(run), fmt.code_html(run.source), fmt.inputs_html(run.inputs),
+              fmt.outputs_html(run.artifacts, {}), fmt.error_html(run), fmt.message_html("m"),
+              fmt.printed_html([{"output_type": "stream", "name": "stderr", "text": "w"}]),
+              fmt.header_html({"runs": 1, "by_status": {}}, "/tmp/c")]
+    import re
+
+    for html in pieces:
+        without_badges = re.sub(r'<span class="tc-badge[^>]*>', "", html)
+        assert not re.search(r"#[0-9a-fA-F]{3,6}\b|rgb\(", without_badges), html

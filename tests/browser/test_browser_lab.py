@@ -172,6 +172,7 @@ def test_run_browser_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
         page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
         try:
             _run_all(page, lab)
+            _check_status_line_lines_up(page)
             panel = _one_panel_per_browse_cell(page)
             rows = panel.locator(".tc-run-row:visible")
             expect(rows).to_have_count(4)
@@ -206,6 +207,9 @@ def test_run_browser_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
             panel.locator(".tc-filter-status select").select_option("failed")
             expect(rows).to_have_count(1)
             expect(rows.first).to_contain_text("by_region")
+            panel.locator(".tc-filter-status select").select_option("any")
+            expect(rows).to_have_count(4)
+            _check_rerun(page, panel, shots / "browser-rerun.png")
         except Exception as exc:
             page.screenshot(path=str(shots / "browser-failure.png"))
             _publish(shots)
@@ -325,6 +329,47 @@ def _check_delete_confirmation(page: Any, panel: Any) -> None:
     _check_readable(page, panel, "delete confirmation")
     panel.locator(".tc-delete-no").click()
     expect(confirm).to_be_hidden()
+
+
+def _check_rerun(page: Any, panel: Any, shot: Path) -> None:
+    """Re-run shows that it runs, then what the cell printed and its status line, and says
+    what it did beside the buttons."""
+    from playwright.sync_api import expect
+
+    _scroll_to(panel)
+    _row(panel, "load_orders").locator(".tc-run-select").click()
+    panel.locator(".tc-detail .tc-action-rerun").click()
+    output = panel.locator(".tc-detail .tc-action-output")
+    expect(output).to_contain_text("200 orders over 7 days")
+    expect(output).to_contain_text(re.compile(r"taskcache: miss load_orders #\d+"))
+    message = panel.locator(".tc-detail .tc-action-message")
+    expect(message).to_contain_text(re.compile(r"re-ran load_orders: run #\d+ \(completed\)"))
+    expect(panel.locator(".tc-detail .tc-action-rerun")).to_be_enabled()
+    expect(panel.locator(".tc-detail .tc-action-rerun")).to_have_text(re.compile("Re-run$"))
+    _check_readable(page, panel, "after a re-run")
+    page.screenshot(path=str(shot))
+
+
+def _check_status_line_lines_up(page: Any) -> None:
+    """The status line starts where the printed text above it starts."""
+    cell = page.locator(".jp-CodeCell", has=page.locator(".jp-InputArea",
+                                                         has_text="%%task load_orders"))
+    cell.scroll_into_view_if_needed()
+    lefts = cell.evaluate("""cell => {
+        const left = el => {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            let t = walker.nextNode();
+            while (t && !t.textContent.trim()) t = walker.nextNode();
+            const at = t.textContent.search(/\\S/), range = document.createRange();
+            range.setStart(t, at);
+            range.setEnd(t, at + 1);
+            return range.getBoundingClientRect().left;
+        };
+        const printed = cell.querySelector(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']");
+        return [left(printed), left(cell.querySelector(".taskcache-status"))];
+    }""")
+    assert abs(lefts[0] - lefts[1]) <= 1, f"printed text starts at {lefts[0]}, status at {lefts[1]}"
 
 
 def _switch_theme(page: Any, theme: str) -> None:
