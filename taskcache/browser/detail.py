@@ -63,7 +63,7 @@ class RunDetail(w.VBox):
         self._message = w.HTML(layout=w.Layout(flex="1 1 200px", min_width="0"))
         self._message.add_class("tc-detail-message")
         self._message.add_class("tc-action-message")
-        # moves the detail into view when another run is shown (see _scroll_into_view)
+        # moves the detail into view after a click shows another run (see bring_into_view)
         self._scroll = w.HTML(layout=w.Layout(height="0px", overflow="hidden", margin="0"))
         self._scrolls = 0
         self._rerunning = False

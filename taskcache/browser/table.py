@@ -63,8 +63,7 @@ class _Row(w.HBox):
                   f'<b title="{esc(run.task)}">{esc(run.task)}</b>',
                   esc(format_when(run.started_at or run.created_at)),
                   esc(format_duration(run.duration)), f"{run.hit_count:,}",
-                  f'<span class="tc-error-text" title="{esc(last)}">{esc(last)}</span>'
-                  if error else f'<span title="{esc(last)}">{esc(last)}</span>')
+                  f'<span title="{esc(last)}">{esc(last)}</span>')
         for cell, value in zip(self._cells, values, strict=True):
             if cell.value != value:
                 cell.value = value
