@@ -1,5 +1,6 @@
 """The run browser driven from Python against a real catalog filled by real runs: filters,
-paging, sorting, selection, detail content, actions and live refresh (another process)."""
+paging, sorting, selection, detail content, actions and live refresh (another process).
+Every test runs on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ import pytest
 import taskcache as tc
 from taskcache.browser import RunBrowser
 from taskcache.lifecycle import runner as runner_module
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def backend(request: pytest.FixtureRequest, cache_dir: Path) -> str:
+    """The catalog's database for this test (set before the shell loads the extension)."""
+    if request.param == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("works on the SQLite file itself")
+        request.getfixturevalue("postgres_url")
+    return request.param
 
 
 @pytest.fixture
@@ -263,6 +274,7 @@ def test_live_refresh_sees_another_process(browser, tmp_path, cache_dir):
     assert not browser.polling
 
 
+@pytest.mark.sqlite_only
 def test_a_locked_catalog_shows_a_message_not_a_traceback(filled, cache_dir):
     """WAL readers are never blocked, so the table keeps working; a write (delete) that
     cannot get the lock says so inside the panel and works once the lock is gone."""
@@ -289,6 +301,7 @@ def test_a_locked_catalog_shows_a_message_not_a_traceback(filled, cache_dir):
         panel.close()
 
 
+@pytest.mark.sqlite_only
 def test_an_unreachable_catalog_shows_a_message(tmp_path):
     runner_module.reset()
     (tmp_path / "not-a-folder").write_text("a file where the catalog's folder should be")
@@ -364,9 +377,13 @@ def test_task_filter_matches_part_of_a_name_and_hides_the_detail_it_filters_out(
     assert browser.selected_run_id is None and browser._detail.layout.display == "none"
 
 
-def test_header_overview_and_failed_run_as_a_person_reads_them(browser, cache_dir):
+def test_header_overview_and_failed_run_as_a_person_reads_them(browser, cache_dir, backend):
     header = browser._header.value
-    assert str(cache_dir) in header and "sqlite:" not in header and "3 runs" in header
+    assert "3 runs" in header
+    if backend == "sqlite":  # the folder, not sqlite:////...
+        assert str(cache_dir) in header and "sqlite:" not in header
+    else:  # the URL without its password
+        assert "postgresql" in header and "***" in header
     select(browser, "total")
     overview = browser._detail._pages["Overview"].value
     for once in ("<b>host / pid</b>", "<b>python</b>"):
