@@ -426,3 +426,26 @@ def test_a_cell_run_records_the_notebook_it_came_from(ip, monkeypatch):
     ip.user_ns["__vsc_ipynb_file__"] = "/home/me/code.ipynb"  # VS Code
     run(ip, "%%task vscode\nd = 1")
     assert tc.run(4).env["path"] == "/home/me/code.ipynb"
+
+
+def test_a_catalog_locked_at_the_claim_runs_the_cell_uncached(ip, cache_dir):
+    import sqlite3
+    import warnings
+
+    from taskcache.errors import CacheWarning
+
+    tc.configure(busy_timeout_seconds=0.2)
+    ip.run_cell("%%task warm\nw = 1")  # creates the catalog
+    ip.user_ns["x"] = 2
+    other = sqlite3.connect(cache_dir / "catalog.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # the lookup still reads (WAL); the claim cannot write
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = ip.run_cell("%%task locked\ny = x * 3\ny")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert result.success and result.result == 6 and ip.user_ns["y"] == 6
+    assert any(issubclass(w.category, CacheWarning) and "ran without the cache" in str(w.message)
+               for w in caught)
