@@ -45,19 +45,23 @@ def _size(text: str) -> int:
 
 # -- runs ---------------------------------------------------------------------------------
 def _runs_args(p: argparse.ArgumentParser) -> None:
+    from taskcache.records import STATUSES
+
     p.add_argument("--task")
-    p.add_argument("--status")
+    # an unknown status is a usage error that lists the valid ones
+    p.add_argument("--status", choices=STATUSES, metavar="STATUS",
+                   help=f"one of {', '.join(STATUSES)}")
     p.add_argument("--tag")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--all", action="store_true",
+                   help="every column, raw (default: id, task, status, local start time, "
+                        "duration, hits, error)")
 
 
 def _runs(a: argparse.Namespace, ctx: Context) -> Any:
     from taskcache import api
 
-    frame = api.runs(task=a.task, status=a.status, tag=a.tag, limit=a.limit)
-    if ctx.shell is None:  # a terminal: the columns that fit a line
-        return frame[["task", "status", "created_at", "duration", "hit_count", "tags"]]
-    return frame
+    return api.runs(task=a.task, status=a.status, tag=a.tag, limit=a.limit, compact=not a.all)
 
 
 # -- show / load --------------------------------------------------------------------------
@@ -91,14 +95,17 @@ def _why_args(p: argparse.ArgumentParser) -> None:
 
 
 def _why(a: argparse.Namespace, ctx: Context) -> str:
-    from taskcache.lifecycle.explain import explain_text
+    from taskcache.lifecycle.explain import explain_text, input_values
     from taskcache.lifecycle.runner import get_runner
 
     task = a.task or ctx.last_task
     if task is None:
         raise ValueError("no %%task cell has run yet in this session; give a task name: "
                          "why NAME")
-    return explain_text(get_runner().catalog, task)
+    runner = get_runner()
+    namespace = ctx.shell.user_ns if ctx.shell is not None else None
+    return explain_text(runner.catalog, task,
+                        input_values(runner.catalog, runner.load_artifact, namespace))
 
 
 # -- gc / verify --------------------------------------------------------------------------

@@ -248,15 +248,18 @@ class Runner:
         cancelled: bool = False,
         reason: str | None = None,
         written: Sequence[ArtifactRecord] = (),
+        file_labels: Mapping[str, str] | None = None,
     ) -> RunRecord | None:
         """``fail`` for when the run's real outcome (the user's exception, a value that could
         not be cached) matters more than recording it: never raises a catalog error. The
         ``written`` files of the run are deleted once it is known not to be completed.
         If the catalog cannot be written now, this is retried before this runner's next
         claim, so this process never waits for its own dead run; other processes take the
-        run over once its lease expires."""
+        run over once its lease expires. ``file_labels`` names source files in the
+        recorded traceback (see ``failures.user_traceback``)."""
         return self.failures.record(
-            claim, failure_fields(exc, duration, cancelled, reason), tuple(written))
+            claim, failure_fields(exc, duration, cancelled, reason, file_labels),
+            tuple(written))
 
     def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
         for artifact in artifacts:
