@@ -41,12 +41,54 @@ def _size(text: str) -> int:
     return size_argument(text)
 
 
+#: the largest number SQLite stores as an integer: run ids and counts beyond it are refused
+MAX_INT = 2**63 - 1
+def _whole(text: str, low: int, what: str) -> int:
+    """``text`` as an int from ``low`` to MAX_INT, else an ArgumentTypeError saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= MAX_INT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} (a whole number from {low})")
+    return value
+
+
+def run_id_argument(text: str) -> int:
+    """A run id for argparse: a whole number from 1."""
+    return _whole(text, 1, "a run id")
+
+
+def count_argument(text: str) -> int:
+    """A count for argparse: a whole number from 0."""
+    return _whole(text, 0, "a count")
+
+
+def positive_argument(text: str) -> int:
+    """A size for argparse: a whole number from 1."""
+    return _whole(text, 1, "a positive size")
+
+
+def days_argument(text: str) -> float:
+    """A number of days for argparse: finite, from 0 to maintenance.MAX_DAYS."""
+    from taskcache.lifecycle.maintenance import MAX_DAYS
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_DAYS:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days (from 0 to {MAX_DAYS}, e.g. 30 or 0.5)")
+    return value
+
+
 # -- runs ---------------------------------------------------------------------------------
 def _runs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task")
     p.add_argument("--status")
     p.add_argument("--tag")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=count_argument, default=20)
 
 
 def _runs(a: argparse.Namespace, ctx: Context) -> Any:
@@ -60,7 +102,7 @@ def _runs(a: argparse.Namespace, ctx: Context) -> Any:
 
 # -- show / load --------------------------------------------------------------------------
 def _id_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=run_id_argument)
 
 
 def _show(a: argparse.Namespace, ctx: Context) -> str:
@@ -70,7 +112,7 @@ def _show(a: argparse.Namespace, ctx: Context) -> str:
 
 
 def _load_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=run_id_argument)
     p.add_argument("names", nargs="*")
 
 
@@ -102,8 +144,9 @@ def _why(a: argparse.Namespace, ctx: Context) -> str:
 # -- gc / verify --------------------------------------------------------------------------
 def _gc_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
-    p.add_argument("--older-than-days", type=float, default=None)
-    p.add_argument("--keep-last", type=int, default=None)
+    p.add_argument("--older-than-days", metavar="DAYS", type=days_argument, default=None)
+    p.add_argument("--keep-last", metavar="N", type=count_argument, default=None,
+                   help="keep the newest N completed runs of each task")
     p.add_argument("--max-size", metavar="SIZE", type=_size, default=None,
                    help="then drop the least recently used runs until their artifacts fit, "
                         "e.g. 500MB, 2GB, 1.5GiB")
@@ -150,11 +193,13 @@ def _config(a: argparse.Namespace, ctx: Context) -> str:
 
 # -- browse -------------------------------------------------------------------------------
 def _browse_args(p: argparse.ArgumentParser) -> None:
+    from taskcache.records import STATUSES
+
     p.add_argument("--task", default=None)
-    p.add_argument("--status", default=None)
+    p.add_argument("--status", default=None, choices=STATUSES)
     p.add_argument("--tag", default=None)
     p.add_argument("--text", default=None)
-    p.add_argument("--page-size", type=int, default=25)
+    p.add_argument("--page-size", type=positive_argument, default=25)
     p.add_argument("--no-live", action="store_true", help="no periodic refresh")
 
 

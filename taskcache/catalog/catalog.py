@@ -28,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -104,7 +105,9 @@ def run_filters(
         where.append(runs.c.created_at < until)
     if fingerprint is not None:
         where.append(runs.c.fingerprint == fingerprint)
-    if text:
+    if text and "\x00" in text:  # SQLite's LIKE would stop at the NUL and match everything;
+        where.append(false())       # no task name (see records.check_name) or source has one
+    elif text:
         pattern = _like_pattern(text)
         where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
                          runs.c.source.ilike(pattern, escape="\\")))
@@ -422,6 +425,8 @@ class Catalog:
 
     # -- read-only queries ----------------------------------------------------------------
     def get_run(self, run_id: int) -> RunRecord:
+        if not 0 < run_id < 2**63:  # SQLite integers are 64-bit: no such run
+            raise RunNotFoundError(run_id)
         with self._read() as conn:
             return load_run(conn, run_id)
 

@@ -14,6 +14,9 @@ from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
 
 ALL = 2**62  # "no limit" for catalog queries
+#: the longest age gc takes (about 270 years: older is "everything", and a datetime cannot
+#: go back much further)
+MAX_DAYS = 100_000
 ORPHAN_MIN_AGE = 3600.0  # seconds: a younger unreferenced file may belong to a run completing now
 
 
@@ -202,6 +205,12 @@ def gc(
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes must be a number of bytes (an int >= 0), not {max_bytes!r}; "
                          f"taskcache.lifecycle.maintenance.parse_size('500MB') converts a size")
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
+                                  or keep_last < 0):
+        raise ValueError(f"keep_last must be a number of runs (an int >= 0), not {keep_last!r}")
+    if older_than_days is not None and not 0 <= older_than_days <= MAX_DAYS:  # NaN too
+        raise ValueError(f"older_than_days must be a number of days from 0 to {MAX_DAYS}, "
+                         f"not {older_than_days!r}")
     runner = runner or get_runner()
     runner.hits.flush()  # this process's recent hits count as use
     catalog = runner.catalog

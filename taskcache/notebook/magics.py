@@ -25,7 +25,6 @@ from taskcache.errors import (
     CatalogUnavailableError,
     ConfigError,
     RepeatedlyAbandonedError,
-    RunNotFoundError,
     TaskcacheError,
 )
 from taskcache.lifecycle import runner as runner_module
@@ -191,7 +190,7 @@ class TaskCache(Magics):
         context = Context(shell=self.shell, last_task=self.last_task, quiet=self.quiet)
         try:
             result = args.command.run(args, context)
-        except (RunNotFoundError, ConfigError, ValueError) as exc:
+        except (TaskcacheError, ValueError) as exc:  # incl. a catalog that cannot be opened
             raise UsageError(str(exc)) from None
         if hasattr(result, "_repr_html_") or hasattr(result, "_repr_mimebundle_"):
             return result  # a table or the run browser: displayed as the cell's result

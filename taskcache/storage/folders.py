@@ -37,16 +37,23 @@ def private_dir(folder: Path, what: str, *, check: bool = True) -> Path:
     another user can write to it (:func:`refuse_if_shared`) and make it 0700.
     ``check=False`` leaves an existing folder alone."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        if not folder.is_dir():
-            raise
-        if not check:
-            return folder
-        refuse_if_shared(folder, what)
-    os.chmod(folder, 0o700)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise ConfigError(f"the {what} {folder} exists and is not a folder; point "
+                                  f"TASKCACHE_DIR (or --cache-dir) at a folder") from None
+            if not check:
+                return folder
+            refuse_if_shared(folder, what)
+        os.chmod(folder, 0o700)
+    except ConfigError:
+        raise
+    except OSError as exc:  # e.g. a parent that is a file, no permission
+        raise ConfigError(f"cannot create the {what} {folder}: {exc.strerror or exc}; point "
+                          f"TASKCACHE_DIR (or --cache-dir) at a folder you can write") from None
     return folder
 
 
