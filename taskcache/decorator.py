@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import inspect
 import time
 import warnings
@@ -28,7 +29,7 @@ from taskcache.lifecycle.runner import (
     get_runner,
     print_waiting,
 )
-from taskcache.records import RETURN, Claim, InputRecord, RunSpec
+from taskcache.records import RETURN, Claim, InputRecord, RunSpec, check_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,10 +76,11 @@ class TaskDefinition:
         ignore: Iterable[str], tags: Iterable[str], cache: bool,
     ) -> None:
         self.fn = fn
-        self.name = name or fn.__qualname__
-        self.version = None if version is None else str(version)
+        self.name = check_label(name if name is not None else default_task_name(fn),
+                                "task name")
+        self.version = None if version is None else check_label(str(version), "task version")
         self.ignore = frozenset(ignore)
-        self.tags = tuple(tags)
+        self.tags = tuple(check_label(tag, "tag") for tag in tags)
         self.cache = cache
         self.signature = inspect.signature(fn)
         unknown = self.ignore - self.signature.parameters.keys()
@@ -197,13 +199,27 @@ class TaskDefinition:
         return runs(task=self.name, **filters)
 
     def clear(self) -> int:
-        """Delete every recorded run of this task and its artifacts; returns how many."""
+        """Delete every finished run of this task and its artifacts; returns how many.
+        Running runs (this process's or another's) are left to finish."""
         from taskcache.api import delete_runs
 
         runner = get_runner()
-        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]
+        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=2**62)
+               if r.status != "running"]
         return delete_runs(ids, runner=runner)
 
+
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """A function's name in the catalog: its qualified name; a lambda's also names the
+    line that defines it (a short hash of its source), so two lambdas never share runs."""
+    name = fn.__qualname__
+    if "<lambda>" in name:
+        code = getattr(fn, "__code__", None)
+        site = _source_of(fn).strip() or (
+            f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn))
+        digest = hashlib.blake2b(site.encode("utf-8", "surrogatepass"), digest_size=4)
+        name = f"{name}:{digest.hexdigest()}"
+    return name
 
 
 def _source_file(fn: Callable[..., Any]) -> str | None:
@@ -236,9 +252,9 @@ def task(
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
-    ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
-    ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
-    from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
+    ``name`` defaults to the qualified name (see :func:`default_task_name`); bump
+    ``version`` to invalidate by hand; ``ignore`` leaves arguments out of the key;
+    ``cache=False`` records runs but never serves from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
     ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
     """
 

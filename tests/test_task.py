@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import subprocess
 import sys
 import time
@@ -525,3 +526,76 @@ def test_big_corrupt_or_missing_frame_is_recomputed(make_module, frame_format):
     with pytest.warns(CacheWarning, match="missing|not found|No such"):
         assert mod.make(200_000).equals(first)
     assert len(mod.CALLS) == 3
+
+
+# -- issue 13: a task's identity, names the catalog cannot store --------------------------------
+
+LAMBDAS = """
+import taskcache as tc
+
+square = tc.task(lambda x: x * x)
+cube = tc.task(lambda x: x ** 3)
+"""
+
+
+def test_clear_of_one_lambda_keeps_the_runs_of_another(make_module):
+    mod = make_module("m_lambdas", LAMBDAS)
+    assert mod.square.task_name != mod.cube.task_name
+    assert mod.square.task_name.startswith("<lambda>:")
+    assert mod.square(3) == 9 and mod.cube(3) == 27
+    assert mod.square.clear() == 1
+    assert list(mod.cube.runs()["status"]) == ["completed"]
+    assert len(tc.runs()) == 1
+
+
+SLOW_IN_OTHER_PROCESS = """
+import sys, time
+import taskcache as tc
+
+@tc.task(name="slow")
+def slow(x):
+    print("started", flush=True)
+    time.sleep(float(sys.argv[1]))
+    return x
+
+print(slow(1), flush=True)
+"""
+
+
+def test_clear_leaves_the_running_runs_of_other_processes_alone(tmp_path, cache_dir):
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_IN_OTHER_PROCESS)
+    env = {**os.environ, "TASKCACHE_DIR": str(cache_dir)}
+
+    @tc.task(name="slow")
+    def slow(x):
+        return x
+
+    assert slow(0) == 0  # a finished run of the same task, in this process
+    other = subprocess.Popen([sys.executable, str(script), "3"], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    assert other.stdout.readline().strip() == "started"
+    (running,) = get_runner().catalog.query_runs(task="slow", status="running")
+    assert slow.clear() == 1
+    assert [r.id for r in get_runner().catalog.query_runs(task="slow")] == [running.id]
+    out, _ = other.communicate(timeout=60)
+    assert other.returncode == 0 and out.strip() == "1"
+    assert get_runner().catalog.get_run(running.id).status == "completed"
+
+
+@pytest.mark.parametrize("options", [{"name": "a\ud800"}, {"tags": ["t\udcff"]},
+                                     {"name": "a\x00b"}, {"version": "v\ud800"}],
+                         ids=["surrogate name", "surrogate tag", "NUL name", "surrogate version"])
+def test_a_name_the_catalog_cannot_store_is_refused_when_decorating(options):
+    with pytest.raises(ValueError, match="cannot be stored as text"):
+        tc.task(**options)(lambda x: x)
+    assert tc.runs(task="a\ud800").empty and tc.runs(tag="t\udcff").empty
+
+
+def test_a_surrogate_in_a_cell_name_or_tag_is_a_usage_error(ip):
+    from IPython.core.error import UsageError
+
+    for line in ("a\ud800", "ok -t t\udcff"):
+        with pytest.raises(UsageError, match="lone surrogate"):
+            ip.run_cell_magic("task", line, "y = 1")
+    assert "y" not in ip.user_ns

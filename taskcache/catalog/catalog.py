@@ -84,6 +84,17 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _unstorable(text: str | None) -> bool:
+    """Whether ``text`` cannot be sent to the database (a lone surrogate)."""
+    if text is None:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def run_filters(
     task: str | None, status: str | None, tag: str | None, since: datetime | None,
     fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
@@ -93,6 +104,8 @@ def run_filters(
     ``text`` matches a substring of the task name or the source, case-insensitively for
     ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
     where: list[ColumnElement[bool]] = []
+    if any(_unstorable(v) for v in (task, status, tag, fingerprint, text)):
+        return [false()]  # no stored text has a lone surrogate (see records.check_label)
     if task is not None:
         where.append(runs.c.task == task)
     if status is not None:

@@ -29,6 +29,7 @@ from taskcache.errors import (
 )
 from taskcache.lifecycle import runner as runner_module
 from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask
+from taskcache.records import check_label
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -97,6 +98,13 @@ class TaskCache(Magics):
         args = parse_argstring(self.task, line)
         if args.name is not None and not args.name.strip():
             raise UsageError("the task name is empty; write %%task NAME or leave the name out")
+        try:
+            for value, what in ((args.name, "task name"), (args.version, "task version"),
+                                *((tag, "tag") for tag in args.tag)):
+                if value is not None:
+                    check_label(value, what)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         options = CellOptions(
             name=args.name, force=args.force, no_cache=args.no_cache,
             inputs=_names(args.inputs), outputs=_names(args.outputs),
