@@ -159,9 +159,13 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = self.start(call, force=force)
+            acquired: Claim | Hit | CatalogUnavailableError = self.start(call, force=force)
         except CatalogUnavailableError as exc:
-            self._warn_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):
+            # called outside the except block: the user's own error must not be shown as
+            # raised "during handling of" ours
+            self._warn_uncached(acquired)
             return self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             return acquired.outputs[RETURN]
@@ -175,9 +179,12 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+            acquired: Claim | Hit | CatalogUnavailableError = await asyncio.to_thread(
+                self.start, call, force=force)  # may wait
         except CatalogUnavailableError as exc:
-            self._warn_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):  # outside the except: see call_sync
+            self._warn_uncached(acquired)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             return acquired.outputs[RETURN]

@@ -15,6 +15,7 @@ Every message names the thing that went wrong and the way out::
     ├── RepeatedlyAbandonedError              a run whose process keeps dying; not retried
     └── CatalogError                          the SQLite/SQLAlchemy catalog
         ├── RunNotFoundError (+ KeyError)
+        │   └── RunDeletedError               a run deleted (gc, clear) while it was running
         ├── InvalidTransitionError            e.g. completed -> running
         ├── LeaseLostError                    completion by a process that no longer owns the run
         ├── SchemaVersionError                catalog written by a newer taskcache
@@ -40,6 +41,7 @@ __all__ = [
     "RepeatedlyAbandonedError",
     "CatalogError",
     "RunNotFoundError",
+    "RunDeletedError",
     "InvalidTransitionError",
     "LeaseLostError",
     "SchemaVersionError",
@@ -170,6 +172,17 @@ class RunNotFoundError(CatalogError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
+
+
+class RunDeletedError(RunNotFoundError):
+    """The run was deleted from the catalog (by ``gc``, ``clear()`` or the run browser,
+    maybe in another process) while its code ran; its result could not be recorded."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        KeyError.__init__(
+            self, f"run #{run_id} was deleted from the catalog while it ran (by gc, clear() "
+                  f"or the run browser, maybe in another process); its result was not cached")
 
 
 class InvalidTransitionError(CatalogError):

@@ -33,8 +33,10 @@ from taskcache.errors import (
     InvalidTransitionError,
     LeaseLostError,
     MissingArtifactError,
+    RunDeletedError,
     RunNotFoundError,
     StoreError,
+    UnsafePathError,
     UnstorableValueError,
 )
 from taskcache.hashing import hash_value
@@ -106,7 +108,9 @@ class Runner:
             return None  # stored as pickle by a run that allowed it; recompute, never unpickle
         try:
             outputs = self.load_outputs(run)
-        except (MissingArtifactError, CorruptArtifactError) as exc:
+        except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
+            # UnsafePathError: a folder of the run replaced by a symlink leading out of the
+            # store; nothing is read there, and the run is recomputed as for a corrupt file
             warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=3)
             self.catalog.invalidate(run.id, str(exc))
             return None
@@ -181,7 +185,8 @@ class Runner:
         into a warning: UnstorableValueError (no codec fits an output, or it failed on the
         value), StoreError (writing failed: disk full, I/O error, permissions; the message
         says where and what to do) or a CatalogError (the completing commit failed:
-        CatalogUnavailableError; the run was taken over: LeaseLostError)."""
+        CatalogUnavailableError; the run was taken over: LeaseLostError; the run was
+        deleted meanwhile: RunDeletedError)."""
         value_hashes = value_hashes or {}
         try:
             chosen = {
@@ -211,7 +216,10 @@ class Runner:
             raise error from exc
         try:
             return self.catalog.complete(claim, written, duration=duration)
-        except (LeaseLostError, InvalidTransitionError, RunNotFoundError):
+        except RunNotFoundError:
+            self._delete_quietly(written)
+            raise RunDeletedError(claim.run_id) from None
+        except (LeaseLostError, InvalidTransitionError):
             self._delete_quietly(written)  # rolled back, and the run is not ours to finish
             raise
         except BaseException as exc:  # the commit failed or was interrupted

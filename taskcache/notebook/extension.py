@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from taskcache.errors import CacheWarning, CatalogUnavailableError
 from taskcache.lifecycle import runner as runner_module
 
 _loaded: dict[int, Any] = {}  # id(shell) -> the TaskCache magics instance
@@ -17,8 +19,14 @@ def load_ipython_extension(ip: Any) -> None:
     magics = TaskCache(shell=ip, parent=ip)
     ip.register_magics(magics)  # also makes it one of ip.configurables, for %config
     _loaded[id(ip)] = magics
+    try:
+        folder = runner_module.get_runner().settings.cache_dir
+    except CatalogUnavailableError as exc:  # cells run uncached, each with a warning
+        folder = runner_module.current_settings().cache_dir
+        warnings.warn(f"taskcache: cells will run without the cache: {exc}", CacheWarning,
+                      stacklevel=2)
     if not magics.quiet:
-        print(f"taskcache: catalog at {runner_module.get_runner().settings.cache_dir}")
+        print(f"taskcache: catalog at {folder}")
 
 
 def unload_ipython_extension(ip: Any) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import mmap
 import os
 import re
@@ -53,6 +54,8 @@ __all__ = [
     "checksum_file",
     "TEMP_PREFIX",
 ]
+
+log = logging.getLogger("taskcache")
 
 CHECKSUM_ALGO = "xxh3_128"
 MAX_NAME = 80
@@ -263,7 +266,10 @@ class ArtifactStore:
         try:
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):  # never created by us; refused if it leads outside
-                self._inside(Path(full), relpath)
+                real = Path(full).resolve()
+                if not real.is_relative_to(self._real_root):
+                    raise CorruptArtifactError(full, "a regular file",
+                                               f"a symbolic link to {real}, outside the store")
                 st = os.stat(full)
         except FileNotFoundError:
             raise MissingArtifactError(full) from None
@@ -276,8 +282,14 @@ class ArtifactStore:
     # -- housekeeping
 
     def delete(self, relpath: str) -> None:
-        """Remove an artifact (gone already is fine) and the folders it leaves empty."""
-        path = self.path_of(relpath)
+        """Remove an artifact (gone already is fine; a symlink planted in its place is
+        removed, never followed) and the folders it leaves empty. A file whose folder leads
+        outside the root (a planted symlink) is left alone, with a log warning."""
+        try:
+            path = Path(self._locate(relpath))
+        except UnsafePathError as exc:
+            log.warning("taskcache: not deleting %s: %s", relpath, exc)
+            return
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         folder = path.parent

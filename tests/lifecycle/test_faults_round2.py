@@ -1,0 +1,197 @@
+"""Issue 13, faults and bad input round two: each fault as a careless or hostile user meets
+it, with real files, real SQLite, real processes (and a real tmpfs where mounting one is
+allowed). The user's code always runs and its result stands; what taskcache could not do is
+one CacheWarning naming the file and the fix, never a traceback from taskcache's internals."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import taskcache as tc
+from taskcache.errors import CacheWarning
+from taskcache.lifecycle.runner import get_runner
+
+
+def cache_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+
+
+def assert_no_internals(text: str) -> None:
+    for internal in ("sqlalchemy", "OperationalError", "DatabaseError", "CatalogUnavailableError",
+                     "During handling", "taskcache/", "UnsafePathError", "RunNotFoundError"):
+        assert internal not in text, text
+
+
+@contextmanager
+def write_lock(catalog_db: Path) -> Iterator[None]:
+    """Another connection holds the catalog's write lock, as another process would."""
+    other = sqlite3.connect(catalog_db, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+# -- item 9: the user's traceback, exactly as without taskcache --------------------------------
+
+def test_a_cells_own_error_while_the_catalog_is_locked_is_not_chained_to_ours(ip, cache_dir, capfd):
+    tc.configure(busy_timeout_seconds=0.2)
+    get_runner()
+    ip.run_cell("x = 1\nraise ValueError('mine')")
+    plain = capfd.readouterr().out
+    with write_lock(cache_dir / "catalog.db"), pytest.warns(CacheWarning):
+        assert not ip.run_cell("%%task locked\nx = 1\nraise ValueError('mine')").success
+    out, err = capfd.readouterr()
+    out, plain = (re.sub(r"\x1b\[[0-9;]*m", "", text) for text in (out, plain))  # colours
+    assert_no_internals(out + err)
+    assert out.count("Traceback") == plain.count("Traceback") == 1
+    assert out.strip().splitlines()[-1] == plain.strip().splitlines()[-1]
+    assert "ValueError: mine" in out.strip().splitlines()[-1]
+
+
+def test_a_functions_own_error_while_the_catalog_is_locked_has_no_context(cache_dir):
+    tc.configure(busy_timeout_seconds=0.2)
+
+    @tc.task
+    def broken(x):
+        raise ValueError(f"mine {x}")
+
+    get_runner()
+    with write_lock(cache_dir / "catalog.db"), pytest.warns(CacheWarning):
+        with pytest.raises(ValueError, match="mine 1") as raised:
+            broken(1)
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "During handling" not in shown and "CatalogUnavailableError" not in shown
+
+
+def test_an_async_functions_own_error_while_the_catalog_is_locked_has_no_context(cache_dir):
+    import asyncio
+
+    tc.configure(busy_timeout_seconds=0.2)
+
+    @tc.task
+    async def broken(x):
+        raise ValueError(f"mine {x}")
+
+    get_runner()
+    with write_lock(cache_dir / "catalog.db"), pytest.warns(CacheWarning):
+        with pytest.raises(ValueError, match="mine 2") as raised:
+            asyncio.run(broken(2))
+    assert raised.value.__context__ is None
+
+
+# -- item 5: a run deleted (from another process) while it runs --------------------------------
+
+DELETE_RUNNING = (
+    "from taskcache.api import delete_runs\n"
+    "from taskcache.lifecycle.runner import get_runner\n"
+    "runner = get_runner()\n"
+    "delete_runs([r.id for r in runner.catalog.query_runs(status='running')], runner=runner)\n"
+)
+
+
+def test_a_cell_whose_run_is_deleted_while_it_runs_keeps_its_result(ip, cache_dir, capfd):
+    ip.user_ns["DELETER"] = DELETE_RUNNING
+    cell = ("%%task doomed\nimport subprocess, sys\n"
+            "subprocess.run([sys.executable, '-c', DELETER], check=True)\ny = 5\nprint('y is', y)")
+    with pytest.warns(CacheWarning) as caught:
+        assert ip.run_cell(cell).success
+    (text,) = cache_warnings(caught)
+    assert "was deleted from the catalog while it ran" in text and "not cached" in text
+    assert ip.user_ns["y"] == 5
+    out, err = capfd.readouterr()
+    assert "y is 5" in out
+    assert_no_internals(out + err)
+    assert tc.runs(task="doomed").empty
+    assert list(get_runner().store.iter_files()) == []  # its files went with it
+
+
+def test_a_function_whose_run_is_deleted_while_it_runs_returns_its_value(cache_dir):
+    @tc.task
+    def deleted_meanwhile(x):
+        subprocess.run([sys.executable, "-c", DELETE_RUNNING], check=True)
+        return x + 1
+
+    with pytest.warns(CacheWarning, match="was deleted from the catalog while it ran"):
+        assert deleted_meanwhile(1) == 2
+    assert tc.runs().empty
+
+
+# -- item 3: an artifact replaced by a symlink ---------------------------------------------------
+
+NUMBERS = """
+import taskcache as tc
+CALLS = []
+
+@tc.task
+def numbers(n):
+    CALLS.append(n)
+    return list(range(n))
+"""
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_an_artifact_replaced_by_a_symlink_is_recomputed(what, tmp_path, make_module):
+    mod = make_module(f"m_symlinked_{what}", NUMBERS)
+    numbers, calls = mod.numbers, mod.CALLS
+    assert numbers(5) == [0, 1, 2, 3, 4]
+    (artifact,) = tc.run(1).record.artifacts
+    path = get_runner().store.root / artifact.relpath
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    if what == "file":
+        (outside / "planted").write_bytes(path.read_bytes())  # same size, same bytes
+        path.unlink()
+        path.symlink_to(outside / "planted")
+    else:
+        folder = path.parent
+        (outside / path.name).write_bytes(path.read_bytes())
+        path.unlink()
+        folder.rmdir()
+        folder.symlink_to(outside)
+    get_runner().store.forget_verified()
+    runner_module_reset()  # a new process: nothing remembered
+    with pytest.warns(CacheWarning, match="outside"):
+        assert numbers(5) == [0, 1, 2, 3, 4]
+    assert calls == [5, 5]
+    assert numbers(5) == [0, 1, 2, 3, 4] and calls == [5, 5]  # cached again
+    report = tc.gc()
+    assert report.runs == [1]
+    assert sorted(p.name for p in outside.iterdir()) == sorted(
+        ["planted"] if what == "file" else [path.name])  # nothing outside touched
+
+
+def runner_module_reset() -> None:
+    from taskcache.lifecycle import runner
+
+    runner.configure()  # drops the default runner: the next call opens everything afresh
+
+
+def test_verify_reports_a_planted_symlink(tmp_path, cache_dir):
+    @tc.task
+    def numbers(n):
+        return list(range(n))
+
+    numbers(3)
+    (artifact,) = tc.run(1).record.artifacts
+    path = get_runner().store.root / artifact.relpath
+    (tmp_path / "planted").write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(tmp_path / "planted")
+    done = subprocess.run([sys.executable, "-m", "taskcache.cli", "verify"], capture_output=True,
+                          text=True, env={**os.environ, "TASKCACHE_DIR": str(cache_dir)})
+    assert done.returncode == 1 and "outside the store" in done.stdout
