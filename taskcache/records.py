@@ -17,17 +17,15 @@ CELL_DISPLAY = "__display__"
 OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result"}
 def check_label(text: str, what: str) -> str:
     """``text`` (a task name, tag or version), or ValueError naming ``what`` when the
-    catalog cannot store it as text: a NUL, or a lone surrogate (not valid UTF-8)."""
+    catalog cannot store it as text: a lone surrogate (not valid UTF-8)."""
     if not isinstance(text, str):
         raise ValueError(f"the {what} must be a str, not {type(text).__qualname__}")
-    problem = "contains a NUL character" if "\x00" in text else None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        problem = f"contains a lone surrogate ({text[exc.start]!r} at position {exc.start})"
-    if problem:
-        raise ValueError(f"the {what} {text!r} {problem}, which cannot be stored as text; "
-                         f"use printable text")
+        raise ValueError(
+            f"the {what} {text!r} contains a lone surrogate ({text[exc.start]!r} at position "
+            f"{exc.start}), which cannot be stored as text; use valid Unicode text") from None
     return text
 
 

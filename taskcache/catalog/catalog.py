@@ -27,10 +27,13 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    LargeBinary,
+    cast,
     delete,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -118,8 +121,10 @@ def run_filters(
         where.append(runs.c.created_at < until)
     if fingerprint is not None:
         where.append(runs.c.fingerprint == fingerprint)
-    if text and "\x00" in text:  # SQLite's LIKE would stop at the NUL and match everything;
-        where.append(false())       # no task name (see records.check_name) or source has one
+    if text and "\x00" in text:  # LIKE would stop at the NUL and match every run: compare
+        needle = literal(text.encode("utf-8"), LargeBinary)  # bytes (case-sensitive)
+        where.append(or_(func.instr(cast(runs.c.task, LargeBinary), needle) > 0,
+                         func.instr(cast(runs.c.source, LargeBinary), needle) > 0))
     elif text:
         pattern = _like_pattern(text)
         where.append(or_(runs.c.task.ilike(pattern, escape="\\"),

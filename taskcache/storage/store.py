@@ -284,10 +284,15 @@ class ArtifactStore:
     def delete(self, relpath: str) -> None:
         """Remove an artifact (gone already is fine; a symlink planted in its place is
         removed, never followed) and the folders it leaves empty. A file whose folder leads
-        outside the root (a planted symlink) is left alone, with a log warning."""
+        outside the root through a planted symlink is left alone, with a log warning; any
+        other unsafe ``relpath`` is an UnsafePathError."""
         try:
             path = Path(self._locate(relpath))
         except UnsafePathError as exc:
+            folders = relpath.split("/")[:-1] if isinstance(relpath, str) else []
+            if not any(self.root.joinpath(*folders[:i + 1]).is_symlink()
+                       for i in range(len(folders))):
+                raise
             log.warning("taskcache: not deleting %s: %s", relpath, exc)
             return
         with contextlib.suppress(FileNotFoundError):
