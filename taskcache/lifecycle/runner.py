@@ -33,6 +33,7 @@ from taskcache.errors import (
     InvalidTransitionError,
     LeaseLostError,
     MissingArtifactError,
+    PickleDisabledError,
     RunDeletedError,
     RunNotFoundError,
     StoreError,
@@ -108,6 +109,8 @@ class Runner:
             return None  # stored as pickle by a run that allowed it; recompute, never unpickle
         try:
             outputs = self.load_outputs(run)
+        except PickleDisabledError:
+            return None  # a module this process has not imported, pickle off: recompute
         except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
             # UnsafePathError: a folder of the run replaced by a symlink leading out of the
             # store; nothing is read there, and the run is recomputed as for a corrupt file

@@ -195,3 +195,70 @@ def test_verify_reports_a_planted_symlink(tmp_path, cache_dir):
     done = subprocess.run([sys.executable, "-m", "taskcache.cli", "verify"], capture_output=True,
                           text=True, env={**os.environ, "TASKCACHE_DIR": str(cache_dir)})
     assert done.returncode == 1 and "outside the store" in done.stdout
+
+
+# -- item 8: with pickle off, a catalog writer cannot make a hit import anything -----------------
+
+EVIL = """
+from pathlib import Path
+Path(__file__).with_name("imported.marker").write_text("the module ran")
+"""
+
+
+def _rewrite_artifact(db: Path, store_root: Path, relpath: str, codec: str, data: bytes) -> None:
+    """What a hostile writer of a shared catalog and store does: new file, matching row."""
+    import xxhash
+
+    (store_root / relpath).write_bytes(data)
+    checksum = f"xxh3_128:{xxhash.xxh3_128_hexdigest(data)}"
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE artifacts SET codec = ?, size = ?, checksum = ? WHERE relpath = ?",
+                    (codec, len(data), checksum, relpath))
+
+
+@pytest.mark.parametrize("module", ["m_evil_never_imported", "os"])
+def test_with_pickle_off_a_forged_module_artifact_is_never_imported(module, make_module,
+                                                                    cache_dir, tmp_path):
+    tc.configure(allow_pickle=False)
+    mod = make_module("m_shared_catalog", NUMBERS)
+    evil = make_module("m_evil_never_imported", EVIL)  # written, then forgotten: not imported
+    marker = Path(evil.__file__).with_name("imported.marker")
+    marker.unlink()
+    sys.modules.pop("m_evil_never_imported")
+    assert mod.numbers(3) == [0, 1, 2]
+    (artifact,) = tc.run(1).record.artifacts
+    _rewrite_artifact(cache_dir / "catalog.db", get_runner().store.root, artifact.relpath,
+                      "module", f'{{"module": "{module}"}}'.encode())
+    runner_module_reset()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert mod.numbers(3) == [0, 1, 2]  # recomputed: never the module
+    assert mod.CALLS == [3, 3]
+    assert not marker.exists() and "m_evil_never_imported" not in sys.modules
+    if module == "os":  # imported already, but not the type recorded: refused as corrupt
+        assert any("builtins.list" in text and "builtins.module" in text
+                   for text in cache_warnings(caught))
+
+
+def test_a_codec_that_disagrees_with_the_recorded_type_is_refused(make_module, cache_dir):
+    mod = make_module("m_type_swap", NUMBERS)
+    assert mod.numbers(2) == [0, 1]
+    (artifact,) = tc.run(1).record.artifacts
+    with sqlite3.connect(cache_dir / "catalog.db") as con:
+        con.execute("UPDATE artifacts SET type_name = 'builtins.dict'")
+    runner_module_reset()
+    with pytest.warns(CacheWarning, match="builtins.dict"):
+        assert mod.numbers(2) == [0, 1]
+    assert mod.CALLS == [2, 2]
+
+
+def test_with_pickle_off_a_module_the_user_imported_still_comes_back(ip):
+    ip.run_line_magic("config", "TaskCache.allow_pickle = False")
+    cell = "%%task mods\nimport importlib\nm = importlib.import_module('json')"
+    assert ip.run_cell(cell).success
+    del ip.user_ns["m"]
+    assert ip.run_cell(cell).success
+    import json
+
+    assert ip.user_ns["m"] is json
+    assert "hit mods" in [o["data"]["text/plain"] for o in ip.display_pub.outputs][-1]
