@@ -15,10 +15,14 @@ from typing import Any, TypeVar
 
 import xxhash
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "fsync_dir", "hash_file", "map_copy_on_write"]
+__all__ = ["SQLITE_SUFFIXES", "TEMP_PREFIX", "atomic_write", "fsync_dir", "hash_file",
+           "map_copy_on_write"]
 
 #: name prefix of the temp files of atomic writes; a sweep removes the ones left behind
 TEMP_PREFIX = ".tmp-"
+#: the files of one SQLite database in WAL mode (SQLite creates the -wal and -shm files with
+#: the permissions of the database file)
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 _SMALL = 256 * 1024  # most files fit in one read: no big buffer to allocate
 _CHUNK = 4 * 1024 * 1024

@@ -16,6 +16,7 @@ disk full, I/O error, file that cannot be opened; any OperationalError of a serv
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from taskcache.errors import CatalogUnavailableError
+from taskcache.fileio import SQLITE_SUFFIXES
 
 WRITE_OPTION = "taskcache_write"
 SINGLE_STATEMENT_OPTION = "taskcache_single_statement"
@@ -80,11 +82,19 @@ def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> Cata
         _IOERR: f"check the disk holding {folder} (free space if it is full) and re-run",
         _CANTOPEN: f"check that {folder} exists and is writable, or point TASKCACHE_DIR at "
                    f"another folder",
-        _READONLY: f"make {database} and {folder} writable, or point TASKCACHE_DIR at another "
-                   f"folder",
+        _READONLY: f"make it writable with: chmod u+w {_existing_files(database)} (its folder "
+                   f"{folder} must be writable too), or point TASKCACHE_DIR at another folder",
         _NOMEM: "free memory and re-run",
     }[kind]
     return CatalogUnavailableError(f"at {database}", cause, advice)
+
+
+def _existing_files(database: Path) -> str:
+    """The database file with its -wal and -shm files where they exist (SQLite creates them
+    with the database's mode, so a read-only catalog leaves a read-only -shm behind)."""
+    files = [database] + [database.with_name(database.name + suffix)
+                          for suffix in SQLITE_SUFFIXES if suffix]
+    return " ".join(shlex.quote(str(f)) for f in files if f == database or f.exists())
 
 
 def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:

@@ -46,7 +46,7 @@ from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
 from taskcache.records import ArtifactRecord, Claim, RunRecord, RunSpec
-from taskcache.storage.folders import prepare_cache_dir, refuse_shared_catalog_file
+from taskcache.storage.folders import prepare_cache_dir, prepare_catalog_file, private_dir
 from taskcache.storage.store import ArtifactStore
 
 log = logging.getLogger("taskcache")
@@ -81,7 +81,9 @@ class Runner:
         private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
-            refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
+            prepare_catalog_file(settings.db_url, settings.cache_dir)
+            # a folder of another user's (e.g. a symlink to it) is refused, never chmod-ed
+            private_dir(settings.artifacts_dir, "artifacts folder")
         self.store = ArtifactStore(settings.artifacts_dir)
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
         self.hits = HitLog(self.catalog)

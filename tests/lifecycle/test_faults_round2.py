@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import taskcache as tc
-from taskcache.errors import CacheWarning
+from taskcache.errors import CacheWarning, ConfigError
 from taskcache.lifecycle.runner import get_runner
 
 
@@ -262,3 +262,96 @@ def test_with_pickle_off_a_module_the_user_imported_still_comes_back(ip):
 
     assert ip.user_ns["m"] is json
     assert "hit mods" in [o["data"]["text/plain"] for o in ip.display_pub.outputs][-1]
+
+
+# -- item 10: permissions --------------------------------------------------------------------------
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_catalog_and_its_wal_and_shm_are_created_0600(cache_dir):
+    @tc.task
+    def one(x):
+        return x
+
+    one(1)
+    files = [cache_dir / f"catalog.db{suffix}" for suffix in ("", "-wal", "-shm")]
+    assert all(f.exists() for f in files)  # the runner's connections are still open
+    assert [mode(f) for f in files] == [0o600] * 3
+
+
+def test_an_existing_catalog_readable_by_others_is_made_private(cache_dir):
+    get_runner()
+    runner_module_reset()
+    os.chmod(cache_dir / "catalog.db", 0o644)
+    get_runner()
+    assert mode(cache_dir / "catalog.db") == 0o600
+
+
+WITHOUT_ROOT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                         "--inh-caps=-dac_override,-dac_read_search", "--"]
+
+READ_ONLY_WORKER = """
+import os, sys, warnings
+import taskcache as tc
+
+@tc.task
+def inc(x):
+    return x + 1
+
+warnings.simplefilter("always")
+print(inc(int(sys.argv[1])))
+"""
+
+
+def run_as_owner(script: Path, *args: str, cache: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` so that file modes apply to it: as root, without the capabilities
+    that let root ignore them (setpriv, in util-linux); as anyone else, as is."""
+    prefix = WITHOUT_ROOT_OVERRIDE if os.geteuid() == 0 else []
+    env = {**os.environ, "TASKCACHE_DIR": str(cache)}
+    try:
+        done = subprocess.run([*prefix, sys.executable, str(script), *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("setpriv is not installed: cannot drop root's permission override")
+    if prefix and "setpriv:" in done.stderr:
+        pytest.skip(f"cannot drop root's permission override here: {done.stderr.strip()}")
+    return done
+
+
+def test_a_read_only_catalog_names_its_shm_file_in_the_fix(tmp_path, cache_dir):
+    script = tmp_path / "worker.py"
+    script.write_text(READ_ONLY_WORKER)
+    assert run_as_owner(script, "1", cache=cache_dir).stdout.strip() == "2"
+    os.chmod(cache_dir / "catalog.db", 0o400)
+    done = run_as_owner(script, "2", cache=cache_dir)  # SQLite makes a read-only -shm
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
+    assert "CacheWarning" in done.stderr and "catalog.db-shm" in done.stderr
+    assert "Traceback" not in done.stderr
+    fix = done.stderr.split("chmod ", 1)[1].split(" (its folder", 1)[0]
+    subprocess.run(f"chmod {fix}", shell=True, check=True)  # the fix, as printed
+    os.chmod(cache_dir / "catalog.db", 0o600)
+    again = run_as_owner(script, "4", cache=cache_dir)
+    assert again.stdout.strip() == "5" and "CacheWarning" not in again.stderr, again.stderr
+    assert len(tc.runs(status="completed")) == 2
+
+
+def test_an_artifacts_folder_that_is_a_symlink_to_another_users_folder_is_refused(tmp_path, cache_dir):
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to create a folder owned by another user")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    cache_dir.mkdir(mode=0o700)
+    (cache_dir / "artifacts").symlink_to(theirs)
+
+    @tc.task
+    def one(x):
+        return x
+
+    with pytest.raises(ConfigError, match="artifacts folder .* belongs to another user"):
+        get_runner()
+    assert mode(theirs) == 0o755 and theirs.stat().st_uid == 65534  # not chmod-ed
+    with pytest.raises(ConfigError, match="artifacts folder"):
+        one(1)
