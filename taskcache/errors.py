@@ -20,6 +20,7 @@ Every message names the thing that went wrong and the way out::
         ├── LeaseLostError                    completion by a process that no longer owns the run
         ├── SchemaVersionError                catalog written by a newer taskcache
         └── CatalogUnavailableError           locked past the busy timeout, disk full, I/O error
+            └── CatalogDamagedError           not a database, or a malformed (truncated) one
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "LeaseLostError",
     "SchemaVersionError",
     "CatalogUnavailableError",
+    "CatalogDamagedError",
 ]
 
 
@@ -223,6 +225,11 @@ class CatalogUnavailableError(CatalogError):
         self.location = location
         self.cause = cause
         super().__init__(f"the catalog {location} cannot be used: {cause}; {advice}")
+
+
+class CatalogDamagedError(CatalogUnavailableError):
+    """The catalog file is not a database, or a damaged one (truncated, overwritten): it
+    stays unusable until it is moved aside; ``taskcache verify`` reports it."""
 
 
 class CacheWarning(UserWarning):

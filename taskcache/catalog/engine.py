@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from taskcache.errors import CatalogUnavailableError
+from taskcache.errors import CatalogDamagedError, CatalogUnavailableError
 from taskcache.fileio import SQLITE_SUFFIXES
 
 WRITE_OPTION = "taskcache_write"
@@ -46,12 +46,14 @@ def _is_file_db(url: URL) -> bool:
 
 # SQLite primary result codes that mean the catalog is unusable now, not that a statement is wrong
 _BUSY, _NOMEM, _READONLY, _IOERR, _FULL, _CANTOPEN = "busy", "nomem", "readonly", "ioerr", "full", "cantopen"
-_UNAVAILABLE_CODES = {5: _BUSY, 6: _BUSY, 7: _NOMEM, 8: _READONLY, 10: _IOERR, 13: _FULL,
-                      14: _CANTOPEN, 15: _BUSY}
+_DAMAGED = "damaged"
+_UNAVAILABLE_CODES = {5: _BUSY, 6: _BUSY, 7: _NOMEM, 8: _READONLY, 10: _IOERR, 11: _DAMAGED,
+                      13: _FULL, 14: _CANTOPEN, 15: _BUSY, 26: _DAMAGED}
 _UNAVAILABLE_TEXT = (("database is locked", _BUSY), ("database table is locked", _BUSY),
                      ("disk i/o error", _IOERR), ("database or disk is full", _FULL),
                      ("unable to open database file", _CANTOPEN), ("readonly database", _READONLY),
-                     ("out of memory", _NOMEM))
+                     ("out of memory", _NOMEM), ("file is not a database", _DAMAGED),
+                     ("database disk image is malformed", _DAMAGED))
 
 
 def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> CatalogUnavailableError | None:
@@ -85,8 +87,13 @@ def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> Cata
         _READONLY: f"make it writable with: chmod u+w {_existing_files(database)} (its folder "
                    f"{folder} must be writable too), or point TASKCACHE_DIR at another folder",
         _NOMEM: "free memory and re-run",
+        _DAMAGED: f"the file is damaged: move it aside (mv {shlex.quote(str(database))} "
+                  f"{shlex.quote(str(database) + '.broken')}) and taskcache starts a new "
+                  f"catalog (its artifacts are recomputed); taskcache verify reports the "
+                  f"damage",
     }[kind]
-    return CatalogUnavailableError(f"at {database}", cause, advice)
+    error = CatalogDamagedError if kind == _DAMAGED else CatalogUnavailableError
+    return error(f"at {database}", cause, advice)
 
 
 def _existing_files(database: Path) -> str:

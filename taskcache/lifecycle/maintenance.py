@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from taskcache.errors import CorruptArtifactError, MissingArtifactError, UnsafePathError
+from taskcache.errors import (
+    CatalogDamagedError,
+    CorruptArtifactError,
+    MissingArtifactError,
+    UnsafePathError,
+)
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
 
@@ -49,9 +54,19 @@ def _completed(runner: Runner) -> list[RunRecord]:
 
 
 def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
-    """Check size and checksum of every artifact of every servable run, and the database."""
-    runner = runner or get_runner()
-    report = VerifyReport(integrity=runner.catalog.integrity_check())
+    """Check size and checksum of every artifact of every servable run, and the database.
+    A damaged catalog file (not a database, truncated) is reported, not raised."""
+    report = VerifyReport()
+    try:
+        runner = runner or get_runner()
+        report.integrity = runner.catalog.integrity_check()
+        _verify_artifacts(runner, report, fix=fix)
+    except CatalogDamagedError as exc:
+        report.integrity = str(exc)
+    return report
+
+
+def _verify_artifacts(runner: Runner, report: VerifyReport, *, fix: bool) -> None:
     for run in _completed(runner):
         problems = []
         for artifact in run.artifacts:
@@ -65,7 +80,6 @@ def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
         if problems and fix:
             runner.catalog.invalidate(run.id, f"verify: {problems[0][2]}")
             report.fixed.append(run.id)
-    return report
 
 
 @dataclass

@@ -355,3 +355,68 @@ def test_an_artifacts_folder_that_is_a_symlink_to_another_users_folder_is_refuse
     assert mode(theirs) == 0o755 and theirs.stat().st_uid == 65534  # not chmod-ed
     with pytest.raises(ConfigError, match="artifacts folder"):
         one(1)
+
+
+# -- item 2: a garbage or half-truncated catalog.db -------------------------------------------------
+
+def _damage(db: Path, how: str) -> None:
+    if how == "garbage":
+        db.write_bytes(os.urandom(3000) + b"not a database" * 100)
+    else:  # half-truncated, as by a copy cut short
+        db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+
+
+def _filled_catalog(cache_dir: Path, make_module) -> object:
+    mod = make_module("m_damaged", NUMBERS)
+    for n in range(40):  # enough runs for the catalog to span many pages
+        mod.numbers(n)
+    runner_module_reset()  # closes every connection: the WAL is checkpointed into the file
+    for suffix in ("-wal", "-shm"):
+        assert not (cache_dir / f"catalog.db{suffix}").exists()
+    return mod
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_a_damaged_catalog_runs_the_code_uncached_with_one_warning(how, make_module, cache_dir,
+                                                                  capfd):
+    mod = _filled_catalog(cache_dir, make_module)
+    db = cache_dir / "catalog.db"
+    _damage(db, how)
+    with pytest.warns(CacheWarning) as caught:
+        assert mod.numbers(3) == [0, 1, 2]
+    (text,) = cache_warnings(caught)
+    assert str(db) in text and f"mv {db} {db}.broken" in text and "taskcache verify" in text
+    assert_no_internals("".join(capfd.readouterr()))
+
+    done = subprocess.run([sys.executable, "-m", "taskcache.cli", "verify"], capture_output=True,
+                          text=True, env={**os.environ, "TASKCACHE_DIR": str(cache_dir)})
+    assert done.returncode == 1, done.stderr
+    assert "damaged" in done.stdout and str(db) in done.stdout
+    assert "Traceback" not in done.stderr
+
+    db.rename(db.with_name("catalog.db.broken"))  # the fix, as the warning says
+    runner_module_reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        assert mod.numbers(3) == [0, 1, 2] and mod.numbers(3) == [0, 1, 2]
+    assert len(tc.runs(status="completed")) == 1
+
+
+def test_a_notebook_with_a_damaged_catalog_loads_and_runs_cells(cache_dir, capfd):
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    prepare = tc.task(name="seed")(lambda x: x)
+    prepare(1)
+    runner_module_reset()
+    _damage(cache_dir / "catalog.db", "garbage")
+    shell = InteractiveShell.instance()
+    shell.display_pub = CapturingDisplayPublisher()
+    try:
+        with pytest.warns(CacheWarning, match="damaged"):
+            shell.run_line_magic("load_ext", "taskcache")
+            assert shell.run_cell("%%task damaged\ny = 21 * 2").success
+        assert shell.user_ns["y"] == 42
+    finally:
+        shell.run_line_magic("unload_ext", "taskcache")
+    assert_no_internals("".join(capfd.readouterr()))
