@@ -25,6 +25,7 @@ RUN_COLUMNS = [
 def _fresh_runner() -> Runner:
     """The runner, with this process's pending hit counts written, for reads that show them."""
     runner = get_runner()
+    runner.reopen_if_gone()
     runner.hits.flush()
     return runner
 

@@ -46,7 +46,12 @@ from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
 from taskcache.records import ArtifactRecord, Claim, RunRecord, RunSpec
-from taskcache.storage.folders import prepare_cache_dir, prepare_catalog_file, private_dir
+from taskcache.storage.folders import (
+    prepare_cache_dir,
+    prepare_catalog_file,
+    private_dir,
+    sqlite_file,
+)
 from taskcache.storage.store import ArtifactStore
 
 log = logging.getLogger("taskcache")
@@ -78,6 +83,10 @@ class Runner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._open()
+
+    def _open(self) -> None:
+        settings = self.settings
         private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
@@ -86,9 +95,23 @@ class Runner:
             private_dir(settings.artifacts_dir, "artifacts folder")
         self.store = ArtifactStore(settings.artifacts_dir)
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
+        # what must still exist for this runner to be usable (see reopen_if_gone)
+        catalog_file = sqlite_file(settings.db_url)
+        self._needed = tuple(str(p) for p in (catalog_file, self.store.root) if p is not None)
         self.hits = HitLog(self.catalog)
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
+
+    def reopen_if_gone(self) -> None:
+        """Start afresh when the catalog file or the artifacts folder was deleted (``rm -rf
+        .taskcache`` while a kernel runs): open connections would keep using the deleted
+        file. Checked before every claim and catalog listing, not on the hit path (a hit of
+        a deleted folder finds its artifacts missing, and becomes a claim)."""
+        if all(os.path.exists(path) for path in self._needed):
+            return
+        with contextlib.suppress(Exception):  # its connections point at deleted files
+            self.close()
+        self._open()
 
     def close(self) -> None:
         """Write pending hit counts and release the database connections."""
@@ -136,6 +159,7 @@ class Runner:
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
         """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
+        self.reopen_if_gone()
         self.failures.settle()
         return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
 
@@ -148,6 +172,7 @@ class Runner:
         that run fails or its owner dies (lease expired), one waiter claims it next; after
         MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
         (``start``, i.e. --force / .force(), still claims it)."""
+        self.reopen_if_gone()
         self.failures.settle()
         delay, waited_for = 0.02, None
         deadline = None if max_wait is None else time.monotonic() + max_wait

@@ -420,3 +420,31 @@ def test_a_notebook_with_a_damaged_catalog_loads_and_runs_cells(cache_dir, capfd
     finally:
         shell.run_line_magic("unload_ext", "taskcache")
     assert_no_internals("".join(capfd.readouterr()))
+
+
+# -- item 11: the smaller ones -----------------------------------------------------------------------
+
+def test_rm_rf_of_the_cache_while_a_kernel_runs_recreates_it(ip, cache_dir, make_module):
+    import shutil
+
+    mod = make_module("m_rm_rf", NUMBERS)
+    ip.user_ns["n"] = 4
+    cell = "%%task after_rm\nout = list(range(n))"
+
+    def status() -> str:
+        return [o["data"]["text/plain"] for o in ip.display_pub.outputs
+                if "taskcache" in o["metadata"]][-1]
+
+    assert ip.run_cell(cell).success and mod.numbers(2) == [0, 1]
+    shutil.rmtree(cache_dir)
+    assert tc.runs().empty  # a listing sees the new, empty catalog
+    shutil.rmtree(cache_dir)  # again, with nothing cached in between
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert ip.run_cell(cell).success
+    assert "miss after_rm #1" in status()
+    assert ip.run_cell(cell).success and "hit after_rm #1" in status()
+    assert mod.numbers(2) == [0, 1] and mod.numbers(2) == [0, 1]
+    assert mod.CALLS == [2, 2]
+    assert (cache_dir / "catalog.db").is_file() and (cache_dir / ".gitignore").is_file()
+    assert sorted(tc.runs()["status"]) == ["completed", "completed"]
