@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import re
 from collections import defaultdict
@@ -90,6 +91,7 @@ class GcReport:
     dry_run: bool = False
     max_bytes: int | None = None
     kept_bytes: int = 0  # artifacts of the runs left in the catalog
+    young_temp: int = 0  # temp files younger than ORPHAN_MIN_AGE: maybe a write in progress
 
     def __str__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -101,6 +103,10 @@ class GcReport:
                      f"artifacts {left}, limit {self.max_bytes / 1e6:.1f} MB")
             if self.kept_bytes > self.max_bytes:
                 text += " (the rest is in use, read by kept runs, or not completed)"
+        if self.young_temp:
+            text += (f"\n  kept {self.young_temp} temp files younger than "
+                     f"{ORPHAN_MIN_AGE / 3600:g} h (a write may be in progress; those of a "
+                     f"killed process are removed by a gc once that old)")
         if self.dry_run and self.runs:
             shown = ", ".join(f"#{i}" for i in self.runs[:50])
             more = f" and {len(self.runs) - 50} more" if len(self.runs) > 50 else ""
@@ -252,9 +258,20 @@ def gc(
             report.bytes += stat.st_size
     report.files += sorted(doomed_files)
     if dry_run:
+        report.young_temp = _young_temp_files(runner)
         return report
     catalog.delete_runs(report.runs)
     for relpath in report.files:
         runner.store.delete(relpath)
     runner.store.sweep_temp(ORPHAN_MIN_AGE)
+    report.young_temp = _young_temp_files(runner)
     return report
+
+
+def _young_temp_files(runner: Runner) -> int:
+    cutoff = datetime.now(UTC).timestamp() - ORPHAN_MIN_AGE
+    young = 0
+    for path in runner.store.temp_files():
+        with contextlib.suppress(FileNotFoundError):  # finished meanwhile
+            young += path.lstat().st_mtime > cutoff
+    return young

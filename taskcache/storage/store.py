@@ -305,21 +305,24 @@ class ArtifactStore:
                 break
             folder = folder.parent
 
+    def temp_files(self) -> Iterator[Path]:
+        """Temp files of writes in progress, or interrupted (their process was killed)."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    yield Path(dirpath, name)
+
     def sweep_temp(self, older_than_seconds: float = 3600) -> list[Path]:
         """Remove temp files of interrupted writes older than the age; return them."""
         cutoff = time.time() - older_than_seconds
         removed: list[Path] = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if not name.startswith(TEMP_PREFIX):
-                    continue
-                path = Path(dirpath, name)
-                try:
-                    if path.lstat().st_mtime <= cutoff:
-                        path.unlink()
-                        removed.append(path)
-                except FileNotFoundError:  # finished or swept by another process
-                    continue
+        for path in self.temp_files():
+            try:
+                if path.lstat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # finished or swept by another process
+                continue
         return removed
 
     def iter_files(self) -> Iterator[str]:

@@ -448,3 +448,40 @@ def test_rm_rf_of_the_cache_while_a_kernel_runs_recreates_it(ip, cache_dir, make
     assert mod.CALLS == [2, 2]
     assert (cache_dir / "catalog.db").is_file() and (cache_dir / ".gitignore").is_file()
     assert sorted(tc.runs()["status"]) == ["completed", "completed"]
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from taskcache.storage.store import ArtifactStore
+
+def writer(path):
+    Path(path).write_bytes(b"half of it")
+    print("writing", flush=True)
+    time.sleep(600)
+
+ArtifactStore(Path(sys.argv[1])).write(["task", "1", "out"], ".json", writer)
+"""
+
+
+def test_gc_says_when_it_keeps_the_temp_files_of_a_killed_writer(tmp_path, cache_dir):
+    get_runner()
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER)
+    writer = subprocess.Popen([sys.executable, str(script), str(cache_dir / "artifacts")],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()
+    writer.wait()
+    (temp,) = get_runner().store.temp_files()
+
+    def gc() -> str:
+        done = subprocess.run([sys.executable, "-m", "taskcache.cli", "gc"], capture_output=True,
+                              text=True, env={**os.environ, "TASKCACHE_DIR": str(cache_dir)})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "kept 1 temp files younger than 1 h" in gc() and temp.exists()
+    old = temp.stat().st_mtime - 2 * 3600
+    os.utime(temp, (old, old))  # an hour and more later
+    assert "temp files" not in gc() and not temp.exists()
