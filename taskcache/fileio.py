@@ -67,14 +67,15 @@ def atomic_write(
     writer: Callable[[Path], None],
     *,
     mode: int = 0o600,
+    final_mode: int | None = None,
     inspect: Callable[[Path], T] | None = None,
 ) -> T | None:
     """Write ``target`` so that a reader sees either the old state or the complete file.
 
     ``writer(tmp)`` fills a fresh temp file (created with ``mode``) beside ``target``; it is
-    fsynced, given to ``inspect`` (e.g. to checksum it; its result is returned), renamed
-    over ``target`` and the folder fsynced. On any error the temp file is removed and the
-    error propagates unchanged."""
+    fsynced, given to ``inspect`` (e.g. to checksum it; its result is returned), given
+    ``final_mode`` (default ``mode``), renamed over ``target`` and the folder fsynced. On
+    any error the temp file is removed and the error propagates unchanged."""
     tmp: Path | None = target.with_name(
         f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{target.name}")
     try:
@@ -83,7 +84,8 @@ def atomic_write(
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         result = inspect(tmp) if inspect is not None else None
-        os.chmod(tmp, mode)  # a writer may have replaced the file it was given
+        # a writer may have replaced the file it was given
+        os.chmod(tmp, mode if final_mode is None else final_mode)
         os.replace(tmp, target)
         tmp = None
         fsync_dir(target.parent)

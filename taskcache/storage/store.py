@@ -1,8 +1,8 @@
 """Artifact files: atomic writes, checksums, verified reads, deletes, sweeps. Bytes only.
 
 Layout: ``root/<part>/.../<part><suffix>``, every part passed through :func:`sanitize_name`.
-Folders are 0700 and files 0600 (artifacts may be pickles: see the trust model in
-``taskcache.codecs``).
+Folders are 0700 and files 0400, read-only once written (artifacts may be pickles: see the
+trust model in ``taskcache.codecs``; and a frame may be mapped from its file).
 
 A write goes to ``.tmp-<pid>-<random>-<name>`` in the target folder, is fsynced and
 checksummed (xxh3-128, streamed in 4 MiB chunks by C code), then renamed into place and
@@ -58,6 +58,9 @@ __all__ = [
 log = logging.getLogger("taskcache")
 
 CHECKSUM_ALGO = "xxh3_128"
+#: artifacts are never changed once written; read-only also keeps a careless write or
+#: truncation from pulling the pages from under a frame mapped from the file (SIGBUS)
+ARTIFACT_MODE = 0o400
 MAX_NAME = 80
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SUFFIX = re.compile(r"(\.[A-Za-z0-9][A-Za-z0-9_-]{0,15}){0,3}")
@@ -174,7 +177,7 @@ class ArtifactStore:
 
     def write(self, parts: Sequence[str], suffix: str, writer: Callable[[Path], None]) -> StoredFile:
         """``writer(tmp_path)`` fills a temp file in the target folder; then fsync, checksum,
-        rename into ``root/<sanitized parts...><suffix>``, fsync the folder; files 0600."""
+        rename into ``root/<sanitized parts...><suffix>``, fsync the folder; files 0400."""
         if isinstance(parts, str) or not parts:
             raise UnsafePathError(repr(parts), "parts must be a non-empty sequence of names")
         if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
@@ -190,7 +193,8 @@ class ArtifactStore:
                 with contextlib.suppress(FileExistsError):
                     folder.mkdir(mode=0o700)
             self._inside(folder, relpath)
-            size, checksum = atomic_write(target, writer, inspect=checksum_file)
+            size, checksum = atomic_write(target, writer, final_mode=ARTIFACT_MODE,
+                                          inspect=checksum_file)
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise

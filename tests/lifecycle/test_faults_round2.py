@@ -485,3 +485,43 @@ def test_gc_says_when_it_keeps_the_temp_files_of_a_killed_writer(tmp_path, cache
     old = temp.stat().st_mtime - 2 * 3600
     os.utime(temp, (old, old))  # an hour and more later
     assert "temp files" not in gc() and not temp.exists()
+
+
+MAPPED_FRAME = """
+import os, sys
+import numpy as np
+import pandas as pd
+import taskcache as tc
+from taskcache.lifecycle.runner import get_runner
+
+tc.configure(frame_format="arrow")
+
+@tc.task
+def frame(n):
+    return pd.DataFrame({"a": np.arange(n, dtype="float64")})
+
+df = frame(400_000)  # 3.2 MB: a hit maps the file
+if sys.argv[1] == "write":
+    sys.exit(0)
+(artifact,) = tc.run(1).record.artifacts
+path = get_runner().store.root / artifact.relpath
+print("mode", oct(path.stat().st_mode & 0o777), flush=True)
+try:
+    with open(path, "r+b") as f:  # a careless write: truncate the file under the frame
+        f.truncate(0)
+    print("truncated", flush=True)
+except PermissionError:
+    print("refused", flush=True)
+print("sum", df["a"].sum(), flush=True)
+"""
+
+
+def test_an_artifact_under_a_mapped_frame_cannot_be_truncated(tmp_path, cache_dir):
+    pytest.importorskip("pyarrow")
+    script = tmp_path / "mapped.py"
+    script.write_text(MAPPED_FRAME)
+    first = run_as_owner(script, "write", cache=cache_dir)
+    assert first.returncode == 0, first.stderr
+    done = run_as_owner(script, "read", cache=cache_dir)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)  # -7: SIGBUS
+    assert done.stdout.split() == ["mode", "0o400", "refused", "sum", str(float(sum(range(400_000))))]
