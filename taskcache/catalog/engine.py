@@ -23,10 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from taskcache.errors import CatalogDamagedError, CatalogUnavailableError
 from taskcache.fileio import SQLITE_SUFFIXES
@@ -56,22 +58,36 @@ _UNAVAILABLE_TEXT = (("database is locked", _BUSY), ("database table is locked",
                      ("database disk image is malformed", _DAMAGED))
 
 
+#: what keeps a new connection from opening the catalog for writing while it can still be
+#: read (e.g. a full disk: SQLite cannot create the -shm file a WAL reader needs)
+_READABLE_KINDS = frozenset({_FULL, _IOERR, _CANTOPEN, _READONLY})
+
+
+def _cause(exc: BaseException) -> str:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(orig).strip() or type(orig).__name__
+
+
+def _sqlite_kind(exc: BaseException) -> str | None:
+    """Which of the "unavailable" kinds a SQLite driver error is; None for another error."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _UNAVAILABLE_CODES.get(code & 0xFF)
+    return next((k for text, k in _UNAVAILABLE_TEXT if text in _cause(exc).lower()), None)
+
+
 def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> CatalogUnavailableError | None:
     """The CatalogUnavailableError for a driver error that means the catalog cannot be used
     right now, naming the catalog and what to do; None for any other error."""
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    cause = str(orig).strip() or type(orig).__name__
+    cause = _cause(exc)
     if not is_sqlite(url):
         if not isinstance(exc, OperationalError):
             return None
         where = f"at {url.render_as_string(hide_password=True)}"
         return CatalogUnavailableError(where, cause, "check that the database server is "
                                        "reachable, then re-run")
-    code = getattr(orig, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        kind = _UNAVAILABLE_CODES.get(code & 0xFF)
-    else:
-        kind = next((k for text, k in _UNAVAILABLE_TEXT if text in cause.lower()), None)
+    kind = _sqlite_kind(exc)
     if kind is None:
         return None
     database = Path(url.database or "").expanduser()
@@ -203,12 +219,57 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn, conn.begin():
+            try:
+                conn = self.engine.connect()
+            except (DBAPIError, sqlite3.Error) as exc:
+                if not self._readable_frozen(exc):
+                    raise
+                with self._frozen_read() as conn:
+                    yield conn
+                return
+            with conn, conn.begin():
                 yield conn
         except (DBAPIError, sqlite3.Error) as exc:
             if (error := self._unavailable(exc)) is None:
                 raise
             raise error from None
+
+    # -- reading a catalog that cannot be opened for writing (a full disk) ----------------
+    def _wal_is_empty(self) -> bool:
+        wal = Path(self.url.database or "").expanduser()
+        wal = wal.with_name(wal.name + "-wal")
+        try:
+            return wal.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+
+    def _readable_frozen(self, exc: BaseException) -> bool:
+        """Whether a connection that failed with ``exc`` may be replaced by a frozen read
+        (:meth:`_frozen_read`): a SQLite file that cannot be opened for writing (full disk,
+        read-only file or folder) and whose write-ahead log is empty, so that every
+        committed change is in the database file itself."""
+        return (self.sqlite and _is_file_db(self.url) and not self.url.query.get("uri")
+                and _sqlite_kind(exc) in _READABLE_KINDS and self._wal_is_empty())
+
+    @contextmanager
+    def _frozen_read(self) -> Iterator[Connection]:
+        """One read of the database file as SQLite's ``immutable`` URI opens it: no -shm, no
+        locks, nothing written. Safe while the write-ahead log stays empty (nobody commits:
+        on a full disk, nobody can); checked again afterwards, and a read that overlapped a
+        commit raises CatalogUnavailableError (SQLITE_BUSY) instead of returning."""
+        path = Path(self.url.database or "").expanduser().absolute()
+        uri = f"file:{quote(str(path))}?immutable=1"
+        engine = create_engine("sqlite://", poolclass=NullPool, creator=lambda: sqlite3.connect(
+            uri, uri=True, check_same_thread=False))
+        try:
+            with engine.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            engine.dispose()
+        if not self._wal_is_empty():
+            busy = sqlite3.OperationalError("database is locked (written while read)")
+            busy.sqlite_errorcode = 5  # type: ignore[attr-defined]
+            raise busy
 
     @contextmanager
     def single_statement(self) -> Iterator[Connection]:
@@ -221,7 +282,14 @@ class Database:
                 yield conn
             return
         try:
-            conn = self._held_connection()
+            try:
+                conn = self._held_connection()
+            except (DBAPIError, sqlite3.Error) as exc:
+                if not self._readable_frozen(exc):
+                    raise
+                with self._frozen_read() as conn:  # a new one each time: never held
+                    yield conn
+                return
             try:
                 yield conn
             finally:

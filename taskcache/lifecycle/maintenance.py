@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from taskcache.errors import (
     CatalogDamagedError,
+    CatalogUnavailableError,
     CorruptArtifactError,
     MissingArtifactError,
     UnsafePathError,
@@ -260,12 +261,24 @@ def gc(
     if dry_run:
         report.young_temp = _young_temp_files(runner)
         return report
-    catalog.delete_runs(report.runs)
-    for relpath in report.files:
-        runner.store.delete(relpath)
-    runner.store.sweep_temp(ORPHAN_MIN_AGE)
+    try:
+        catalog.delete_runs(report.runs)
+    except CatalogUnavailableError:
+        # e.g. a full disk, where SQLite cannot even start a write: free the space first,
+        # then remove the rows (meanwhile a hit of those runs finds its files missing and
+        # recomputes, as for any missing artifact); if it still fails, the error says why
+        _delete_files(runner, report.files)
+        catalog.delete_runs(report.runs)
+    else:
+        _delete_files(runner, report.files)
     report.young_temp = _young_temp_files(runner)
     return report
+
+
+def _delete_files(runner: Runner, relpaths: list[str]) -> None:
+    for relpath in relpaths:
+        runner.store.delete(relpath)
+    runner.store.sweep_temp(ORPHAN_MIN_AGE)
 
 
 def _young_temp_files(runner: Runner) -> int:

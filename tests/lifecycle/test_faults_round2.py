@@ -5,6 +5,7 @@ one CacheWarning naming the file and the fix, never a traceback from taskcache's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -525,3 +526,86 @@ def test_an_artifact_under_a_mapped_frame_cannot_be_truncated(tmp_path, cache_di
     done = run_as_owner(script, "read", cache=cache_dir)
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)  # -7: SIGBUS
     assert done.stdout.split() == ["mode", "0o400", "refused", "sum", str(float(sum(range(400_000))))]
+
+
+# -- item 4: a disk 100 % full ------------------------------------------------------------------------
+
+BLOCKS = """
+import sys, warnings
+import numpy as np
+import taskcache as tc
+
+@tc.task
+def block(i):
+    print("computing", i, flush=True)
+    return np.full(100_000, float(i))  # 800 KB
+
+for i in sys.argv[1:]:
+    print("sum", block(int(i)).sum(), flush=True)
+"""
+
+
+@pytest.fixture
+def full_disk(cache_dir: Path) -> Iterator[str]:
+    """The cache folder on a 3 MB tmpfs ("tmpfs"), or, where mounting is not allowed, a
+    limit on file sizes for the processes that use it ("rlimit": no file may grow, so
+    SQLite cannot create its -shm, as on a full disk)."""
+    cache_dir.mkdir(mode=0o700)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs",
+                               str(cache_dir)], capture_output=True, text=True, timeout=30)
+        mounted = done.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        mounted = False
+    try:
+        yield "tmpfs" if mounted else "rlimit"
+    finally:
+        from taskcache.lifecycle import runner
+
+        runner.reset()
+        if mounted:
+            subprocess.run(["umount", "-l", str(cache_dir)], capture_output=True, timeout=30)
+
+
+def _no_file_growth() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_hits_verify_and_gc_work_on_a_full_disk(full_disk, tmp_path, cache_dir):
+    script = tmp_path / "blocks.py"
+    script.write_text(BLOCKS)
+    env = {**os.environ, "TASKCACHE_DIR": str(cache_dir)}
+
+    def run(*args: str, full: bool = True) -> subprocess.CompletedProcess:
+        limit = _no_file_growth if full and full_disk == "rlimit" else None
+        done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                              timeout=120, preexec_fn=limit)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    first = run(str(script), "1", "2", full=False)
+    assert first.stdout.split() == ["computing", "1", "sum", "100000.0", "computing", "2", "sum",
+                                    "200000.0"], first.stderr
+    if full_disk == "tmpfs":
+        with contextlib.suppress(OSError), open(cache_dir / "filler", "wb", buffering=0) as f:
+            while True:
+                f.write(b"\0" * 4096)
+        assert os.statvfs(cache_dir).f_bavail == 0
+
+    hit = run(str(script), "1")  # a new process: SQLite cannot create its -shm
+    assert hit.returncode == 0 and hit.stdout.split() == ["sum", "100000.0"], hit.stderr
+    verify = run("-m", "taskcache.cli", "verify")
+    assert verify.returncode == 0 and "2 artifacts checked, 0 broken" in verify.stdout
+    listed = run("-m", "taskcache.cli", "runs")
+    assert listed.returncode == 0 and listed.stdout.count("completed") == 2
+    if full_disk == "rlimit":
+        return  # deleting files frees no room under a size limit: gc is tried on a tmpfs only
+    gc = run("-m", "taskcache.cli", "gc", "--keep-last", "1")
+    assert gc.returncode == 0 and "removed 1 runs and 1 files" in gc.stdout, gc.stderr
+    assert run("-m", "taskcache.cli", "runs").stdout.count("completed") == 1
+    again = run(str(script), "2")
+    assert again.stdout.split() == ["sum", "200000.0"], again.stderr
