@@ -217,10 +217,15 @@ class TaskDefinition:
 
 
 def default_task_name(fn: Callable[..., Any]) -> str:
-    """A function's name in the catalog: its qualified name; a lambda's also names the
-    line that defines it (a short hash of its source), so two lambdas never share runs."""
+    """A function's identity in the catalog: ``module.qualname`` (the qualified name alone
+    for a notebook's or a script's ``__main__``); a lambda's also names the line that
+    defines it (a short hash of its source). Two functions never share runs, so ``clear()``
+    of one never touches another's."""
+    module = getattr(fn, "__module__", None)
     name = fn.__qualname__
-    if "<lambda>" in name:
+    if module and module != "__main__":
+        name = f"{module}.{name}"
+    if "<lambda>" in fn.__qualname__:
         code = getattr(fn, "__code__", None)
         site = _source_of(fn).strip() or (
             f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn))
@@ -259,7 +264,7 @@ def task(
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
-    ``name`` defaults to the qualified name (see :func:`default_task_name`); bump
+    ``name`` defaults to ``module.qualname`` (see :func:`default_task_name`); bump
     ``version`` to invalidate by hand; ``ignore`` leaves arguments out of the key;
     ``cache=False`` records runs but never serves from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
     ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
