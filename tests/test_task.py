@@ -548,6 +548,15 @@ def test_clear_of_one_lambda_keeps_the_runs_of_another(make_module):
     assert len(tc.runs()) == 1
 
 
+def test_same_named_functions_of_two_modules_are_two_tasks(make_module):
+    source = "import taskcache as tc\n\n@tc.task\ndef fit(x):\n    return x + {}\n"
+    a, b = make_module("m_models_a", source.format(1)), make_module("m_models_b", source.format(2))
+    assert (a.fit.task_name, b.fit.task_name) == ("m_models_a.fit", "m_models_b.fit")
+    assert a.fit(1) == 2 and b.fit(1) == 3
+    assert a.fit.clear() == 1
+    assert list(b.fit.runs()["status"]) == ["completed"] and len(tc.runs()) == 1
+
+
 SLOW_IN_OTHER_PROCESS = """
 import sys, time
 import taskcache as tc
