@@ -36,7 +36,7 @@ def load_artifact(store: ArtifactStore, artifact: ArtifactRecord, *, allow_pickl
         value = codec.decode_mapped(store.map_verified(*where))
     else:
         value = codec.decode(store.verify(*where))
-    return codecs.check_type(value, artifact.type_name, where=str(store.root / artifact.relpath))
+    return codecs.check_type(value, artifact.type_name, root=store.root, relpath=artifact.relpath)
 
 
 def load_outputs(
