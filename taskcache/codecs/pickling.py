@@ -100,11 +100,11 @@ def check_import(codec: Any, data: bytes, *, allow_pickle: bool, output: str) ->
         )
 
 
-def check_type(value: Any, recorded: str | None, *, root: Path, relpath: str) -> Any:
-    """``value``, if its type is the one recorded when its artifact (``root/relpath``) was
-    written (or none was recorded); else CorruptArtifactError: the catalog row and the file
-    disagree."""
+def check_type(value: Any, recorded: str | None, *, relpath: str) -> Any:
+    """``value``, if its type is the one recorded when its artifact (``relpath`` in the
+    store) was written (or none was recorded); else CorruptArtifactError: the catalog row
+    and the file disagree."""
     if recorded and type_name(value) != recorded:
-        raise CorruptArtifactError(str(root / relpath), f"a value of type {recorded}",
+        raise CorruptArtifactError(relpath, f"a value of type {recorded}",
                                    f"{type_name(value)} (the catalog's codec or type was changed)")
     return value

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
+from taskcache.config import parse_size
 from taskcache.errors import (
     CatalogDamagedError,
     CatalogUnavailableError,
@@ -113,21 +112,6 @@ class GcReport:
             more = f" and {len(self.runs) - 50} more" if len(self.runs) > 50 else ""
             text += f"\n  runs: {shown}{more}"
         return text
-
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
-    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
-    unit = _UNITS.get(match[2].lower()) if match else None
-    if match is None or unit is None:
-        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
-    return int(Decimal(match[1]) * unit)
 
 
 def size_argument(text: str) -> int:
@@ -249,14 +233,13 @@ def gc(
     for relpath in runner.store.iter_files():
         if relpath in referenced:
             continue
-        path = runner.store.path_of(relpath)
-        try:
-            stat = path.stat()
-        except OSError:
+        info = runner.store.file_info(relpath)
+        if info is None:
             continue
-        if datetime.now(UTC).timestamp() - stat.st_mtime >= ORPHAN_MIN_AGE:
+        size, modified = info
+        if datetime.now(UTC).timestamp() - modified >= ORPHAN_MIN_AGE:
             report.files.append(relpath)
-            report.bytes += stat.st_size
+            report.bytes += size
     report.files += sorted(doomed_files)
     if dry_run:
         report.young_temp = _young_temp_files(runner)
@@ -284,7 +267,8 @@ def _delete_files(runner: Runner, relpaths: list[str]) -> None:
 def _young_temp_files(runner: Runner) -> int:
     cutoff = datetime.now(UTC).timestamp() - ORPHAN_MIN_AGE
     young = 0
-    for path in runner.store.temp_files():
+    temp_files = getattr(runner.store, "temp_files", None)  # a remote store: its uploads
+    for path in temp_files() if temp_files is not None else ():  # are not counted
         with contextlib.suppress(FileNotFoundError):  # finished meanwhile
             young += path.lstat().st_mtime > cutoff
     return young

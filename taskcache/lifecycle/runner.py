@@ -52,6 +52,7 @@ from taskcache.storage.folders import (
     private_dir,
     sqlite_file,
 )
+from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 
 log = logging.getLogger("taskcache")
@@ -91,13 +92,18 @@ class Runner:
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
             prepare_catalog_file(settings.db_url, settings.cache_dir)
-            # a folder of another user's (e.g. a symlink to it) is refused, never chmod-ed
-            private_dir(settings.artifacts_dir, "artifacts folder")
-        self.store = ArtifactStore(settings.artifacts_dir)
+            if not settings.remote_artifacts:
+                # another user's folder (e.g. a symlink to it) is refused, never chmod-ed
+                private_dir(settings.artifacts_dir, "artifacts folder")
+        self.store: ArtifactStore | RemoteStore = (
+            RemoteStore(settings.artifacts_url, settings.cache_dir / "remote-copies",
+                        max_local_bytes=settings.artifacts_cache_bytes)
+            if settings.remote_artifacts else ArtifactStore(settings.artifacts_dir))
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
         # what must still exist for this runner to be usable (see reopen_if_gone)
         catalog_file = sqlite_file(settings.db_url)
-        self._needed = tuple(str(p) for p in (catalog_file, self.store.root) if p is not None)
+        local_root = None if settings.remote_artifacts else settings.artifacts_dir
+        self._needed = tuple(str(p) for p in (catalog_file, local_root) if p is not None)
         self.hits = HitLog(self.catalog)
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
