@@ -26,6 +26,7 @@ from taskcache.errors import (
     CatalogUnavailableError,
     FingerprintError,
     LeaseLostError,
+    RunDeletedError,
     StoreError,
     UnstorableValueError,
 )
@@ -274,9 +275,15 @@ class CellTask:
         # the %%task line as typed, so the run browser can re-run this cell as it was
         spec = replace(spec, env={**env, "magic_line": self.magic_line})
         try:
-            acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
+            acquired: Claim | Hit | CatalogUnavailableError = (
+                self.runner.start(spec) if force
+                else self.runner.acquire(spec, on_wait=print_waiting))
         except CatalogUnavailableError as exc:
-            return await self.run_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):
+            # run outside the except block: the cell's own error must not be shown as
+            # raised "during handling of" ours
+            return await self.run_uncached(acquired)
         if isinstance(acquired, Hit):
             outcome = self.restore(acquired.run, acquired.outputs)
             if outcome is not None:
@@ -338,7 +345,7 @@ class CellTask:
         except (UnstorableValueError, LeaseLostError) as exc:
             print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
             return CellOutcome("not cached", None, result, duration, mutated)
-        except (StoreError, CatalogUnavailableError) as exc:  # disk full, catalog locked, ...
+        except (StoreError, CatalogUnavailableError, RunDeletedError) as exc:  # disk full, ...
             warnings.warn(f"taskcache: {self.name} ran but was not cached: {exc}", CacheWarning,
                           stacklevel=3)
             return CellOutcome("not cached", None, result, duration, mutated)
