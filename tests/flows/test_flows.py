@@ -99,8 +99,8 @@ def test_a_yaml_flow_runs_then_reruns_only_what_changed(steps: Any, tmp_path: Pa
     assert changed["fit"] == 14.0
     assert changed.hits == ["load", "features"]
     assert computed(tmp_path)[3:] == ["fit"]
-    fit_run = tc.runs(task="fit").index[0]
-    assert [r.task for r in tc.run(int(fit_run)).upstream()] == ["features"]  # lineage
+    fit_run = tc.runs(task="flowsteps.fit").index[0]
+    assert [r.task for r in tc.run(int(fit_run)).upstream()] == ["flowsteps.features"]  # lineage
 
 
 def test_two_independent_one_second_branches_run_at_once(steps: Any, tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_two_independent_one_second_branches_run_at_once(steps: Any, tmp_path: P
     elapsed = time.monotonic() - started
     assert dict(result) == {"left": "l", "right": "r"}
     assert elapsed < 1.9, elapsed  # a busy machine adds setup time, never a second branch
-    left, right = (tc.run(int(i)) for i in tc.runs(task="branch").index)
+    left, right = (tc.run(int(i)) for i in tc.runs(task="flowsteps.branch").index)
     assert left.started_at < right.finished_at and right.started_at < left.finished_at
 
 
@@ -176,7 +176,7 @@ def test_a_failing_step_names_itself_and_downstream_steps_do_not_run(steps: Any,
     with pytest.raises(TypeError) as caught:
         flow.run(progress=False)
     assert "(in flow step 'load')" in caught.value.__notes__
-    assert tc.runs(task="fit").empty
+    assert tc.runs(task="flowsteps.fit").empty
 
 
 def test_the_picture_colours_steps_by_status_and_marks_hits(steps: Any, tmp_path: Path) -> None:
@@ -211,7 +211,7 @@ def test_cli_flow_show_and_run(steps: Any, tmp_path: Path, capsys: pytest.Captur
     assert main(["flow", "run", str(path), "--set", "fit.alpha=2", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "fit       completed" in out
-    assert tc.run(int(tc.runs(task="fit").index[0])).outputs["return"] == 28.0
+    assert tc.run(int(tc.runs(task="flowsteps.fit").index[0])).outputs["return"] == 28.0
     assert main(["flow", "run", str(path), "--set", "fitt.alpha=2"]) == 2
     assert "--set names step fitt, which the flow does not have" in capsys.readouterr().err
     bad = write(tmp_path, FLOW.replace("${features}", "${fit}"), "bad.yaml")
@@ -241,6 +241,6 @@ def test_taskcache_flow_in_the_line_magic(steps: Any, tmp_path: Path, ip: Any) -
 
     path = write(tmp_path, FLOW)
     ip.run_line_magic("taskcache", f"flow run {path} --no-progress --set fit.alpha=1")
-    assert tc.run(int(tc.runs(task="fit").index[0])).outputs["return"] == 14.0
+    assert tc.run(int(tc.runs(task="flowsteps.fit").index[0])).outputs["return"] == 14.0
     with pytest.raises(UsageError, match="--set names step nope"):
         ip.run_line_magic("taskcache", f"flow run {path} --set nope.alpha=1")
