@@ -24,6 +24,7 @@ _LAZY = {
     "on": "taskcache.events",
     "register_codec": "taskcache.codecs",
     "register_hasher": "taskcache.hashing",
+    "register_state": "taskcache.lifecycle.process_state",
     "KEY_VERSION": "taskcache.hashing",
 }
 
@@ -39,6 +40,7 @@ __all__ = [
     "on",
     "register_codec",
     "register_hasher",
+    "register_state",
     "run",
     "runs",
     "summary",
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from taskcache.events import on
     from taskcache.hashing import KEY_VERSION, register_hasher
     from taskcache.lifecycle.maintenance import gc
+    from taskcache.lifecycle.process_state import register_state
 
 
 def __getattr__(name: str) -> Any:

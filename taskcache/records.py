@@ -13,6 +13,8 @@ STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 RETURN = "return"
 CELL_RESULT = "__result__"
 CELL_DISPLAY = "__display__"
+#: prefix of a cell's stored process-wide library states ("__state__.numpy.printoptions")
+CELL_STATE_PREFIX = "__state__."
 #: how those of a cell are shown to people
 OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result"}
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -28,6 +28,7 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.hashing import combine_key, hash_value, module_versions
+from taskcache.lifecycle import process_state
 from taskcache.lifecycle.environment import capture_environment
 from taskcache.lifecycle.runner import (
     Hit,
@@ -36,7 +37,15 @@ from taskcache.lifecycle.runner import (
     print_waiting,
 )
 from taskcache.notebook.capture import capture_outputs, replay_outputs
-from taskcache.records import CELL_DISPLAY, CELL_RESULT, Claim, InputRecord, RunRecord, RunSpec
+from taskcache.records import (
+    CELL_DISPLAY,
+    CELL_RESULT,
+    CELL_STATE_PREFIX,
+    Claim,
+    InputRecord,
+    RunRecord,
+    RunSpec,
+)
 
 #: names IPython keeps in the user namespace that are never a cell's inputs or outputs
 SHELL_NAMES = frozenset({"get_ipython", "exit", "quit", "In", "Out", "_", "__", "___", "_ih", "_oh", "_dh"})
@@ -64,6 +73,7 @@ class CellOutcome:
     result: Any = None
     seconds: float = 0.0
     mutated: list[str] = field(default_factory=list)
+    reason: str = ""                   # why a run was not cached, for the status line
 
 
 def _is_shell_name(name: str) -> bool:
@@ -93,6 +103,8 @@ class CellTask:
             self.analysis = None  # execute() shows the SyntaxError as IPython would
         self.inputs = self._input_names()
         self.name = options.name or default_task_name(self.analysis.outputs if self.analysis else ())
+        self.refused: str | None = None  # why a cached run could not serve this cell (prepare)
+        self._states: dict[str, Any] = {}  # the process states of the hit being prepared
 
     # -- analysis and key -----------------------------------------------------------------
     def _input_names(self) -> list[str]:
@@ -110,28 +122,19 @@ class CellTask:
             names = [n for n in found if n in ns and not _is_shell_name(n)]
         return [n for n in names if n not in set(self.options.ignore)]
 
-    def _hash_inputs(self) -> dict[str, str]:
-        hashes = {}
-        for name in self.inputs:
-            try:
-                hashes[name] = hash_value(self.shell.user_ns[name], name=name)
-            except FingerprintError as exc:
-                raise UsageError(
-                    f"{exc}\nTo run this cell without hashing {name!r}, add --ignore {name} "
-                    f"to the %%task line."
-                ) from None
-        return hashes
-
     def spec(self) -> RunSpec:
-        input_hashes = self._hash_inputs()
+        """The run's key and description. Raises FingerprintError naming an input (or a
+        process state) that cannot be hashed."""
+        ns = self.shell.user_ns
+        input_hashes = {name: hash_value(ns[name], name=name) for name in self.inputs}
         normalized = self.analysis.normalized if self.analysis else self.source
         code_hash = hash_value(normalized)
-        ns = self.shell.user_ns
         fingerprint = combine_key({
             "task": self.name,
             "kind": "cell",
             "code": code_hash,
             "inputs": input_hashes,
+            "states": process_state.settings_key(),
             "outputs": sorted(self.options.outputs or ()),
             "version": self.options.version or "",
         })
@@ -146,16 +149,32 @@ class CellTask:
         )
 
     # -- hit ------------------------------------------------------------------------------
+    def prepare_hit(self, run: RunRecord) -> bool:
+        """Before a stored run's outputs are decoded (Runner.lookup's ``prepare``): check
+        that the process states it depends on are as it found them (False, with
+        ``self.refused`` saying why, when not), then put the cell's functions, classes and
+        imports back, since stored values may refer to them."""
+        names = [a.name for a in run.artifacts if a.name.startswith(CELL_STATE_PREFIX)]
+        stored = self.runner.load_outputs(run, names) if names else {}
+        states = {name[len(CELL_STATE_PREFIX):]: item for name, item in stored.items()}
+        self.refused = process_state.check(states)
+        if self.refused is not None:
+            return False
+        self._states = states
+        self._replay_definitions()
+        return True
+
     def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome:
+        """Leave what the run left: its values, library states and displayed output
+        (``prepare_hit`` has run)."""
         ns = self.shell.user_ns
-        values = {k: v for k, v in outputs.items() if k not in (CELL_DISPLAY, CELL_RESULT)}
-        ns.update(values)
-        self._replay_definitions(run)
-        ns.update(values)  # a name rebound after its def keeps its stored value
+        ns.update({k: v for k, v in outputs.items()
+                   if k not in (CELL_DISPLAY, CELL_RESULT) and not k.startswith(CELL_STATE_PREFIX)})
+        process_state.restore(self._states)
         replay_outputs(self.shell, outputs.get(CELL_DISPLAY) or [])
         return CellOutcome("hit", run, outputs.get(CELL_RESULT), run.duration or 0.0)
 
-    def _replay_definitions(self, run: RunRecord) -> None:
+    def _replay_definitions(self) -> None:
         """Re-run the cell's top-level def/class/import statements (cheap, and functions
         defined in a notebook cannot be stored portably)."""
         if self.analysis is None or not self.analysis.definitions:
@@ -175,16 +194,18 @@ class CellTask:
         # the %%task line as typed, so the run browser can re-run this cell as it was
         spec = replace(spec, env={**env, "magic_line": self.magic_line})
         try:
-            acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
+            acquired = self.runner.start(spec) if force else self.runner.acquire(
+                spec, on_wait=print_waiting, prepare=self.prepare_hit)
         except CatalogUnavailableError as exc:
             return self.run_uncached(exc)
         if isinstance(acquired, Hit):
             return self.restore(acquired.run, acquired.outputs)
         claim = acquired
         token = current_run_id.set(claim.run_id)
+        states = process_state.RunStates.capture()
         started = time.perf_counter()
         try:
-            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown:
+            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown, states.watch():
                 result = self._run_body()
         except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
@@ -195,15 +216,19 @@ class CellTask:
         duration = time.perf_counter() - started
         outputs, mutated = self._collect_outputs(before, result)
         outputs[CELL_DISPLAY] = shown
+        outputs.update({CELL_STATE_PREFIX + name: item for name, item in states.stored().items()})
         return self._save(claim, outputs, duration, result, mutated)
 
     def _save(self, claim: Claim, outputs: dict[str, Any], duration: float, result: Any,
               mutated: list[str]) -> CellOutcome:
         try:
             record = self.runner.save(claim, self.name, outputs, duration=duration)
-        except (UnstorableValueError, LeaseLostError) as exc:
-            print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
-            return CellOutcome("not cached", None, result, duration, mutated)
+        except UnstorableValueError as exc:
+            reason = (f"cannot store {exc.name!r} of type {exc.type_name}; leave it out with "
+                      f"--outputs, or taskcache.register_codec(...)")
+            return CellOutcome("not cached", None, result, duration, mutated, reason)
+        except LeaseLostError as exc:
+            return CellOutcome("not cached", None, result, duration, mutated, str(exc))
         except (StoreError, CatalogUnavailableError) as exc:  # disk full, catalog locked, ...
             warnings.warn(f"taskcache: {self.name} ran but was not cached: {exc}", CacheWarning,
                           stacklevel=3)
@@ -218,6 +243,18 @@ class CellTask:
         started = time.perf_counter()
         result = self._run_body()
         return CellOutcome("not cached", None, result, time.perf_counter() - started)
+
+    def run_unkeyed(self, cause: FingerprintError) -> CellOutcome:
+        """A value the key needs cannot be hashed: run the cell as a plain cell runs, and
+        say in the status line which value and how to cache the cell; nothing is recorded."""
+        name = cause.name or "a value"
+        fix = f"add --ignore {name} to the %%task line, or " if cause.name in self.inputs else ""
+        short_type = cause.type_name.rsplit(".", 1)[-1]
+        reason = (f"cannot hash {name!r} of type {cause.type_name}; to cache it, {fix}"
+                  f"taskcache.register_hasher({short_type}, fn)")
+        started = time.perf_counter()
+        result = self._run_body()
+        return CellOutcome("not cached", None, result, time.perf_counter() - started, reason=reason)
 
     def _collect_outputs(self, before: dict[str, str], result: Any) -> tuple[dict[str, Any], list[str]]:
         ns = self.shell.user_ns
@@ -236,7 +273,7 @@ class CellTask:
                 continue  # deleted by the cell, or never bound on the path taken
             value = ns[name]
             if name in replayed and isinstance(value, types.FunctionType | type | types.ModuleType):
-                continue
+                continue  # put back by prepare_hit
             outputs[name] = value
         mutated = []
         for name, old in before.items():

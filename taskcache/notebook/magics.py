@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import shlex
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -24,6 +25,7 @@ from taskcache.commands import COMMANDS, Context, add_subcommands
 from taskcache.errors import (
     CatalogUnavailableError,
     ConfigError,
+    FingerprintError,
     RepeatedlyAbandonedError,
     RunNotFoundError,
     TaskcacheError,
@@ -113,20 +115,27 @@ class TaskCache(Magics):
             runner, unavailable = None, exc
         cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
         self.last_task = cell_task.name
-        spec = cell_task.spec()
-        if runner is not None and not (options.force or options.no_cache):
+        try:
+            spec = cell_task.spec()
+        except FingerprintError as exc:  # runs as a plain cell; the status line says why
+            spec, unhashable = None, exc
+        force = options.force or options.no_cache
+        if spec is not None and runner is not None and not force:
             try:
-                hit = runner.lookup(spec.fingerprint)
+                hit = runner.lookup(spec.fingerprint, prepare=cell_task.prepare_hit)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
             if hit is not None:
                 outcome = cell_task.restore(hit.run, hit.outputs)
                 return self._finish(cell_task, outcome, options)
+            force = cell_task.refused is not None  # a completed run exists but cannot serve
         try:
-            if unavailable is not None:
+            if spec is None:
+                outcome = cell_task.run_unkeyed(unhashable)
+            elif unavailable is not None:
                 outcome = cell_task.run_uncached(unavailable)
             else:
-                outcome = cell_task.execute(spec, force=options.force or options.no_cache)
+                outcome = cell_task.execute(spec, force=force)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
                 return self._show_failure(exc)
@@ -139,6 +148,8 @@ class TaskCache(Magics):
         self.last_outcome = outcome
         if not options.quiet:
             self._status_line(cell_task.name, outcome)
+        elif outcome.reason:  # quiet hides the status, not why a cell is not cached
+            print(f"taskcache: {cell_task.name} not cached: {outcome.reason}", file=sys.stderr)
         return outcome.result
 
     def _status_line(self, name: str, outcome: CellOutcome) -> None:
@@ -149,7 +160,8 @@ class TaskCache(Magics):
             mutated = f"; stored mutated input {', '.join(outcome.mutated)}" if outcome.mutated else ""
             text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated})"
         else:
-            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached"
+            why = f": {outcome.reason}" if outcome.reason else ""
+            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached{why}"
         self.shell.display_pub.publish(
             data={"text/plain": text,
                   "text/html": f'<pre class="taskcache-status" style="color:#777;margin:0">{html.escape(text)}</pre>'},

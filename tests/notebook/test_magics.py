@@ -183,21 +183,37 @@ def test_keyboard_interrupt_cancels_the_run(ip):
 
 def test_unstorable_output_keeps_effects_and_says_why(ip, capsys):
     run(ip, "%%task gen\ng = (i for i in range(3))\nk = 1")
-    err = capsys.readouterr().err
-    assert "'g'" in err and "generator" in err and "--outputs" in err
+    line = last_status(ip)  # one line: the status says why
+    assert "not cached: cannot store 'g'" in line and "generator" in line and "--outputs" in line
+    assert "\n" not in line and capsys.readouterr().err == ""
     assert ip.user_ns["k"] == 1 and list(ip.user_ns["g"]) == [0, 1, 2]
     (run_id,) = tc.runs(task="gen").index
     assert tc.run(run_id).status == "failed"
     assert "not cached" in tc.run(run_id).history()[-1].reason
 
 
-def test_unhashable_input_is_a_usage_error_and_the_cell_does_not_run(ip):
+def test_unhashable_input_runs_the_cell_uncached_and_names_the_fix(ip):
     ip.user_ns["lock"] = threading.Lock()
-    with pytest.raises(UsageError, match=r"(?s)'lock'.*--ignore lock"):
-        ip.run_cell_magic("task", "locked", "with lock:\n    v = 1")
-    assert "v" not in ip.user_ns
+    assert run(ip, "%%task locked\nwith lock:\n    v = 1\nv + 1").success  # works plain: works here
+    assert ip.user_ns["v"] == 1 and ip.user_ns["_"] == 2
+    line = last_status(ip)
+    assert "not cached: cannot hash 'lock' of type _thread.lock" in line
+    assert "--ignore lock" in line and "register_hasher(lock, fn)" in line and "\n" not in line
+    assert len(tc.runs(task="locked")) == 0  # nothing recorded: the key was never made
     ip.run_cell_magic("task", "locked --ignore lock", "with lock:\n    v = 1")
-    assert ip.user_ns["v"] == 1
+    assert "miss locked" in last_status(ip)
+
+
+def test_a_cell_reading_an_unhashable_value_works_as_plain(ip, tmp_path, capsys):
+    """pydata-book ch06 cells 28-29: an open file and a csv.reader over it."""
+    (tmp_path / "ex7.csv").write_text("a,b\n1,2\n")
+    ip.user_ns["path"] = str(tmp_path / "ex7.csv")
+    assert run(ip, "%%task open_it\nimport csv\nf = open(path)\nreader = csv.reader(f)").success
+    assert "not cached: cannot store 'f'" in last_status(ip)
+    capsys.readouterr()
+    assert run(ip, "%%task read_it\nfor line in reader:\n    print(line)\nf.close()").success
+    assert capsys.readouterr().out == "['a', 'b']\n['1', '2']\n"
+    assert "not cached: cannot hash 'reader' of type _csv.reader" in last_status(ip)
 
 
 def test_options(ip):
