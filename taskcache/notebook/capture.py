@@ -4,12 +4,16 @@ Recorded items use the notebook output shapes::
 
     {"output_type": "stream", "name": "stdout", "text": "..."}
     {"output_type": "display_data", "data": {mime: value}, "metadata": {...}}
+
+Figures that matplotlib's inline backend would show once the cell is over (after its
+``Out[]`` value) are recorded at the end of the capture with ``"after_result": True``, and
+shown, live and on replay, where IPython shows them: after the cell's result.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +55,23 @@ def _flush_inline_figures() -> None:
     backend_inline.flush_figures()
 
 
+AFTER_RESULT = "after_result"
+
+
+def after_the_cell(shell: Any, show: Callable[[], None]) -> None:
+    """Call ``show`` once the cell has run and its result was displayed (IPython's
+    ``post_execute``, where the inline backend shows figures); at once outside a cell run."""
+    if getattr(shell.displayhook, "exec_result", None) is None:
+        show()
+        return
+
+    def once(*args: Any) -> None:
+        shell.events.unregister("post_execute", once)
+        show()
+
+    shell.events.register("post_execute", once)
+
+
 @contextmanager
 def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
     """Tee stdout/stderr and record rich display calls made through the shell."""
@@ -59,21 +80,27 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
     pub = shell.display_pub
     had_own_publish = "publish" in vars(pub)
     original = pub.publish
+    deferred: list[dict[str, Any]] = []  # figures shown after the cell's result
 
     def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> Any:
-        items.append({
-            "output_type": "display_data",
-            "data": dict(data),
-            "metadata": dict(metadata or {}),
-        })
+        item = {"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})}
+        if deferred_phase:
+            deferred.append({**item, AFTER_RESULT: True})
+            return None
+        items.append(item)
         return original(data, metadata, *args, **kwargs)
 
+    deferred_phase = False
     sys.stdout = _Tee(old_out, "stdout", items)
     sys.stderr = _Tee(old_err, "stderr", items)
     pub.publish = publish
     try:
         yield items
+        deferred_phase = True
         _flush_inline_figures()
+        if deferred:
+            items.extend(deferred)
+            after_the_cell(shell, lambda: _publish(shell, deferred))
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -87,8 +114,7 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
             del pub.publish
 
 
-def replay_outputs(shell: Any, items: list[dict[str, Any]]) -> None:
-    """Show recorded items again, in their order."""
+def _publish(shell: Any, items: list[dict[str, Any]]) -> None:
     for item in items:
         if item.get("output_type") == "stream":
             stream = sys.stderr if item.get("name") == "stderr" else sys.stdout
@@ -97,3 +123,12 @@ def replay_outputs(shell: Any, items: list[dict[str, Any]]) -> None:
         elif item.get("output_type") == "display_data":
             sys.stdout.flush()
             shell.display_pub.publish(data=item["data"], metadata=item.get("metadata") or {})
+
+
+def replay_outputs(shell: Any, items: list[dict[str, Any]]) -> None:
+    """Show recorded items again, in their order; figures recorded as shown after the
+    cell's result are shown after it again."""
+    _publish(shell, [item for item in items if not item.get(AFTER_RESULT)])
+    later = [item for item in items if item.get(AFTER_RESULT)]
+    if later:
+        after_the_cell(shell, lambda: _publish(shell, later))

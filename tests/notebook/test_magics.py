@@ -382,3 +382,19 @@ def test_gc_max_size_in_the_line_magic(ip, capsys):
         ip.run_line_magic("taskcache", "gc --max-size 1XB")
     ip.run_line_magic("taskcache", "gc --max-size 1KB")
     assert list(tc.runs().index) == [2]
+
+
+def test_a_stored_value_may_refer_to_a_function_of_its_own_cell(ip):
+    """pydata-book ch10 cell 65: `def get_year(x): ...; by_year = rets.groupby(get_year)`:
+    on a hit, the cell's functions are back before the stored values are unpickled."""
+    ip.user_ns["rets"] = pd.Series([1.0, 2.0, 3.0], index=[2003, 2003, 2004])
+    cell = "def get_year(x):\n    return x\n\nby_year = rets.groupby(get_year)\nby_year.sum()"
+    first = ip.run_cell_magic("task", "years", cell)
+    assert "miss years" in last_status(ip)
+    for name in ("get_year", "by_year"):  # a new kernel
+        del ip.user_ns[name]
+    again = ip.run_cell_magic("task", "years", cell)
+    assert "hit years" in last_status(ip)
+    pd.testing.assert_series_equal(again, first)
+    pd.testing.assert_series_equal(ip.user_ns["by_year"].sum(), first)
+    assert ip.user_ns["get_year"](5) == 5
