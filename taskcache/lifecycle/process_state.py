@@ -202,9 +202,9 @@ def check(items: Mapping[str, Any]) -> str | None:
         if depends is None:
             continue
         if state.module not in sys.modules:
-            return f"{name} is not in the state the run drew from"
+            return f"{name} is not in the state the stored run drew from"
         if hash_value(state.get(), name=name) != depends:
-            return f"{name} is not in the state the run drew from"
+            return f"{name} is not in the state the stored run drew from"
     return None
 
 

@@ -146,9 +146,12 @@ class TaskCache(Magics):
 
     def _finish(self, cell_task: CellTask, outcome: CellOutcome, options: CellOptions) -> Any:
         self.last_outcome = outcome
+        if outcome.status == "miss" and cell_task.refused:  # why the stored run did not serve
+            outcome.reason = cell_task.refused
         if not options.quiet:
             self._status_line(cell_task.name, outcome)
-        elif outcome.reason:  # quiet hides the status, not why a cell is not cached
+        elif outcome.status == "not cached" and outcome.reason:  # quiet hides the status,
+            # not why a cell cannot be cached
             print(f"taskcache: {cell_task.name} not cached: {outcome.reason}", file=sys.stderr)
         return outcome.result
 
@@ -158,7 +161,8 @@ class TaskCache(Magics):
             text = f"taskcache: hit {name}{run_id} (saved {_seconds(outcome.seconds)})"
         elif outcome.status == "miss":
             mutated = f"; stored mutated input {', '.join(outcome.mutated)}" if outcome.mutated else ""
-            text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated})"
+            why = f"; {outcome.reason}" if outcome.reason else ""
+            text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated}{why})"
         else:
             why = f": {outcome.reason}" if outcome.reason else ""
             text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached{why}"

@@ -62,6 +62,7 @@ def test_a_cell_that_draws_misses_when_the_generator_is_elsewhere(ip):
     np.random.seed(2)  # plain code moved the generator: the same cell draws other numbers
     second = ip.run_cell_magic("task", "draw", DRAW)
     assert "miss draw" in last_status(ip) and second != first
+    assert "numpy.random is not in the state the stored run drew from" in last_status(ip)
     assert second == repr(np.random.RandomState(2).standard_normal(3))
     np.random.seed(2)  # where the newest run started: a hit, and the draw is put back
     assert ip.run_cell_magic("task", "draw", DRAW) == second
