@@ -398,3 +398,18 @@ def test_a_stored_value_may_refer_to_a_function_of_its_own_cell(ip):
     pd.testing.assert_series_equal(again, first)
     pd.testing.assert_series_equal(ip.user_ns["by_year"].sum(), first)
     assert ip.user_ns["get_year"](5) == 5
+
+
+def test_a_regex_match_is_stored_and_keys_the_next_cell(ip):
+    """pydata-book ch07 cells 77-78: `m = regex.search(text)`, then cells that read m."""
+    ip.run_cell("import re\nregex = re.compile(r'[A-Z0-9._%+-]+@[A-Z0-9.-]+\\.[A-Z]{2,4}', flags=re.IGNORECASE)\n"
+                "text = 'Dave dave@google.com\\nSteve steve@gmail.com'")
+    cell = "m = regex.search(text)\ntext[m.start():m.end()]"
+    assert ip.run_cell_magic("task", "find", cell) == "dave@google.com"
+    assert "miss find" in last_status(ip)
+    del ip.user_ns["m"]
+    assert ip.run_cell_magic("task", "find", cell) == "dave@google.com"
+    assert "hit find" in last_status(ip) and ip.user_ns["m"].span() == (5, 20)
+    ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
+    ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
+    assert "hit groups" in last_status(ip) and ip.user_ns["g"] == "DAVE@GOOGLE.COM"
