@@ -86,6 +86,23 @@ def _present() -> Iterator[ProcessState]:
             yield state
 
 
+def _snapshot(value: Any) -> Any:
+    """``value`` with its built-in containers copied, so that a list option changed in place
+    (``rcParams["figure.figsize"][0] = 5``) differs from the snapshot taken before."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _snapshot(v) for k, v in value.items()}
+    if kind in (list, tuple):
+        return kind(_snapshot(v) for v in value)
+    if kind is set:
+        return set(value)
+    return value
+
+
+def _value(state: ProcessState) -> Any:
+    return _snapshot(state.get())
+
+
 def _setting_hash(state: ProcessState, value: dict[str, Any]) -> str:
     memo = _MEMO.get(state.name)
     if memo is not None and _same(memo[0], value):
@@ -106,7 +123,7 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def settings_key() -> dict[str, str]:
     """``{name: hash}`` of the settings whose module is imported: part of a cell's key.
     Raises FingerprintError naming the state when a value cannot be hashed."""
-    return {s.name: _setting_hash(s, s.get()) for s in _present() if not s.generator}
+    return {s.name: _setting_hash(s, _value(s)) for s in _present() if not s.generator}
 
 
 def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,7 +149,7 @@ class RunStates:
 
     @classmethod
     def capture(cls) -> RunStates:
-        return cls({s.name: s.get() for s in _present()})
+        return cls({s.name: _value(s) for s in _present()})
 
     @contextmanager
     def watch(self) -> Iterator[None]:
@@ -156,7 +173,7 @@ class RunStates:
     def _reset_wrapper(self, state: ProcessState, original: Any) -> Any:
         def reset(*args: Any, **kwargs: Any) -> Any:
             if state.name not in self.clean_reset:  # the first reset decides
-                self.clean_reset[state.name] = _equal(state.get(), self.before[state.name])
+                self.clean_reset[state.name] = _equal(_value(state), self.before[state.name])
             return original(*args, **kwargs)
 
         reset.__wrapped__ = original  # type: ignore[attr-defined]
@@ -168,7 +185,7 @@ class RunStates:
         Raises FingerprintError if a generator's starting state cannot be hashed."""
         items: dict[str, Any] = {}
         for state in _present():
-            after = state.get()
+            after = _value(state)
             if state.name not in self.before:  # imported by the run
                 if state.generator:  # nothing here could have read it before: no dependency
                     items[state.name] = {"state": after, "depends": None}
@@ -203,7 +220,7 @@ def check(items: Mapping[str, Any]) -> str | None:
             continue
         if state.module not in sys.modules:
             return f"{name} is not in the state the stored run drew from"
-        if hash_value(state.get(), name=name) != depends:
+        if hash_value(_value(state), name=name) != depends:
             return f"{name} is not in the state the stored run drew from"
     return None
 

@@ -136,3 +136,22 @@ def test_users_register_their_own_state(ip):
     finally:
         process_state.unregister_state("test.level")
         LEVEL["level"] = 0
+
+
+def test_a_setting_changed_in_place_is_a_change(ip):
+    import matplotlib
+
+    ip.user_ns["matplotlib"] = matplotlib
+    size = list(matplotlib.rcParams["figure.figsize"])
+    try:
+        ip.run_cell_magic("task", "look", "w = matplotlib.rcParams['figure.figsize'][0]")
+        matplotlib.rcParams["figure.figsize"][0] = size[0] + 1  # in place: another setting
+        ip.run_cell_magic("task", "look", "w = matplotlib.rcParams['figure.figsize'][0]")
+        assert "miss look" in last_status(ip) and ip.user_ns["w"] == size[0] + 1
+        ip.run_cell_magic("task", "grow", "matplotlib.rcParams['figure.figsize'][1] += 1")
+        matplotlib.rcParams["figure.figsize"][1] = size[1]
+        ip.run_cell_magic("task", "grow", "matplotlib.rcParams['figure.figsize'][1] += 1")
+        assert "hit grow" in last_status(ip)
+        assert list(matplotlib.rcParams["figure.figsize"]) == [size[0] + 1, size[1] + 1]
+    finally:
+        matplotlib.rcParams["figure.figsize"] = size
