@@ -5,9 +5,11 @@ scopes (def, lambda, class, comprehension) it contains."""
 from taskcache.analysis.cell import (
     CellAnalysis,
     analyze_cell,
+    definition_reads,
     free_names,
     normalize_source,
     sink_names,
 )
 
-__all__ = ["CellAnalysis", "analyze_cell", "free_names", "normalize_source", "sink_names"]
+__all__ = ["CellAnalysis", "analyze_cell", "definition_reads", "free_names", "normalize_source",
+           "sink_names"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from taskcache.analysis import analyze_cell
+from taskcache.analysis import analyze_cell, definition_reads
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import (
     CacheWarning,
@@ -161,29 +161,38 @@ class CellTask:
         if self.refused is not None:
             return False
         self._states = states
-        self._replay_definitions()
+        self._replay_definitions(late=False)
         return True
 
     def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome:
         """Leave what the run left: its values, library states and displayed output
         (``prepare_hit`` has run)."""
         ns = self.shell.user_ns
-        ns.update({k: v for k, v in outputs.items()
-                   if k not in (CELL_DISPLAY, CELL_RESULT) and not k.startswith(CELL_STATE_PREFIX)})
+        values = {k: v for k, v in outputs.items()
+                  if k not in (CELL_DISPLAY, CELL_RESULT) and not k.startswith(CELL_STATE_PREFIX)}
+        ns.update(values)
+        if self._replay_definitions(late=True):
+            ns.update(values)  # a name rebound after its def keeps its stored value
         process_state.restore(self._states)
         replay_outputs(self.shell, outputs.get(CELL_DISPLAY) or [])
         return CellOutcome("hit", run, outputs.get(CELL_RESULT), run.duration or 0.0)
 
-    def _replay_definitions(self) -> None:
+    def _replay_definitions(self, *, late: bool) -> bool:
         """Re-run the cell's top-level def/class/import statements (cheap, and functions
-        defined in a notebook cannot be stored portably)."""
+        defined in a notebook cannot be stored portably); True if any ran. Early, before the
+        stored values are decoded (they may refer to these functions): those that read no
+        value the cell binds where they run; late, once the values are back: the others
+        (``def f(x=threshold)`` after ``threshold = 5``)."""
         if self.analysis is None or not self.analysis.definitions:
-            return
+            return False
+        values = set(self.analysis.outputs) - set(self.analysis.definitions)
         tree = self._parse()
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
-        tree.body = [node for node in tree.body if isinstance(node, kinds)]
+        tree.body = [node for node in tree.body
+                     if isinstance(node, kinds) and bool(definition_reads(node) & values) == late]
         if tree.body:
             self._exec_module(tree)
+        return bool(tree.body)
 
     # -- miss -----------------------------------------------------------------------------
     def execute(self, spec: RunSpec, *, force: bool = False) -> CellOutcome:

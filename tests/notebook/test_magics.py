@@ -413,3 +413,13 @@ def test_a_regex_match_is_stored_and_keys_the_next_cell(ip):
     ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
     ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
     assert "hit groups" in last_status(ip) and ip.user_ns["g"] == "DAVE@GOOGLE.COM"
+
+
+def test_a_definition_reading_a_value_of_its_cell_is_replayed_after_it(ip):
+    cell = "threshold = 5\ndef above(x, t=threshold):\n    return x > t\nflags = [above(4), above(6)]"
+    ip.run_cell_magic("task", "defaults", cell)
+    for name in ("threshold", "above", "flags"):  # a new kernel
+        del ip.user_ns[name]
+    ip.run_cell_magic("task", "defaults", cell)
+    assert "hit defaults" in last_status(ip)
+    assert ip.user_ns["above"](5.5) is True and ip.user_ns["above"].__defaults__ == (5,)
