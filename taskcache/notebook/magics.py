@@ -56,6 +56,7 @@ class TaskCache(Magics):
     db_url = Unicode(None, allow_none=True, help="SQLAlchemy URL of the catalog (default SQLite in cache_dir).").tag(config=True)
     allow_pickle = Bool(None, allow_none=True, help="Store values no other codec fits with pickle (trusted, local catalogs only).").tag(config=True)
     lease_seconds = Float(None, allow_none=True, help="How long a running run's lease lasts.").tag(config=True)
+    artifacts_url = Unicode(None, allow_none=True, help="fsspec URL of the artifacts (s3://bucket/prefix, ...); default cache_dir/artifacts.").tag(config=True)
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
     quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
 
@@ -65,7 +66,7 @@ class TaskCache(Magics):
         self.last_outcome: CellOutcome | None = None
         self._apply_settings()
 
-    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format")
+    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -74,6 +75,7 @@ class TaskCache(Magics):
             runner_module.configure(
                 cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
+                artifacts_url=self.artifacts_url,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None
