@@ -24,7 +24,6 @@ _LAZY = {
     "on": "taskcache.events",
     "register_codec": "taskcache.codecs",
     "register_hasher": "taskcache.hashing",
-    "register_state": "taskcache.lifecycle.process_state",
     "KEY_VERSION": "taskcache.hashing",
 }
 
@@ -40,7 +39,6 @@ __all__ = [
     "on",
     "register_codec",
     "register_hasher",
-    "register_state",
     "run",
     "runs",
     "summary",
@@ -56,7 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from taskcache.events import on
     from taskcache.hashing import KEY_VERSION, register_hasher
     from taskcache.lifecycle.maintenance import gc
-    from taskcache.lifecycle.process_state import register_state
 
 
 def __getattr__(name: str) -> Any:

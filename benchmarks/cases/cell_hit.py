@@ -64,20 +64,6 @@ def run(ctx: Context) -> CaseResult:
         rows.append(stats(label, samples))
     plain, hit, quiet = (med[c[0]] for c in cells)
     extra = hit - plain
-    # with numpy, pandas and matplotlib imported, every cell's key includes their settings
-    # (print options, options, rcParams: see taskcache.lifecycle.process_state)
-    run_cell("import numpy, pandas, matplotlib")
-    libs = [("plain cell, libraries imported", cells[0][1]),
-            ("%%task small: hit, numpy/pandas/matplotlib imported", cells[1][1])]
-    run_cell(cells[1][1])  # a miss: the key now has the libraries' settings
-    lib_timings = interleaved({label: (lambda cell=cell: run_cell(cell)) for label, cell in libs},
-                              ctx.sizes.tiny_rounds, ctx.sizes.cell_per_round)
-    sink.seek(0)
-    sink.truncate()
-    for label, samples in lib_timings.items():
-        med[label] = statistics.median(samples)
-        rows.append(stats(label, samples))
-    lib_extra = med[libs[1][0]] - med[libs[0][0]]
     ip.run_cell("%unload_ext taskcache")
     ip.atexit_operations()  # close its history now: the temp folder goes at the end
     atexit.unregister(ip.atexit_operations)
@@ -85,13 +71,10 @@ def run(ctx: Context) -> CaseResult:
     return CaseResult(
         rows=rows,
         ratios=[f"%%task hit adds {fmt_time(extra)} per cell over running it plainly "
-                f"({fmt_time(quiet - plain)} with -q); {fmt_time(lib_extra)} with numpy, pandas "
-                f"and matplotlib imported (their settings are part of the key)",
+                f"({fmt_time(quiet - plain)} with -q)",
                 f"status line seen on a hit: {status!r}"],
         notes=["IPython InteractiveShell.instance() with history on (IPYTHONDIR in the temp "
                "folder), stdout captured; each ip.run_cell timed on its own"],
         targets=[target("%%task hit on a small cell: at most 2 ms more than plain",
-                        f"+{fmt_time(extra)}", extra <= 2e-3, extra),
-                 target("same, numpy, pandas and matplotlib imported: at most 2 ms more",
-                        f"+{fmt_time(lib_extra)}", lib_extra <= 2e-3, lib_extra)],
+                        f"+{fmt_time(extra)}", extra <= 2e-3, extra)],
     )

@@ -5,15 +5,15 @@ Recorded items use the notebook output shapes::
     {"output_type": "stream", "name": "stdout", "text": "..."}
     {"output_type": "display_data", "data": {mime: value}, "metadata": {...}}
 
-Figures that matplotlib's inline backend would show once the cell is over (after its
-``Out[]`` value) are recorded at the end of the capture with ``"after_result": True``, and
-shown, live and on replay, where IPython shows them: after the cell's result.
+Figures still open when the cell ends are shown by matplotlib's inline backend *after* the
+cell's result (``Out[n]``), when the cell has finished; they are recorded with
+``"after_cell": True`` and shown at that moment too, on a miss and on a hit.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,23 +55,6 @@ def _flush_inline_figures() -> None:
     backend_inline.flush_figures()
 
 
-AFTER_RESULT = "after_result"
-
-
-def after_the_cell(shell: Any, show: Callable[[], None]) -> None:
-    """Call ``show`` once the cell has run and its result was displayed (IPython's
-    ``post_execute``, where the inline backend shows figures); at once outside a cell run."""
-    if getattr(shell.displayhook, "exec_result", None) is None:
-        show()
-        return
-
-    def once(*args: Any) -> None:
-        shell.events.unregister("post_execute", once)
-        show()
-
-    shell.events.register("post_execute", once)
-
-
 @contextmanager
 def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
     """Tee stdout/stderr and record rich display calls made through the shell."""
@@ -80,27 +63,25 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
     pub = shell.display_pub
     had_own_publish = "publish" in vars(pub)
     original = pub.publish
-    deferred: list[dict[str, Any]] = []  # figures shown after the cell's result
+
+    ending = False  # the figures left open are being drawn: shown after the result
 
     def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> Any:
         item = {"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})}
-        if deferred_phase:
-            deferred.append({**item, AFTER_RESULT: True})
-            return None
         items.append(item)
+        if ending:
+            item["after_cell"] = True
+            return None
         return original(data, metadata, *args, **kwargs)
 
-    deferred_phase = False
     sys.stdout = _Tee(old_out, "stdout", items)
     sys.stderr = _Tee(old_err, "stderr", items)
     pub.publish = publish
     try:
         yield items
-        deferred_phase = True
+        ending = True
         _flush_inline_figures()
-        if deferred:
-            items.extend(deferred)
-            after_the_cell(shell, lambda: _publish(shell, deferred))
+        show_after_cell(shell, [item for item in items if item.get("after_cell")])
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -114,7 +95,30 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
             del pub.publish
 
 
-def _publish(shell: Any, items: list[dict[str, Any]]) -> None:
+def show_after_cell(shell: Any, items: list[dict[str, Any]]) -> None:
+    """Show ``items`` once the running cell has finished and shown its result, as the
+    inline backend shows the figures a cell left open (at once outside a cell run)."""
+    if not items:
+        return
+    if getattr(shell.displayhook, "exec_result", None) is None:
+        _show(shell, items)
+        return
+
+    def once(*_: Any) -> None:
+        shell.events.unregister("post_execute", once)
+        _show(shell, items)
+
+    shell.events.register("post_execute", once)
+
+
+def replay_outputs(shell: Any, items: list[dict[str, Any]]) -> None:
+    """Show recorded items again, in their order; figures the cell left open after its
+    result."""
+    _show(shell, [item for item in items if not item.get("after_cell")])
+    show_after_cell(shell, [item for item in items if item.get("after_cell")])
+
+
+def _show(shell: Any, items: list[dict[str, Any]]) -> None:
     for item in items:
         if item.get("output_type") == "stream":
             stream = sys.stderr if item.get("name") == "stderr" else sys.stdout
@@ -123,12 +127,3 @@ def _publish(shell: Any, items: list[dict[str, Any]]) -> None:
         elif item.get("output_type") == "display_data":
             sys.stdout.flush()
             shell.display_pub.publish(data=item["data"], metadata=item.get("metadata") or {})
-
-
-def replay_outputs(shell: Any, items: list[dict[str, Any]]) -> None:
-    """Show recorded items again, in their order; figures recorded as shown after the
-    cell's result are shown after it again."""
-    _publish(shell, [item for item in items if not item.get(AFTER_RESULT)])
-    later = [item for item in items if item.get(AFTER_RESULT)]
-    if later:
-        after_the_cell(shell, lambda: _publish(shell, later))

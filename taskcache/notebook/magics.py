@@ -31,7 +31,7 @@ from taskcache.errors import (
     TaskcacheError,
 )
 from taskcache.lifecycle import runner as runner_module
-from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask
+from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask, run_sync
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -117,27 +117,39 @@ class TaskCache(Magics):
             runner, unavailable = None, exc
         cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
         self.last_task = cell_task.name
+        steps = self._run_task(cell_task, runner, unavailable)
+        if cell_task.is_async:  # top-level await: the cell awaits this (see extension.py)
+            return steps
+        return run_sync(steps)
+
+    async def _run_task(self, cell_task: CellTask, runner: Any, unavailable: Any) -> Any:
+        """Look up, then restore or execute: a coroutine that only suspends where the cell's
+        own code awaits."""
+        options = cell_task.options
         try:
             spec = cell_task.spec()
         except FingerprintError as exc:  # runs as a plain cell; the status line says why
-            spec, unhashable = None, exc
-        force = options.force or options.no_cache
-        if spec is not None and runner is not None and not force:
+            try:
+                outcome = await cell_task.run_unkeyed(exc)
+            except Exception as error:
+                return self._show_failure(error)
+            return self._finish(cell_task, outcome, options)
+        if runner is not None and not (options.force or options.no_cache):
             try:
                 hit = runner.lookup(spec.fingerprint, prepare=cell_task.prepare_hit)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
-            if hit is not None:
-                outcome = cell_task.restore(hit.run, hit.outputs)
+            outcome = None if hit is None else cell_task.restore(hit.run, hit.outputs)
+            if outcome is not None:
                 return self._finish(cell_task, outcome, options)
-            force = cell_task.refused is not None  # a completed run exists but cannot serve
+            rerun = hit is not None  # its views cannot be rebuilt over today's values
+        else:
+            rerun = options.force or options.no_cache
         try:
-            if spec is None:
-                outcome = cell_task.run_unkeyed(unhashable)
-            elif unavailable is not None:
-                outcome = cell_task.run_uncached(unavailable)
+            if unavailable is not None:
+                outcome = await cell_task.run_uncached(unavailable)
             else:
-                outcome = cell_task.execute(spec, force=force)
+                outcome = await cell_task.execute(spec, force=rerun)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
                 return self._show_failure(exc)
@@ -148,8 +160,6 @@ class TaskCache(Magics):
 
     def _finish(self, cell_task: CellTask, outcome: CellOutcome, options: CellOptions) -> Any:
         self.last_outcome = outcome
-        if outcome.status == "miss" and cell_task.refused:  # why the stored run did not serve
-            outcome.reason = cell_task.refused
         if not options.quiet:
             self._status_line(cell_task.name, outcome)
         elif outcome.status == "not cached" and outcome.reason:  # quiet hides the status,
@@ -163,8 +173,7 @@ class TaskCache(Magics):
             text = f"taskcache: hit {name}{run_id} (saved {_seconds(outcome.seconds)})"
         elif outcome.status == "miss":
             mutated = f"; stored mutated input {', '.join(outcome.mutated)}" if outcome.mutated else ""
-            why = f"; {outcome.reason}" if outcome.reason else ""
-            text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated}{why})"
+            text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated})"
         else:
             why = f": {outcome.reason}" if outcome.reason else ""
             text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached{why}"
