@@ -116,13 +116,11 @@ def test_the_harness_runs_the_corpus(reports: list[Any]) -> None:
         assert r.cached_cells, "no cell was wrapped"
 
 
-# Still failing after the library-state, unstorable-value, definition-order, frame-codec and
-# figure-order fixes of diffix-12 (cell = index into nb.cells; details in the report):
+# Still failing after the fixes of diffix-12 and notebook-12 (cell = index into nb.cells;
+# details in the report):
 #  - files a hit should have written are not put back: ch04 cell 93 (np.savez) -> cell 94
 #    FileNotFoundError on warm runs; `!rm` of those files fails in ch04 cell 96, ch06 cell 48
 #    (files-12);
-#  - views: ch04 cell 35 `lower_dim_slice = arr2d[1, :2]` is not a view of arr2d after a hit
-#    (notebook-12);
 #  - ch04 cell 10 shows `np.empty(...)`: uninitialised memory, zeros in a fresh plain kernel;
 #  - by design, not hits: values that cannot be stored or hashed (open files and csv.reader,
 #    ch06 cells 28-30; TextFileReader, 18-19; sqlite3 connection and cursor, SQLAlchemy engine,
@@ -133,7 +131,7 @@ FILES = "files written by hits are not put back (ch04 cell 94, files-12)"
 NP_EMPTY = "ch04 cell 10 shows np.empty()'s uninitialised memory"
 NOT_HITS = ("by design: unstorable/unhashable values (ch06 18-19, 28-30, 67-71) and cells drawing "
             "from unseeded `random` (ch04 60, 101, 103); files-12: ch04 94")
-VIEWS = "views (ch04 cell 35, notebook-12) and files (ch04 cell 94, files-12)"
+FILES_NS = "arch, bound by ch04 cell 94, which fails without its file (files-12)"
 
 
 @pytest.mark.xfail(strict=False, reason=f"{FILES}; {NP_EMPTY}")
@@ -160,7 +158,7 @@ def test_hits_on_the_second_warm_run(reports: list[Any]) -> None:
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
 
 
-@pytest.mark.xfail(strict=False, reason=VIEWS)
+@pytest.mark.xfail(strict=False, reason=FILES_NS)
 def test_namespace_and_files_as_plain(reports: list[Any]) -> None:
     diffs = {Path(r.notebook).name: (r.namespace_diffs, r.file_diffs) for r in reports
              if r.namespace_diffs or r.file_diffs}
