@@ -37,6 +37,7 @@ from benchmarks.cases import (  # noqa: E402
     hashing,
     input_hit,
     output_hit,
+    sweep,
     tiny_hit,
 )
 from benchmarks.harness import (  # noqa: E402
@@ -55,7 +56,7 @@ from benchmarks.harness import (  # noqa: E402
 # The registry: cases run, and are numbered, in this order. input_hit reads a figure that
 # hashing leaves in ctx.shared, so hashing comes first.
 CASES: tuple[Case, ...] = (hashing, tiny_hit, input_hit, output_hit, cell_hit, catalog_scale,
-                           hash_memory)
+                           hash_memory, sweep)
 NAMES = [case.NAME for case in CASES]
 
 

@@ -1,5 +1,5 @@
 """``taskcache``: the catalog outside notebooks, over the same subcommands as ``%taskcache``
-(runs, show, why, gc, verify, summary, config)."""
+(runs, show, why, gc, verify, summary, config, flow)."""
 
 from __future__ import annotations
 

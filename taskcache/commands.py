@@ -1,6 +1,6 @@
 """The catalog subcommands, in one table shared by the ``taskcache`` command line and the
 ``%taskcache`` line magic: runs, show, load, why, gc, verify, doctor, summary, config,
-browse, and ``serve`` (command line only).
+flow, browse, and ``serve`` (command line only).
 
 Each :class:`Command` declares its arguments on an ``argparse`` parser and runs with the
 parsed arguments and a :class:`Context` (the IPython shell when there is one). It returns
@@ -45,19 +45,23 @@ def _size(text: str) -> int:
 
 # -- runs ---------------------------------------------------------------------------------
 def _runs_args(p: argparse.ArgumentParser) -> None:
+    from taskcache.records import STATUSES
+
     p.add_argument("--task")
-    p.add_argument("--status")
+    # an unknown status is a usage error that lists the valid ones
+    p.add_argument("--status", choices=STATUSES, metavar="STATUS",
+                   help=f"one of {', '.join(STATUSES)}")
     p.add_argument("--tag")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--all", action="store_true",
+                   help="every column, raw (default: id, task, status, local start time, "
+                        "duration, hits, error)")
 
 
 def _runs(a: argparse.Namespace, ctx: Context) -> Any:
     from taskcache import api
 
-    frame = api.runs(task=a.task, status=a.status, tag=a.tag, limit=a.limit)
-    if ctx.shell is None:  # a terminal: the columns that fit a line
-        return frame[["task", "status", "created_at", "duration", "hit_count", "tags"]]
-    return frame
+    return api.runs(task=a.task, status=a.status, tag=a.tag, limit=a.limit, compact=not a.all)
 
 
 # -- show / load --------------------------------------------------------------------------
@@ -91,14 +95,17 @@ def _why_args(p: argparse.ArgumentParser) -> None:
 
 
 def _why(a: argparse.Namespace, ctx: Context) -> str:
-    from taskcache.lifecycle.explain import explain_text
+    from taskcache.lifecycle.explain import explain_text, input_values
     from taskcache.lifecycle.runner import get_runner
 
     task = a.task or ctx.last_task
     if task is None:
         raise ValueError("no %%task cell has run yet in this session; give a task name: "
                          "why NAME")
-    return explain_text(get_runner().catalog, task)
+    runner = get_runner()
+    namespace = ctx.shell.user_ns if ctx.shell is not None else None
+    return explain_text(runner.catalog, task,
+                        input_values(runner.catalog, runner.load_artifact, namespace))
 
 
 # -- gc / verify --------------------------------------------------------------------------
@@ -156,6 +163,48 @@ def _config(a: argparse.Namespace, ctx: Context) -> str:
     return "\n".join([*lines, f"{'quiet':22} {ctx.quiet}"])
 
 
+# -- flow ---------------------------------------------------------------------------------
+def _flow_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="run a flow: hits from the cache, independent steps at once",
+                         description="run a flow: hits from the cache, independent steps at once")
+    run.add_argument("file", help="flow file, .yaml/.yml or .json")
+    run.add_argument("--executor", choices=("threads", "processes", "dask"), default=None,
+                     help="where misses run (default: the executor setting)")
+    run.add_argument("--max-workers", type=int, default=None)
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="STEP.ARG=VALUE", help="replace an argument, e.g. fit.alpha=0.1")
+    run.add_argument("--no-progress", action="store_true")
+    show = sub.add_parser("show", help="check a flow and draw it as SVG",
+                          description="check a flow and draw it as SVG")
+    show.add_argument("file")
+    show.add_argument("-o", "--output", help="write the SVG here instead of printing it")
+
+
+def _flow(a: argparse.Namespace, ctx: Context) -> Any:
+    import os
+    import sys
+
+    from taskcache.flows import Flow
+    from taskcache.flows.spec import parse_overrides
+
+    if os.getcwd() not in sys.path:  # as `python -m`: the flow's modules import from here
+        sys.path.insert(0, os.getcwd())
+    flow = Flow.load(a.file)  # FlowError (a ValueError): a usage error
+    if a.action == "show":
+        svg = flow.svg()
+        if a.output is None:
+            return svg
+        with open(a.output, "w", encoding="utf-8") as out:
+            out.write(svg)
+        return f"taskcache: {a.file}: {len(flow.steps)} steps, drawn to {a.output}"
+    if a.overrides:
+        flow = flow.with_args(parse_overrides(a.overrides))
+    result = flow.run(executor=a.executor, max_workers=a.max_workers,
+                      progress=not a.no_progress, show=False if ctx.shell is None else None)
+    return result.summary()
+
+
 # -- browse -------------------------------------------------------------------------------
 def _browse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None)
@@ -209,6 +258,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             _no_args, _doctor),
     Command("summary", "counts, hits, time saved, disk used", _no_args, _summary),
     Command("config", "the settings in effect", _no_args, _config),
+    Command("flow", "run or draw a flow (YAML/JSON)", _flow_args, _flow),
     Command("browse", "the run browser", _browse_args, _browse, needs_shell=True),
     Command("serve", "a Jupyter server with the taskcache page (runs, task launcher)",
             _serve_args, _serve, command_line_only=True),

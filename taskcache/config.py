@@ -15,6 +15,8 @@ from taskcache.errors import ConfigError
 
 DEFAULT_DIR = ".taskcache"
 FRAME_FORMATS = ("parquet", "arrow")
+#: where ``f.map`` and ``f.submit`` run their misses by default (``executor`` setting)
+EXECUTORS = ("threads", "processes", "dask")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class Settings:
     #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
+    #: where ``f.map``/``f.submit`` run misses: "threads", "processes" or "dask"
+    executor: str = "threads"
+    #: workers of the thread or process pool (None: one per CPU)
+    max_workers: int | None = None
     #: modules whose @task functions the Jupyter server extension lists and can launch
     tasks: tuple[str, ...] = ()
     #: where artifacts live when not in ``cache_dir/artifacts``: any fsspec URL
@@ -49,6 +55,11 @@ class Settings:
         if self.frame_format not in FRAME_FORMATS:
             raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
                               f"{self.frame_format!r}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got "
+                              f"{self.executor!r}")
+        if self.max_workers is not None and self.max_workers < 1:
+            raise ConfigError(f"max_workers must be at least 1, got {self.max_workers}")
 
     @property
     def artifacts_dir(self) -> Path:
@@ -69,6 +80,7 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
+_INTS = {"max_workers"}
 _SIZES = {"artifacts_cache_bytes"}
 
 
@@ -120,6 +132,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return False
             raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
         return bool(value)
+    if name in _INTS:
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} in {origin} must be a whole number, got {value!r}") from exc
     if name == "tasks":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(m, str) for m in items):

@@ -7,21 +7,15 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from taskcache.describe import short_repr, type_name
-from taskcache.errors import (
-    CacheWarning,
-    CatalogError,
-    CatalogUnavailableError,
-    FingerprintError,
-    StoreError,
-    UnstorableValueError,
-)
+from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
@@ -29,12 +23,10 @@ from taskcache.lifecycle.aliasing import (
     rebuild_views,
     restore_in_place,
 )
-from taskcache.lifecycle.runner import (
-    Hit,
-    current_run_id,
-    get_runner,
-    print_waiting,
-)
+from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, executing
+from taskcache.lifecycle.progress import SweepProgress
+from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
+from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
 from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec
 
 if TYPE_CHECKING:
@@ -43,11 +35,6 @@ if TYPE_CHECKING:
     from taskcache.api import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class _Outcome:
-    result: Any = None
 
 
 class _Call:
@@ -67,7 +54,7 @@ class _Call:
 
     def arguments(self) -> dict[str, Any]:
         """The hashed arguments under their output names (``argument:<parameter>``)."""
-        return {ARGUMENT + name: value for name, value, _ in self.hashed}
+        return _arguments(self.hashed)
 
     def spec(self) -> RunSpec:
         d = self._definition
@@ -85,6 +72,7 @@ class TaskDefinition:
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None, version: str | None,
         ignore: Iterable[str], tags: Iterable[str], cache: bool,
+        retry: RetryPolicy | None = None, timeout: float | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__qualname__
@@ -92,6 +80,10 @@ class TaskDefinition:
         self.ignore = frozenset(ignore)
         self.tags = tuple(tags)
         self.cache = cache
+        self.retry = retry or RetryPolicy()
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"@task(timeout=...) must be a positive number of seconds, got {timeout}")
+        self.timeout = timeout
         self.signature = inspect.signature(fn)
         unknown = self.ignore - self.signature.parameters.keys()
         if unknown:
@@ -101,12 +93,14 @@ class TaskDefinition:
             )
 
     # -- fingerprint ----------------------------------------------------------------------
-    def prepare(self, args: tuple, kwargs: dict) -> _Call:
+    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None) -> _Call:
+        """Fingerprint one call; ``code_hash``: the function's, already computed (a sweep
+        hashes the code once for all its points)."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         hashed = [(pname, value, hash_value(value, name=pname))
                   for pname, value in bound.arguments.items() if pname not in self.ignore]
-        code_hash = hash_code(self.fn)
+        code_hash = code_hash or hash_code(self.fn)
         fingerprint = combine_key({
             "task": self.name,
             "kind": "function",
@@ -147,10 +141,16 @@ class TaskDefinition:
         """The outputs to store for one call: the return value, the arguments it changed
         in place and which returned arrays view an argument; and why a hit could not replay
         the call (an argument of a type that cannot be written back in place)."""
+        return self.outputs_of(call.hashed, result)
+
+    def outputs_of(self, hashed: list[tuple[str, Any, str]], result: Any,
+                   ) -> tuple[dict[str, Any], list[str]]:
+        """:meth:`aliasing_outputs` over the hashed arguments (parameter, value, hash), so
+        a worker can compute it beside its own copies of the arguments."""
         outputs: dict[str, Any] = {RETURN: result}
-        given = call.arguments()
+        given = _arguments(hashed)
         changed, problems = [], []
-        for pname, value, value_hash in call.hashed:
+        for pname, value, value_hash in hashed:
             try:
                 same = hash_value(value, name=pname) == value_hash
             except FingerprintError:
@@ -178,42 +178,18 @@ class TaskDefinition:
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
         return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
 
-    def start(self, call: _Call, *, force: bool) -> Claim | Hit:
-        """Claim the run, or (single-flight) the result of another process computing it."""
-        spec = self.run_spec(call)
-        if force or not self.cache or call.rerun:
-            return call.runner.start(spec)
-        return call.runner.acquire(spec, on_wait=print_waiting)
+    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+        """The miss of ``call`` as a Job that any executor can run (and that records what
+        the call changes in its arguments, like a call here)."""
+        return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
+                   force=force or not self.cache or call.rerun, timeout=self.timeout,
+                   outputs_of=functools.partial(self.outputs_of, call.hashed))
 
-    @contextlib.contextmanager
-    def executing(self, call: _Call, claim: Claim) -> Iterator[_Outcome]:
-        """Mark the claimed run current, keep its lease alive, and record how the body
-        ended: failed or cancelled on an exception (re-raised unchanged), else completed."""
-        token = current_run_id.set(claim.run_id)
-        started = time.perf_counter()
-        outcome = _Outcome()
-        try:
-            with call.runner.heartbeat(claim):
-                yield outcome
-        except BaseException as exc:  # the user's own error: recorded if possible, raised as is
-            call.runner.fail_quietly(claim, exc, duration=time.perf_counter() - started,
-                                     cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
-            raise
-        finally:
-            current_run_id.reset(token)
-        duration = time.perf_counter() - started
-        outputs, problems = self.aliasing_outputs(call, outcome.result)
-        if problems:  # a hit would not leave the caller's objects as this run did
-            reason = "; ".join(problems)
-            call.runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
-                                     reason=f"not cached: {reason}")
-            warnings.warn(f"taskcache: {self.name}: result not cached: {reason}; return the "
-                          f"changed value instead", CacheWarning, stacklevel=4)
-            return
-        try:
-            call.runner.save(claim, self.name, outputs, duration=duration)
-        except (UnstorableValueError, StoreError, CatalogError) as exc:
-            warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
+    def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
+        """Run the body as the claimed run of ``call`` and record how it ended, with what it
+        changed in its arguments (see :func:`taskcache.lifecycle.jobs.executing`)."""
+        return executing(call.runner, claim, self.name,
+                         outputs_of=functools.partial(self.outputs_of, call.hashed))
 
     def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
         """The catalog cannot be reached or written: say so once; the caller runs the
@@ -227,18 +203,33 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = self.start(call, force=force)
+            job = self.job(call, args, kwargs, force=force)
         except CatalogUnavailableError as exc:
             self._warn_uncached(exc)
             return self.fn(*args, **kwargs)
-        if isinstance(acquired, Hit):
-            found, value = self.from_hit(call, acquired.outputs)
-            if found:
-                return value
-            acquired = self.start(call, force=True)
-        with self.executing(call, acquired) as outcome:
-            outcome.result = self.fn(*args, **kwargs)
-        return outcome.result
+        attempts = self.retry.retries + 1
+        attempt = 1
+        while True:
+            this = numbered(job, attempt, attempts)
+            try:
+                acquired = claim_job(this)
+            except CatalogUnavailableError as exc:
+                self._warn_uncached(exc)
+                return self.fn(*args, **kwargs)
+            if isinstance(acquired, Hit):  # computed meanwhile by another process
+                found, value = self.from_hit(call, acquired.outputs)
+                if found:
+                    return value
+                job = dataclasses.replace(job, force=True)  # it cannot be replayed here
+                continue
+            try:
+                return execute_job(this, acquired, enforce_timeout=True)
+            except Exception as exc:
+                attempt += 1
+                delay = self.retry.wait_before(attempt, exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
 
     async def call_async(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
         try:
@@ -246,7 +237,8 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+            job = self.job(call, args, kwargs, force=force)
+            acquired = await asyncio.to_thread(claim_job, job)  # may wait
         except CatalogUnavailableError as exc:
             self._warn_uncached(exc)
             return await self.fn(*args, **kwargs)
@@ -254,10 +246,88 @@ class TaskDefinition:
             found, value = self.from_hit(call, acquired.outputs)
             if found:
                 return value
-            acquired = await asyncio.to_thread(self.start, call, force=True)
+            acquired = await asyncio.to_thread(claim_job, dataclasses.replace(job, force=True))
         with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
+
+    # -- sweeps ---------------------------------------------------------------------------
+    def map(self, *iterables: Iterable[Any], executor: Any = None, max_workers: int | None = None,
+            progress: bool = True) -> list[Any]:
+        """``[f(*args) for args in zip(*iterables)]``, hits served here, misses on
+        ``executor`` (default: the ``executor`` setting)."""
+        from taskcache.lifecycle.progress import open_progress
+        from taskcache.lifecycle.sweeps import run_sweep
+
+        code_hash = hash_code(self.fn)
+        calls = [(args, self.prepare(args, {}, code_hash=code_hash))
+                 for args in zip(*iterables, strict=True)]
+        results: list[Any] = [None] * len(calls)
+        bar = open_progress(len(calls), title=self.name, show=progress)
+        try:
+            misses: list[int] = []
+            for index, (_, call) in enumerate(calls):
+                found, value = self.lookup_value(call)
+                if found:
+                    results[index] = value
+                    bar.hit()
+                else:
+                    misses.append(index)
+            if misses:
+                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False) for i in misses]
+                pool = _pool(executor, max_workers)
+                for index, value in zip(misses, run_sweep(jobs, pool, self.retry, bar), strict=True):
+                    results[index] = value
+        finally:
+            bar.close()
+        return results
+
+    def submit(self, args: tuple, kwargs: dict, *, executor: Any = None,
+               max_workers: int | None = None, progress: SweepProgress | None = None,
+               ) -> TaskFuture:
+        """One call on ``executor``, as a future; futures among the arguments are waited
+        for first and replaced by their results. ``progress`` is told of a hit, the start
+        and the end (a flow watches its steps this way)."""
+        future = TaskFuture()
+        dependencies = [v for v in (*args, *kwargs.values()) if isinstance(v, Future)]
+        parent = current_run_id.get()
+        launched = threading.Lock()
+
+        def launch(_: Any = None) -> None:
+            if any(not d.done() for d in dependencies) or not launched.acquire(blocking=False):
+                return
+            if future.done():  # cancelled while it waited for its dependencies
+                return
+            try:
+                real_args = tuple(_resolved(a) for a in args)
+                real_kwargs = {k: _resolved(v) for k, v in kwargs.items()}
+                token = current_run_id.set(parent)  # lineage: a submit inside a task is its child
+                try:
+                    call = self.prepare(real_args, real_kwargs)
+                finally:
+                    current_run_id.reset(token)
+                found, value = self.lookup_value(call)
+                if found:
+                    if progress is not None:
+                        progress.hit()
+                    future.set_result(value)
+                    return
+                from taskcache.lifecycle.sweeps import Attempts
+
+                job = self.job(call, real_args, real_kwargs, force=False)
+                Attempts(job, _pool(executor, max_workers), self.retry, future, progress).start()
+            except BaseException as exc:  # a failed dependency, an unhashable argument
+                if not future.done():
+                    if progress is not None:
+                        progress.started()
+                        progress.finished(failed=True)
+                    future.set_exception(exc)
+
+        if not dependencies:
+            launch()
+        for dependency in dependencies:
+            dependency.add_done_callback(launch)
+        return future
 
     # -- helpers exposed on the wrapper ---------------------------------------------------
     def lookup(self, *args: Any, **kwargs: Any) -> Run | None:
@@ -282,6 +352,24 @@ class TaskDefinition:
 
 
 
+def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
+    """Hashed arguments (parameter, value, hash) under their output names."""
+    return {ARGUMENT + name: value for name, value, _ in hashed}
+
+
+def _resolved(value: Any) -> Any:
+    """An argument of ``submit``: a future stands for its result (its error, if it failed)."""
+    return value.result() if isinstance(value, Future) else value
+
+
+def _pool(executor: Any, max_workers: int | None) -> Any:
+    from taskcache.lifecycle.executors import get_pool
+
+    settings = get_runner().settings
+    return get_pool(settings.executor if executor is None else executor,
+                    max_workers if max_workers is not None else settings.max_workers)
+
+
 def _source_file(fn: Callable[..., Any]) -> str | None:
     try:
         return inspect.getsourcefile(fn)
@@ -302,26 +390,39 @@ def task(fn: F) -> F: ...
 def task(
     fn: None = None, *, name: str | None = None, version: str | int | None = None,
     ignore: Iterable[str] = (), tags: Iterable[str] = (), cache: bool = True,
+    retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     version: str | int | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
-    cache: bool = True,
+    cache: bool = True, retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float | None = None,
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
     ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
     ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
-    from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
-    ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
+    from cache. ``retries``: run again after an exception of a ``retry_on`` type, waiting
+    ``retry_delay * retry_backoff ** k`` seconds; every attempt is a recorded run and the last
+    error is raised. ``timeout`` (seconds): stop a run that takes longer and record it failed,
+    reason "timeout" (on processes and Dask the worker is stopped; a plain call only in the
+    main thread, through SIGALRM; not on the thread executor). The wrapper keeps ``fn``'s
+    signature and docstring and adds ``.map(*iterables, executor=, max_workers=,
+    progress=)``, ``.submit(*args, **kw)``, ``.runs()``, ``.lookup(*args, **kw)``,
+    ``.force(*args, **kw)`` and ``.clear()``.
     """
+    policy = RetryPolicy(int(retries), float(retry_delay), float(retry_backoff),
+                         retry_on if isinstance(retry_on, tuple) else (retry_on,))
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         definition = TaskDefinition(
             f, name=name, version=None if version is None else str(version), ignore=ignore,
-            tags=tags, cache=cache,
+            tags=tags, cache=cache, retry=policy, timeout=timeout,
         )
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)
@@ -337,6 +438,15 @@ def task(
 
             def force(*args: Any, **kwargs: Any) -> Any:
                 return definition.call_sync(args, kwargs, force=True)
+
+            def submit(*args: Any, **kwargs: Any) -> TaskFuture:
+                # like Dask's client.submit: executor/max_workers are ours, unless fn has them
+                options = {k: kwargs.pop(k) for k in ("executor", "max_workers")
+                           if k in kwargs and k not in definition.signature.parameters}
+                return definition.submit(args, kwargs, **options)
+
+            wrapper.map = definition.map  # type: ignore[attr-defined]
+            wrapper.submit = submit  # type: ignore[attr-defined]
 
         wrapper.__taskcache__ = definition  # type: ignore[attr-defined]
         wrapper.force = force  # type: ignore[attr-defined]

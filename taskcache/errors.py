@@ -13,6 +13,9 @@ Every message names the thing that went wrong and the way out::
     │   └── PickleDisabledError               a pickled artifact while allow_pickle is off
     ├── UnknownCodecError (+ KeyError)        an artifact written by a codec not registered here
     ├── RepeatedlyAbandonedError              a run whose process keeps dying; not retried
+    ├── TaskTimeoutError (+ TimeoutError)     a run stopped after its @task(timeout=...)
+    ├── WorkerDiedError                       the worker process running a task died
+    ├── FlowError (+ ValueError)              a flow file or Flow(...) that cannot run
     └── CatalogError                          the SQLite/SQLAlchemy catalog
         ├── RunNotFoundError (+ KeyError)
         ├── InvalidTransitionError            e.g. completed -> running
@@ -38,6 +41,9 @@ __all__ = [
     "PickleDisabledError",
     "UnknownCodecError",
     "RepeatedlyAbandonedError",
+    "TaskTimeoutError",
+    "WorkerDiedError",
+    "FlowError",
     "CatalogError",
     "RunNotFoundError",
     "InvalidTransitionError",
@@ -157,6 +163,32 @@ class RepeatedlyAbandonedError(TaskcacheError):
             f"e.g. out of memory); not retrying automatically. Use --force / .force() to "
             f"try again"
         )
+
+
+class TaskTimeoutError(TaskcacheError, TimeoutError):
+    """A run took longer than its ``@task(timeout=...)``; it was stopped and recorded failed
+    with reason "timeout"."""
+
+    def __init__(self, task: str, timeout: float) -> None:
+        self.task = task
+        self.timeout = timeout
+        super().__init__(f"{task} did not finish within its timeout of {timeout:g} s; it was "
+                         f"stopped. Raise @task(timeout=...) if it needs longer")
+
+
+class WorkerDiedError(TaskcacheError):
+    """The worker process running a task exited (killed, out of memory, a crash)."""
+
+    def __init__(self, task: str, exitcode: int | None) -> None:
+        self.task = task
+        self.exitcode = exitcode
+        super().__init__(f"the worker process running {task} died (exit code {exitcode}); "
+                         f"the run was recorded failed. Re-run to try again")
+
+
+class FlowError(TaskcacheError, ValueError):
+    """A flow that cannot run: unknown function, cycle, missing step, arguments that do not
+    fit the function's signature, a malformed file. Raised before any step runs."""
 
 
 class CatalogError(TaskcacheError):

@@ -86,14 +86,18 @@ def _like_pattern(text: str) -> str:
 def run_filters(
     task: str | None, status: str | None, tag: str | None, since: datetime | None,
     fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
+    task_contains: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """WHERE clauses of query_runs/count_runs; every value is a bound parameter.
 
-    ``text`` matches a substring of the task name or the source, case-insensitively for
-    ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
+    ``text`` matches a substring of the task name or the source, ``task_contains`` one of
+    the task name, both case-insensitively for ASCII, with ``%`` and ``_`` taken literally;
+    ``since``/``until`` bound created_at."""
     where: list[ColumnElement[bool]] = []
     if task is not None:
         where.append(runs.c.task == task)
+    if task_contains:
+        where.append(runs.c.task.ilike(_like_pattern(task_contains), escape="\\"))
     if status is not None:
         where.append(runs.c.status == status)
     if tag is not None:
@@ -437,6 +441,7 @@ class Catalog:
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
         since: datetime | None = None, fingerprint: str | None = None,
         text: str | None = None, until: datetime | None = None,
+        task_contains: str | None = None,
         sort: str = "id", descending: bool = True, limit: int = 100, offset: int = 0,
         full: bool = False,
     ) -> list[RunRecord]:
@@ -447,7 +452,8 @@ class Catalog:
         column, tiebreak = SORT_COLUMNS[sort], runs.c.id
         order = ((column.desc(), tiebreak.desc()) if descending
                  else (column.asc(), tiebreak.asc()))
-        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until,
+                            task_contains=task_contains)
         with self._read() as conn:
             return load_runs(conn, where, full=full, limit=limit, offset=offset,
                              order=order[1:] if sort == "id" else order)
@@ -456,9 +462,11 @@ class Catalog:
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
         since: datetime | None = None, fingerprint: str | None = None,
         text: str | None = None, until: datetime | None = None,
+        task_contains: str | None = None,
     ) -> int:
         """How many runs query_runs would page through with these filters."""
-        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until,
+                            task_contains=task_contains)
         with self._read() as conn:
             return int(conn.scalar(select(func.count()).select_from(runs).where(*where)) or 0)
 

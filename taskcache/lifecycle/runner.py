@@ -255,15 +255,18 @@ class Runner:
         cancelled: bool = False,
         reason: str | None = None,
         written: Sequence[ArtifactRecord] = (),
+        file_labels: Mapping[str, str] | None = None,
     ) -> RunRecord | None:
         """``fail`` for when the run's real outcome (the user's exception, a value that could
         not be cached) matters more than recording it: never raises a catalog error. The
         ``written`` files of the run are deleted once it is known not to be completed.
         If the catalog cannot be written now, this is retried before this runner's next
         claim, so this process never waits for its own dead run; other processes take the
-        run over once its lease expires."""
+        run over once its lease expires. ``file_labels`` names source files in the
+        recorded traceback (see ``failures.user_traceback``)."""
         return self.failures.record(
-            claim, failure_fields(exc, duration, cancelled, reason), tuple(written))
+            claim, failure_fields(exc, duration, cancelled, reason, file_labels),
+            tuple(written))
 
     def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
         for artifact in artifacts:
@@ -333,6 +336,17 @@ def get_runner() -> Runner:
         from taskcache.config import resolve_settings
 
         _default = Runner(resolve_settings(**_settings_overrides))
+    return _default
+
+
+def use_settings(settings: Settings) -> Runner:
+    """Make ``settings`` the default runner's (a worker process taking a job from the
+    caller: it records into the caller's catalog). Keeps the runner when they are equal."""
+    global _default
+    if _default is None or _default.settings != settings:
+        if _default is not None:
+            _default.close()
+        _default = Runner(settings)
     return _default
 
 

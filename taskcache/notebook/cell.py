@@ -37,7 +37,7 @@ from taskcache.lifecycle.aliasing import (
     rebuild_views,
     restore_in_place,
 )
-from taskcache.lifecycle.environment import capture_environment
+from taskcache.lifecycle.environment import capture_environment, cell_number, notebook_path
 from taskcache.lifecycle.runner import (
     Hit,
     Runner,
@@ -159,6 +159,7 @@ class CellTask:
         self.inputs = self._input_names()
         self.name = options.name or default_task_name(self.analysis.outputs if self.analysis else ())
         self._early_definitions = False  # prepare_hit put back what stored values refer to
+        self.failed_run_id: int | None = None  # the run recorded as failed, if the cell raised
         self.is_async = shell.autoawait and has_top_level_await(self.source)
         # compile flags of the body: top-level await where IPython would allow it
         self._flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if self.is_async else 0
@@ -267,7 +268,8 @@ class CellTask:
         """Run the cell for real, capture what it shows, store its outputs; unless another
         process is computing the same run, in which case wait and restore its result."""
         before = {n: spec_hash.value_hash for n, spec_hash in zip(self.inputs, spec.inputs, strict=True)}
-        env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}))
+        env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}),
+                                  path=notebook_path(self.shell.user_ns))
         # the %%task line as typed, so the run browser can re-run this cell as it was
         spec = replace(spec, env={**env, "magic_line": self.magic_line})
         try:
@@ -290,7 +292,9 @@ class CellTask:
                 result = await self._run_body()
         except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
-            self.runner.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt))
+            self.failed_run_id = claim.run_id
+            self.runner.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                                     file_labels=self._cell_labels())
             raise
         finally:
             current_run_id.reset(token)
@@ -439,6 +443,11 @@ class CellTask:
             # registered in linecache: tracebacks show the cell, inspect.getsource works
             first_line = self.magic_line or "%%task"
             self._cached_name = self.shell.compile.cache(
-                first_line + "\n" + self.source, self.shell.execution_count, raw_code=self.raw
+                first_line + "\n" + self.source, cell_number(self.shell), raw_code=self.raw
             )
         return self._cached_name
+
+    def _cell_labels(self) -> dict[str, str]:
+        """Cell files as IPython names them in tracebacks: ``Cell In[37]``."""
+        numbers = getattr(self.shell.compile, "_filename_map", {})
+        return {path: f"Cell In[{n}]" for path, n in numbers.items() if isinstance(n, int)}

@@ -6,6 +6,7 @@ import ast
 from typing import Any
 
 from taskcache.lifecycle import runner as runner_module
+from taskcache.lifecycle.progress import set_progress_bar
 from taskcache.notebook.cell import has_top_level_await
 
 _loaded: dict[int, Any] = {}  # id(shell) -> the TaskCache magics instance
@@ -50,6 +51,10 @@ def load_ipython_extension(ip: Any) -> None:
     magics.transformer = AwaitAsyncTask(ip)
     ip.input_transformers_post.append(magics.transformer)
     _loaded[id(ip)] = magics
+    if getattr(ip, "kernel", None) is not None:  # a notebook: sweeps draw a widget bar
+        from taskcache.browser.progress import WidgetProgressBar
+
+        set_progress_bar(WidgetProgressBar)
     if not magics.quiet:
         print(f"taskcache: catalog at {runner_module.get_runner().settings.cache_dir}")
 
@@ -64,4 +69,5 @@ def unload_ipython_extension(ip: Any) -> None:
     manager.registry.pop(type(magics).__name__, None)
     ip.input_transformers_post[:] = [t for t in ip.input_transformers_post if t is not magics.transformer]
     ip.configurables[:] = [c for c in ip.configurables if c is not magics]
+    set_progress_bar(None)
     runner_module.reset()

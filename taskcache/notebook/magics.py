@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import (
     magic_arguments,
     parse_argstring,
 )
-from traitlets import Bool, Float, Unicode, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 
 from taskcache.commands import COMMANDS, Context, add_subcommands
 from taskcache.errors import (
@@ -58,6 +58,8 @@ class TaskCache(Magics):
     lease_seconds = Float(None, allow_none=True, help="How long a running run's lease lasts.").tag(config=True)
     artifacts_url = Unicode(None, allow_none=True, help="fsspec URL of the artifacts (s3://bucket/prefix, ...); default cache_dir/artifacts.").tag(config=True)
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
+    executor = Unicode(None, allow_none=True, help="Where f.map/f.submit run misses: 'threads' (default), 'processes' or 'dask'.").tag(config=True)
+    max_workers = Int(None, allow_none=True, help="Workers of the thread or process pool of f.map/f.submit (default: one per CPU).").tag(config=True)
     quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -66,7 +68,8 @@ class TaskCache(Magics):
         self.last_outcome: CellOutcome | None = None
         self._apply_settings()
 
-    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url")
+    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url",
+             "executor", "max_workers")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -75,7 +78,8 @@ class TaskCache(Magics):
             runner_module.configure(
                 cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
-                artifacts_url=self.artifacts_url,
+                artifacts_url=self.artifacts_url, executor=self.executor,
+                max_workers=self.max_workers,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None
@@ -132,7 +136,7 @@ class TaskCache(Magics):
             try:
                 outcome = await cell_task.run_unkeyed(exc)
             except Exception as error:
-                return self._show_failure(error)
+                return self._show_failure(error, cell_task, options)
             return self._finish(cell_task, outcome, options)
         if runner is not None and not (options.force or options.no_cache):
             try:
@@ -152,10 +156,10 @@ class TaskCache(Magics):
                 outcome = await cell_task.execute(spec, force=rerun)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
-                return self._show_failure(exc)
+                return self._show_failure(exc, cell_task, options)
             raise UsageError(str(exc)) from None  # the message, not taskcache's traceback
         except Exception as exc:
-            return self._show_failure(exc)
+            return self._show_failure(exc, cell_task, options)
         return self._finish(cell_task, outcome, options)
 
     def _finish(self, cell_task: CellTask, outcome: CellOutcome, options: CellOptions) -> Any:
@@ -177,14 +181,27 @@ class TaskCache(Magics):
         else:
             why = f": {outcome.reason}" if outcome.reason else ""
             text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached{why}"
+        self._publish_status(text, outcome.status)
+
+    def _publish_status(self, text: str, status: str) -> None:
+        # the theme's secondary text colour, indented as JupyterLab indents printed text
+        # (1ch of the code font)
+        line = (f'<div style="padding-left:1ch;font-family:var(--jp-code-font-family)">'
+                f'<pre class="taskcache-status" style="color:var(--jp-content-font-color2,#616161);'
+                f'margin:0">{html.escape(text)}</pre></div>')
         self.shell.display_pub.publish(
-            data={"text/plain": text,
-                  "text/html": f'<pre class="taskcache-status" style="color:#777;margin:0">{html.escape(text)}</pre>'},
-            metadata={"taskcache": {"status": outcome.status}},
+            data={"text/plain": text, "text/html": line},
+            metadata={"taskcache": {"status": status}},
         )
 
-    def _show_failure(self, exc: BaseException) -> None:
-        """Show the traceback as a plain cell would (user frames only) and fail the cell."""
+    def _show_failure(self, exc: BaseException, cell_task: CellTask, options: CellOptions) -> None:
+        """Show the traceback as a plain cell would (user frames only), then the status line
+        (``taskcache: failed NAME #ID, nothing cached``), and fail the cell."""
+        if not options.quiet:
+            run_id = f" #{cell_task.failed_run_id}" if cell_task.failed_run_id else ""
+            status = f"taskcache: failed {cell_task.name}{run_id}, nothing cached"
+        else:
+            status = None
         tb = exc.__traceback__
         cell_file = None
         while tb is not None:  # drop taskcache's own frames above the cell's code
@@ -195,8 +212,12 @@ class TaskCache(Magics):
             tb = tb.tb_next
         exec_result = getattr(self.shell.displayhook, "exec_result", None)
         if exec_result is None or cell_file is None:
+            if status:
+                self._publish_status(status, "failed")
             raise exc  # not inside a cell run (direct call): let the caller see it
         self.shell.showtraceback((type(exc), exc, tb), tb_offset=0)
+        if status:
+            self._publish_status(status, "failed")
         exec_result.error_in_exec = exc
         return None
 

@@ -176,6 +176,25 @@ def test_failed_cell_shows_the_usual_traceback_and_records_it(ip, capsys):
     assert len(tc.runs(task="boom")) == 2
 
 
+def test_a_failed_cell_says_so_and_its_traceback_names_its_own_cell(ip, capsys):
+    ip.run_line_magic("colors", "nocolor")
+    ip.run_cell("def helper(v):\n    return v['missing']", store_history=True)
+    result = ip.run_cell("%%task broken\nd = {}\nhelper(d)", store_history=True)
+    number = result.execution_count
+    assert isinstance(result.error_in_exec, KeyError)
+    assert last_status(ip) == "taskcache: failed broken #1, nothing cached"
+    out = capsys.readouterr().out
+    assert f"Cell In[{number}], line 3" in out and f"Cell In[{number - 1}], line 2" in out
+    recorded = tc.run(1).error["traceback"]  # what the Error tab shows
+    assert f"Cell In[{number}], line 3, in <module>" in recorded
+    assert f"Cell In[{number - 1}], line 2, in helper" in recorded
+    assert "taskcache" not in recorded and "ipykernel" not in recorded
+    assert recorded.strip().endswith("KeyError: 'missing'")
+    before = len(statuses(ip))
+    ip.run_cell("%%task broken -q\nd = {}\nhelper(d)", store_history=True)
+    assert len(statuses(ip)) == before  # -q: no status line, failed or not
+
+
 def test_keyboard_interrupt_cancels_the_run(ip):
     run(ip, "%%task stop\nraise KeyboardInterrupt")
     assert list(tc.runs(task="stop")["status"]) == ["cancelled"]
@@ -304,6 +323,32 @@ def test_line_magic_subcommands(ip, capsys):
         ip.run_line_magic("taskcache", "show 999")
 
 
+def test_runs_is_compact_unless_all_and_refuses_an_unknown_status(ip, capsys):
+    import re
+
+    ip.user_ns["n"] = 300_000
+    run(ip, "%%task big\nimport numpy as np\nblob = np.arange(n)\nprint(len(blob))")
+    run(ip, "%%task broken\nz = {}['nope']")
+    frame = ip.run_line_magic("taskcache", "runs")
+    assert list(frame.columns) == ["task", "status", "started", "duration", "hits", "error"]
+    assert list(frame.index) == [2, 1] and list(frame["task"]) == ["broken", "big"]
+    assert list(frame["error"]) == ["KeyError: 'nope'", ""]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in frame["started"])  # local, today
+    assert all(re.fullmatch(r"[\d.]+ (ms|s)", d) for d in frame["duration"])
+    full = ip.run_line_magic("taskcache", "runs --all")
+    assert {"fingerprint", "created_at", "error_type", "kind"} <= set(full.columns)
+    with pytest.raises(UsageError, match="invalid choice: 'bogus'.*'pending', 'running', "
+                                         "'completed', 'failed', 'cancelled'"):
+        ip.run_line_magic("taskcache", "runs --status bogus")
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", "show 1")
+    shown = capsys.readouterr().out
+    assert "blob: numpy.ndarray shape (300000,) [npy, 2.4 MB]" in shown
+    assert "printed and displayed" not in shown and "bytes" not in shown
+    ip.run_line_magic("taskcache", "show 2")
+    assert "error: KeyError: 'nope'" in capsys.readouterr().out
+
+
 def test_why_names_a_changed_helper_and_code_line(ip, capsys):
     run(ip, "def clean(v):\n    return v")
     ip.user_ns["x"] = 1
@@ -423,6 +468,21 @@ def test_a_definition_reading_a_value_of_its_cell_is_replayed_after_it(ip):
     ip.run_cell_magic("task", "defaults", cell)
     assert "hit defaults" in last_status(ip)
     assert ip.user_ns["above"](5.5) is True and ip.user_ns["above"].__defaults__ == (5,)
+
+
+def test_a_cell_run_records_the_notebook_it_came_from(ip, monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    run(ip, "%%task plain\na = 1")
+    assert tc.run(1).env["path"] == ""  # a plain IPython: no notebook
+    monkeypatch.setenv("JPY_SESSION_NAME", "/srv/work/from-server.ipynb")
+    run(ip, "%%task served\nb = 1")
+    assert tc.run(2).env["path"] == "/srv/work/from-server.ipynb"
+    ip.user_ns["__session__"] = "/home/me/lab.ipynb"  # JupyterLab
+    run(ip, "%%task lab\nc = 1")
+    assert tc.run(3).env["path"] == "/home/me/lab.ipynb"
+    ip.user_ns["__vsc_ipynb_file__"] = "/home/me/code.ipynb"  # VS Code
+    run(ip, "%%task vscode\nd = 1")
+    assert tc.run(4).env["path"] == "/home/me/code.ipynb"
 
 
 def test_a_catalog_locked_at_the_claim_runs_the_cell_uncached(ip, cache_dir):
