@@ -28,6 +28,7 @@ COMPACT_COLUMNS = ["task", "status", "started", "duration", "hits", "error"]
 def _fresh_runner() -> Runner:
     """The runner, with this process's pending hit counts written, for reads that show them."""
     runner = get_runner()
+    runner.reopen_if_gone()
     runner.hits.flush()
     return runner
 

@@ -43,6 +43,58 @@ def _size(text: str) -> int:
     return size_argument(text)
 
 
+#: the largest number SQLite stores as an integer: run ids and counts beyond it are refused
+MAX_INT = 2**63 - 1
+
+
+def _whole(text: str, low: int, what: str) -> int:
+    """``text`` as an int from ``low`` to MAX_INT, else an ArgumentTypeError saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= MAX_INT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} (a whole number from {low})")
+    return value
+
+
+def run_id_argument(text: str) -> int:
+    """A run id for argparse: a whole number from 1."""
+    return _whole(text, 1, "a run id")
+
+
+def count_argument(text: str) -> int:
+    """A count for argparse: a whole number from 0."""
+    return _whole(text, 0, "a count")
+
+
+def positive_argument(text: str) -> int:
+    """A size for argparse: a whole number from 1."""
+    return _whole(text, 1, "a positive size")
+
+
+def port_argument(text: str) -> int:
+    """A TCP port for argparse: a whole number from 1 to 65535."""
+    port = _whole(text, 1, "a port")
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (a whole number from 1 to 65535)")
+    return port
+
+
+def days_argument(text: str) -> float:
+    """A number of days for argparse: finite, from 0 to maintenance.MAX_DAYS."""
+    from taskcache.lifecycle.maintenance import MAX_DAYS
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_DAYS:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days (from 0 to {MAX_DAYS}, e.g. 30 or 0.5)")
+    return value
+
+
 # -- runs ---------------------------------------------------------------------------------
 def _runs_args(p: argparse.ArgumentParser) -> None:
     from taskcache.records import STATUSES
@@ -52,7 +104,7 @@ def _runs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", choices=STATUSES, metavar="STATUS",
                    help=f"one of {', '.join(STATUSES)}")
     p.add_argument("--tag")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=count_argument, default=20)
     p.add_argument("--all", action="store_true",
                    help="every column, raw (default: id, task, status, local start time, "
                         "duration, hits, error)")
@@ -66,7 +118,7 @@ def _runs(a: argparse.Namespace, ctx: Context) -> Any:
 
 # -- show / load --------------------------------------------------------------------------
 def _id_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=run_id_argument)
 
 
 def _show(a: argparse.Namespace, ctx: Context) -> str:
@@ -76,7 +128,7 @@ def _show(a: argparse.Namespace, ctx: Context) -> str:
 
 
 def _load_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=run_id_argument)
     p.add_argument("names", nargs="*")
 
 
@@ -111,8 +163,9 @@ def _why(a: argparse.Namespace, ctx: Context) -> str:
 # -- gc / verify --------------------------------------------------------------------------
 def _gc_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
-    p.add_argument("--older-than-days", type=float, default=None)
-    p.add_argument("--keep-last", type=int, default=None)
+    p.add_argument("--older-than-days", metavar="DAYS", type=days_argument, default=None)
+    p.add_argument("--keep-last", metavar="N", type=count_argument, default=None,
+                   help="keep the newest N completed runs of each task")
     p.add_argument("--max-size", metavar="SIZE", type=_size, default=None,
                    help="then drop the least recently used runs until their artifacts fit, "
                         "e.g. 500MB, 2GB, 1.5GiB")
@@ -207,11 +260,13 @@ def _flow(a: argparse.Namespace, ctx: Context) -> Any:
 
 # -- browse -------------------------------------------------------------------------------
 def _browse_args(p: argparse.ArgumentParser) -> None:
+    from taskcache.records import STATUSES
+
     p.add_argument("--task", default=None)
-    p.add_argument("--status", default=None)
+    p.add_argument("--status", default=None, choices=STATUSES)
     p.add_argument("--tag", default=None)
     p.add_argument("--text", default=None)
-    p.add_argument("--page-size", type=int, default=25)
+    p.add_argument("--page-size", type=positive_argument, default=25)
     p.add_argument("--no-live", action="store_true", help="no periodic refresh")
 
 
@@ -225,7 +280,7 @@ def _browse(a: argparse.Namespace, ctx: Context) -> Any:
 
 # -- serve --------------------------------------------------------------------------------
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--port", type=port_argument, default=8888)
     p.add_argument("--ip", default="127.0.0.1")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument("--allow-root", action="store_true", help="run as root (e.g. in a container)")
@@ -234,8 +289,6 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 def _serve(a: argparse.Namespace, ctx: Context) -> None:
     """A Jupyter server with the taskcache extension, opening at /taskcache (Jupyter's own
     login: the URL printed carries the token)."""
-    if not 0 < a.port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535, got {a.port}")
     from jupyter_server.serverapp import ServerApp
 
     ServerApp.launch_instance(argv=[

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import inspect
 import threading
 import time
@@ -27,7 +28,7 @@ from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, execu
 from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
-from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec
+from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec, check_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,10 +76,11 @@ class TaskDefinition:
         retry: RetryPolicy | None = None, timeout: float | None = None,
     ) -> None:
         self.fn = fn
-        self.name = name or fn.__qualname__
-        self.version = None if version is None else str(version)
+        self.name = check_label(name if name is not None else default_task_name(fn),
+                                "task name")
+        self.version = None if version is None else check_label(str(version), "task version")
         self.ignore = frozenset(ignore)
-        self.tags = tuple(tags)
+        self.tags = tuple(check_label(tag, "tag") for tag in tags)
         self.cache = cache
         self.retry = retry or RetryPolicy()
         if timeout is not None and timeout <= 0:
@@ -198,6 +200,7 @@ class TaskDefinition:
                       stacklevel=4)
 
     def call_sync(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
+        unavailable: CatalogUnavailableError | None = None
         try:
             call = self.prepare(args, kwargs)
             found, value = (False, None) if force else self.lookup_value(call)
@@ -205,17 +208,21 @@ class TaskDefinition:
                 return value
             job = self.job(call, args, kwargs, force=force)
         except CatalogUnavailableError as exc:
-            self._warn_uncached(exc)
-            return self.fn(*args, **kwargs)
+            unavailable = exc
         attempts = self.retry.retries + 1
         attempt = 1
         while True:
+            if unavailable is not None:
+                # called outside the except block: the user's own error must not be shown as
+                # raised "during handling of" ours
+                self._warn_uncached(unavailable)
+                return self.fn(*args, **kwargs)
             this = numbered(job, attempt, attempts)
             try:
                 acquired = claim_job(this)
             except CatalogUnavailableError as exc:
-                self._warn_uncached(exc)
-                return self.fn(*args, **kwargs)
+                unavailable = exc
+                continue
             if isinstance(acquired, Hit):  # computed meanwhile by another process
                 found, value = self.from_hit(call, acquired.outputs)
                 if found:
@@ -238,9 +245,12 @@ class TaskDefinition:
             if found:
                 return value
             job = self.job(call, args, kwargs, force=force)
-            acquired = await asyncio.to_thread(claim_job, job)  # may wait
+            acquired: Claim | Hit | CatalogUnavailableError = await asyncio.to_thread(
+                claim_job, job)  # may wait
         except CatalogUnavailableError as exc:
-            self._warn_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):  # outside the except: see call_sync
+            self._warn_uncached(acquired)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             found, value = self.from_hit(call, acquired.outputs)
@@ -343,13 +353,32 @@ class TaskDefinition:
         return runs(task=self.name, **filters)
 
     def clear(self) -> int:
-        """Delete every recorded run of this task and its artifacts; returns how many."""
+        """Delete every finished run of this task and its artifacts; returns how many.
+        Running runs (this process's or another's) are left to finish."""
         from taskcache.api import delete_runs
 
         runner = get_runner()
-        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]
+        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=2**62)
+               if r.status != "running"]
         return delete_runs(ids, runner=runner)
 
+
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """A function's identity in the catalog: ``module.qualname`` (the qualified name alone
+    for a notebook's or a script's ``__main__``); a lambda's also names the line that
+    defines it (a short hash of its source). Two functions never share runs, so ``clear()``
+    of one never touches another's."""
+    module = getattr(fn, "__module__", None)
+    name = fn.__qualname__
+    if module and module != "__main__":
+        name = f"{module}.{name}"
+    if "<lambda>" in fn.__qualname__:
+        code = getattr(fn, "__code__", None)
+        site = _source_of(fn).strip() or (
+            f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn))
+        digest = hashlib.blake2b(site.encode("utf-8", "surrogatepass"), digest_size=4)
+        name = f"{name}:{digest.hexdigest()}"
+    return name
 
 
 def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
@@ -405,9 +434,9 @@ def task(
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
-    ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
-    ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
-    from cache. ``retries``: run again after an exception of a ``retry_on`` type, waiting
+    ``name`` defaults to ``module.qualname`` (see :func:`default_task_name`); bump
+    ``version`` to invalidate by hand; ``ignore`` leaves arguments out of the key;
+    ``cache=False`` records runs but never serves from cache. ``retries``: run again after an exception of a ``retry_on`` type, waiting
     ``retry_delay * retry_backoff ** k`` seconds; every attempt is a recorded run and the last
     error is raised. ``timeout`` (seconds): stop a run that takes longer and record it failed,
     reason "timeout" (on processes and Dask the worker is stopped; a plain call only in the

@@ -18,10 +18,12 @@ Every message names the thing that went wrong and the way out::
     ├── FlowError (+ ValueError)              a flow file or Flow(...) that cannot run
     └── CatalogError                          the SQLite/SQLAlchemy catalog
         ├── RunNotFoundError (+ KeyError)
+        │   └── RunDeletedError               a run deleted (gc, clear) while it was running
         ├── InvalidTransitionError            e.g. completed -> running
         ├── LeaseLostError                    completion by a process that no longer owns the run
         ├── SchemaVersionError                catalog written by a newer taskcache
         └── CatalogUnavailableError           locked past the busy timeout, disk full, I/O error
+            └── CatalogDamagedError           not a database, or a malformed (truncated) one
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ __all__ = [
     "FlowError",
     "CatalogError",
     "RunNotFoundError",
+    "RunDeletedError",
     "InvalidTransitionError",
     "LeaseLostError",
     "SchemaVersionError",
     "CatalogUnavailableError",
+    "CatalogDamagedError",
 ]
 
 
@@ -204,6 +208,17 @@ class RunNotFoundError(CatalogError, KeyError):
         return str(self.args[0])
 
 
+class RunDeletedError(RunNotFoundError):
+    """The run was deleted from the catalog (by ``gc``, ``clear()`` or the run browser,
+    maybe in another process) while its code ran; its result could not be recorded."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        KeyError.__init__(
+            self, f"run #{run_id} was deleted from the catalog while it ran (by gc, clear() "
+                  f"or the run browser, maybe in another process); its result was not cached")
+
+
 class InvalidTransitionError(CatalogError):
     def __init__(self, run_id: int, current: str, requested: str) -> None:
         self.run_id = run_id
@@ -242,6 +257,11 @@ class CatalogUnavailableError(CatalogError):
         self.location = location
         self.cause = cause
         super().__init__(f"the catalog {location} cannot be used: {cause}; {advice}")
+
+
+class CatalogDamagedError(CatalogUnavailableError):
+    """The catalog file is not a database, or a damaged one (truncated, overwritten): it
+    stays unusable until it is moved aside; ``taskcache verify`` reports it."""
 
 
 class CacheWarning(UserWarning):

@@ -15,10 +15,14 @@ from typing import Any, TypeVar
 
 import xxhash
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "fsync_dir", "hash_file", "map_copy_on_write"]
+__all__ = ["SQLITE_SUFFIXES", "TEMP_PREFIX", "atomic_write", "fsync_dir", "hash_file",
+           "map_copy_on_write"]
 
 #: name prefix of the temp files of atomic writes; a sweep removes the ones left behind
 TEMP_PREFIX = ".tmp-"
+#: the files of one SQLite database in WAL mode (SQLite creates the -wal and -shm files with
+#: the permissions of the database file)
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 _SMALL = 256 * 1024  # most files fit in one read: no big buffer to allocate
 _CHUNK = 4 * 1024 * 1024
@@ -63,14 +67,15 @@ def atomic_write(
     writer: Callable[[Path], None],
     *,
     mode: int = 0o600,
+    final_mode: int | None = None,
     inspect: Callable[[Path], T] | None = None,
 ) -> T | None:
     """Write ``target`` so that a reader sees either the old state or the complete file.
 
     ``writer(tmp)`` fills a fresh temp file (created with ``mode``) beside ``target``; it is
-    fsynced, given to ``inspect`` (e.g. to checksum it; its result is returned), renamed
-    over ``target`` and the folder fsynced. On any error the temp file is removed and the
-    error propagates unchanged."""
+    fsynced, given to ``inspect`` (e.g. to checksum it; its result is returned), given
+    ``final_mode`` (default ``mode``), renamed over ``target`` and the folder fsynced. On
+    any error the temp file is removed and the error propagates unchanged."""
     tmp: Path | None = target.with_name(
         f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{target.name}")
     try:
@@ -79,7 +84,8 @@ def atomic_write(
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         result = inspect(tmp) if inspect is not None else None
-        os.chmod(tmp, mode)  # a writer may have replaced the file it was given
+        # a writer may have replaced the file it was given
+        os.chmod(tmp, mode if final_mode is None else final_mode)
         os.replace(tmp, target)
         tmp = None
         fsync_dir(target.parent)

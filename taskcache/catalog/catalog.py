@@ -27,9 +27,13 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    LargeBinary,
+    cast,
     delete,
+    false,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -83,6 +87,17 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _unstorable(text: str | None) -> bool:
+    """Whether ``text`` cannot be sent to the database (a lone surrogate)."""
+    if text is None:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def run_filters(
     task: str | None, status: str | None, tag: str | None, since: datetime | None,
     fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
@@ -94,6 +109,8 @@ def run_filters(
     the task name, both case-insensitively for ASCII, with ``%`` and ``_`` taken literally;
     ``since``/``until`` bound created_at."""
     where: list[ColumnElement[bool]] = []
+    if any(_unstorable(v) for v in (task, status, tag, fingerprint, text)):
+        return [false()]  # no stored text has a lone surrogate (see records.check_label)
     if task is not None:
         where.append(runs.c.task == task)
     if task_contains:
@@ -108,7 +125,11 @@ def run_filters(
         where.append(runs.c.created_at < until)
     if fingerprint is not None:
         where.append(runs.c.fingerprint == fingerprint)
-    if text:
+    if text and "\x00" in text:  # LIKE would stop at the NUL and match every run: compare
+        needle = literal(text.encode("utf-8"), LargeBinary)  # bytes (case-sensitive)
+        where.append(or_(func.instr(cast(runs.c.task, LargeBinary), needle) > 0,
+                         func.instr(cast(runs.c.source, LargeBinary), needle) > 0))
+    elif text:
         pattern = _like_pattern(text)
         where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
                          runs.c.source.ilike(pattern, escape="\\")))
@@ -301,7 +322,8 @@ class Catalog:
                  "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
                  "value_hash": a.value_hash, "type_name": a.type_name,
                  "shape": None if a.shape is None else list(a.shape), "rows": a.rows,
-                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr}
+                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr,
+                 "restored_hash": a.restored_hash}
                 for a in artifacts]
         return self._change(claim.run_id, "completed", None, claim.lease_token,
                             {"duration": duration}, rows)
@@ -434,6 +456,8 @@ class Catalog:
 
     # -- read-only queries ----------------------------------------------------------------
     def get_run(self, run_id: int) -> RunRecord:
+        if not 0 < run_id < 2**63:  # SQLite integers are 64-bit: no such run
+            raise RunNotFoundError(run_id)
         with self._read() as conn:
             return load_run(conn, run_id)
 

@@ -128,6 +128,8 @@ class Artifact(Base):
     rows: Mapped[int | None] = mapped_column(BigInteger)
     columns: Mapped[list[str] | None] = mapped_column(JSON)
     repr: Mapped[str] = mapped_column(Text, default="")
+    # hash of the decoded value when it differs from value_hash (see ArtifactRecord)
+    restored_hash: Mapped[str | None] = mapped_column(String(128))
 
 
 class RunInput(Base):
@@ -185,7 +187,7 @@ ARTIFACT_COLUMNS = tuple(
     artifacts.c[name]
     for name in (
         "name", "codec", "relpath", "size", "checksum", "value_hash", "type_name", "shape",
-        "rows", "columns", "repr", "id", "run_id",
+        "rows", "columns", "repr", "restored_hash", "id", "run_id",  # run_id last: see load_completed
     )
 )
 
@@ -209,11 +211,11 @@ def run_record(
 
 def artifact_record(row: Row[Any]) -> ArtifactRecord:
     (name, codec, relpath, size, checksum, value_hash, type_name, shape, rows, columns,
-     repr_, id_, run_id) = row
+     repr_, restored_hash, id_, run_id) = row
     return ArtifactRecord(
         name, codec, relpath, size, checksum, value_hash, type_name,
         None if shape is None else tuple(shape), rows,
-        None if columns is None else tuple(columns), repr_ or "", id_, run_id,
+        None if columns is None else tuple(columns), repr_ or "", id_, run_id, restored_hash,
     )
 
 

@@ -10,7 +10,13 @@ from taskcache.codecs.frames import ArrowCodec, ParquetCodec
 from taskcache.codecs.matches import MatchCodec
 from taskcache.codecs.modules import ModuleCodec
 from taskcache.codecs.npy import NpyCodec, NpyScalarCodec
-from taskcache.codecs.pickling import PICKLE, check_loadable
+from taskcache.codecs.pickling import (
+    PICKLE,
+    check_import,
+    check_loadable,
+    check_type,
+    imports_code,
+)
 from taskcache.codecs.registry import (
     Codec,
     DecodesBytes,
@@ -19,6 +25,7 @@ from taskcache.codecs.registry import (
     decodes_bytes,
     decodes_mapped,
     get_codec,
+    keeps_hash,
     register_codec,
     registered_codecs,
 )
@@ -28,11 +35,15 @@ __all__ = [
     "Codec",
     "DecodesBytes",
     "DecodesMapped",
+    "check_import",
     "check_loadable",
+    "check_type",
     "codec_for",
     "decodes_bytes",
     "decodes_mapped",
     "get_codec",
+    "keeps_hash",
+    "imports_code",
     "register_codec",
     "registered_codecs",
 ]

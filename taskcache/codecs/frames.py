@@ -325,6 +325,7 @@ class ParquetCodec:
     """
 
     name = "parquet"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".parquet"
     unsafe = False
     fmt = "parquet"
@@ -367,6 +368,7 @@ class ArrowCodec(ParquetCodec):
     """
 
     name = "arrow"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".arrow"
     fmt = "arrow"
 

@@ -39,6 +39,7 @@ class MatchCodec:
     name = "re-match"
     suffix = ".json"
     unsafe = False
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
 
     def can_encode(self, value: Any) -> bool:
         return (type(value) is re.Match and type(value.string) in (str, bytes)

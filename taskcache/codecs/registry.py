@@ -49,6 +49,7 @@ __all__ = [
     "decodes_bytes",
     "decodes_mapped",
     "get_codec",
+    "keeps_hash",
     "register_codec",
     "registered_codecs",
 ]
@@ -67,6 +68,14 @@ class Codec(Protocol):
 
     def decode(self, path: Path) -> Any:
         """Read a value back from ``path``."""
+
+
+def keeps_hash(codec: Codec) -> bool:
+    """Whether values ``codec`` decodes hash as the values it encoded: a codec declares it
+    with ``hash_exact = True`` (the built-in ones but pickle do, and tests/codecs checks
+    it). For any other codec the runner hashes the value decoded back right after writing,
+    and records that hash when it differs, so work downstream of a hit keys as it did."""
+    return getattr(codec, "hash_exact", False) is True
 
 
 

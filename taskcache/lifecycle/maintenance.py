@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from taskcache.config import parse_size
-from taskcache.errors import CorruptArtifactError, MissingArtifactError, UnsafePathError
+from taskcache.errors import (
+    CatalogDamagedError,
+    CatalogUnavailableError,
+    CorruptArtifactError,
+    MissingArtifactError,
+    UnsafePathError,
+)
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
 
 ALL = 2**62  # "no limit" for catalog queries
+#: the longest age gc takes (about 270 years: older is "everything", and a datetime cannot
+#: go back much further)
+MAX_DAYS = 100_000
 ORPHAN_MIN_AGE = 3600.0  # seconds: a younger unreferenced file may belong to a run completing now
 
 
@@ -45,9 +55,19 @@ def _completed(runner: Runner) -> list[RunRecord]:
 
 
 def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
-    """Check size and checksum of every artifact of every servable run, and the database."""
-    runner = runner or get_runner()
-    report = VerifyReport(integrity=runner.catalog.integrity_check())
+    """Check size and checksum of every artifact of every servable run, and the database.
+    A damaged catalog file (not a database, truncated) is reported, not raised."""
+    report = VerifyReport()
+    try:
+        runner = runner or get_runner()
+        report.integrity = runner.catalog.integrity_check()
+        _verify_artifacts(runner, report, fix=fix)
+    except CatalogDamagedError as exc:
+        report.integrity = str(exc)
+    return report
+
+
+def _verify_artifacts(runner: Runner, report: VerifyReport, *, fix: bool) -> None:
     for run in _completed(runner):
         problems = []
         for artifact in run.artifacts:
@@ -61,7 +81,6 @@ def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
         if problems and fix:
             runner.catalog.invalidate(run.id, f"verify: {problems[0][2]}")
             report.fixed.append(run.id)
-    return report
 
 
 @dataclass
@@ -72,6 +91,7 @@ class GcReport:
     dry_run: bool = False
     max_bytes: int | None = None
     kept_bytes: int = 0  # artifacts of the runs left in the catalog
+    young_temp: int = 0  # temp files younger than ORPHAN_MIN_AGE: maybe a write in progress
 
     def __str__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -83,6 +103,10 @@ class GcReport:
                      f"artifacts {left}, limit {self.max_bytes / 1e6:.1f} MB")
             if self.kept_bytes > self.max_bytes:
                 text += " (the rest is in use, read by kept runs, or not completed)"
+        if self.young_temp:
+            text += (f"\n  kept {self.young_temp} temp files younger than "
+                     f"{ORPHAN_MIN_AGE / 3600:g} h (a write may be in progress; those of a "
+                     f"killed process are removed by a gc once that old)")
         if self.dry_run and self.runs:
             shown = ", ".join(f"#{i}" for i in self.runs[:50])
             more = f" and {len(self.runs) - 50} more" if len(self.runs) > 50 else ""
@@ -186,6 +210,12 @@ def gc(
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes must be a number of bytes (an int >= 0), not {max_bytes!r}; "
                          f"taskcache.lifecycle.maintenance.parse_size('500MB') converts a size")
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
+                                  or keep_last < 0):
+        raise ValueError(f"keep_last must be a number of runs (an int >= 0), not {keep_last!r}")
+    if older_than_days is not None and not 0 <= older_than_days <= MAX_DAYS:  # NaN too
+        raise ValueError(f"older_than_days must be a number of days from 0 to {MAX_DAYS}, "
+                         f"not {older_than_days!r}")
     runner = runner or get_runner()
     runner.hits.flush()  # this process's recent hits count as use
     catalog = runner.catalog
@@ -212,9 +242,33 @@ def gc(
             report.bytes += size
     report.files += sorted(doomed_files)
     if dry_run:
+        report.young_temp = _young_temp_files(runner)
         return report
-    catalog.delete_runs(report.runs)
-    for relpath in report.files:
+    try:
+        catalog.delete_runs(report.runs)
+    except CatalogUnavailableError:
+        # e.g. a full disk, where SQLite cannot even start a write: free the space first,
+        # then remove the rows (meanwhile a hit of those runs finds its files missing and
+        # recomputes, as for any missing artifact); if it still fails, the error says why
+        _delete_files(runner, report.files)
+        catalog.delete_runs(report.runs)
+    else:
+        _delete_files(runner, report.files)
+    report.young_temp = _young_temp_files(runner)
+    return report
+
+
+def _delete_files(runner: Runner, relpaths: list[str]) -> None:
+    for relpath in relpaths:
         runner.store.delete(relpath)
     runner.store.sweep_temp(ORPHAN_MIN_AGE)
-    return report
+
+
+def _young_temp_files(runner: Runner) -> int:
+    cutoff = datetime.now(UTC).timestamp() - ORPHAN_MIN_AGE
+    young = 0
+    temp_files = getattr(runner.store, "temp_files", None)  # a remote store: its uploads
+    for path in temp_files() if temp_files is not None else ():  # are not counted
+        with contextlib.suppress(FileNotFoundError):  # finished meanwhile
+            young += path.lstat().st_mtime > cutoff
+    return young

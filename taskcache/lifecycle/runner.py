@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import errno
 import logging
 import os
@@ -33,8 +34,11 @@ from taskcache.errors import (
     InvalidTransitionError,
     LeaseLostError,
     MissingArtifactError,
+    PickleDisabledError,
+    RunDeletedError,
     RunNotFoundError,
     StoreError,
+    UnsafePathError,
     UnstorableValueError,
 )
 from taskcache.hashing import hash_value
@@ -43,7 +47,12 @@ from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
 from taskcache.records import ArtifactRecord, Claim, RunRecord, RunSpec
-from taskcache.storage.folders import prepare_cache_dir, refuse_shared_catalog_file
+from taskcache.storage.folders import (
+    prepare_cache_dir,
+    prepare_catalog_file,
+    private_dir,
+    sqlite_file,
+)
 from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 
@@ -76,18 +85,40 @@ class Runner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._open()
+
+    def _open(self) -> None:
+        settings = self.settings
         private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
-            refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
+            prepare_catalog_file(settings.db_url, settings.cache_dir)
+            if not settings.remote_artifacts:
+                # another user's folder (e.g. a symlink to it) is refused, never chmod-ed
+                private_dir(settings.artifacts_dir, "artifacts folder")
         self.store: ArtifactStore | RemoteStore = (
             RemoteStore(settings.artifacts_url, settings.cache_dir / "remote-copies",
                         max_local_bytes=settings.artifacts_cache_bytes)
             if settings.remote_artifacts else ArtifactStore(settings.artifacts_dir))
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
+        # what must still exist for this runner to be usable (see reopen_if_gone)
+        catalog_file = sqlite_file(settings.db_url)
+        local_root = None if settings.remote_artifacts else settings.artifacts_dir
+        self._needed = tuple(str(p) for p in (catalog_file, local_root) if p is not None)
         self.hits = HitLog(self.catalog)
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
+
+    def reopen_if_gone(self) -> None:
+        """Start afresh when the catalog file or the artifacts folder was deleted (``rm -rf
+        .taskcache`` while a kernel runs): open connections would keep using the deleted
+        file. Checked before every claim and catalog listing, not on the hit path (a hit of
+        a deleted folder finds its artifacts missing, and becomes a claim)."""
+        if all(os.path.exists(path) for path in self._needed):
+            return
+        with contextlib.suppress(Exception):  # its connections point at deleted files
+            self.close()
+        self._open()
 
     def close(self) -> None:
         """Write pending hit counts and release the database connections."""
@@ -116,7 +147,11 @@ class Runner:
             if prepare is not None and not prepare(run):
                 return None
             outputs = self.load_outputs(run)
-        except (MissingArtifactError, CorruptArtifactError) as exc:
+        except PickleDisabledError:
+            return None  # a module this process has not imported, pickle off: recompute
+        except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
+            # UnsafePathError: a folder of the run replaced by a symlink leading out of the
+            # store; nothing is read there, and the run is recomputed as for a corrupt file
             warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=3)
             self.catalog.invalidate(run.id, str(exc))
             return None
@@ -137,6 +172,7 @@ class Runner:
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
         """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
+        self.reopen_if_gone()
         self.failures.settle()
         return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
 
@@ -149,6 +185,7 @@ class Runner:
         that run fails or its owner dies (lease expired), one waiter claims it next; after
         MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
         (``start``, i.e. --force / .force(), still claims it). ``prepare`` is lookup's."""
+        self.reopen_if_gone()
         self.failures.settle()
         delay, waited_for = 0.02, None
         deadline = None if max_wait is None else time.monotonic() + max_wait
@@ -192,7 +229,8 @@ class Runner:
         into a warning: UnstorableValueError (no codec fits an output, or it failed on the
         value), StoreError (writing failed: disk full, I/O error, permissions; the message
         says where and what to do) or a CatalogError (the completing commit failed:
-        CatalogUnavailableError; the run was taken over: LeaseLostError)."""
+        CatalogUnavailableError; the run was taken over: LeaseLostError; the run was
+        deleted meanwhile: RunDeletedError)."""
         value_hashes = value_hashes or {}
         try:
             chosen = {
@@ -222,7 +260,10 @@ class Runner:
             raise error from exc
         try:
             return self.catalog.complete(claim, written, duration=duration)
-        except (LeaseLostError, InvalidTransitionError, RunNotFoundError):
+        except RunNotFoundError:
+            self._delete_quietly(written)
+            raise RunDeletedError(claim.run_id) from None
+        except (LeaseLostError, InvalidTransitionError):
             self._delete_quietly(written)  # rolled back, and the run is not ours to finish
             raise
         except BaseException as exc:  # the commit failed or was interrupted
@@ -237,7 +278,7 @@ class Runner:
         stored = self.store.write([task, str(claim.run_id), name], codec.suffix,
                                   lambda path: codec.encode(value, path))
         meta = describe(value)
-        return ArtifactRecord(
+        record = ArtifactRecord(
             name=name, codec=codec.name, relpath=stored.relpath, size=stored.size,
             checksum=stored.checksum,
             value_hash=value_hashes.get(name) or _output_hash(value, stored.checksum),
@@ -245,6 +286,17 @@ class Runner:
             shape=_tuple_or_none(meta.get("shape")), rows=meta.get("rows"),
             columns=_tuple_or_none(meta.get("columns")), repr=meta.get("repr", ""),
         )
+        if codecs.keeps_hash(codec) or record.value_hash.startswith(_FILE_HASH):
+            return record
+        # pickle or a user codec: what a hit gives back may hash differently (an object
+        # whose pickle drops state); record that hash so runs downstream of a hit still hit
+        try:
+            restored = hash_value(self.load_artifact(record), as_stored=False)
+        except FingerprintError:
+            return record
+        if restored == record.value_hash:
+            return record
+        return dataclasses.replace(record, restored_hash=restored)
 
     def fail_quietly(
         self,
@@ -297,12 +349,16 @@ def _store_error(name: str | None, run_id: int, exc: OSError) -> StoreError:
     return error
 
 
+#: prefix of the lineage hash of an output that has no content hash
+_FILE_HASH = "file:"
+
+
 def _output_hash(value: Any, checksum: str) -> str:
     """The lineage hash of an output: its content hash, or its file checksum if unhashable."""
     try:
         return hash_value(value)
     except FingerprintError:
-        return f"file:{checksum}"
+        return _FILE_HASH + checksum
 
 
 def _tuple_or_none(value: Any) -> tuple | None:

@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 
-from taskcache.analysis import analyze_cell, definition_reads
+from taskcache.analysis import analyze_cell, attribute_reads, definition_reads
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import (
     CacheWarning,
     CatalogUnavailableError,
     FingerprintError,
     LeaseLostError,
+    RunDeletedError,
     StoreError,
     UnstorableValueError,
 )
@@ -180,10 +181,16 @@ class CellTask:
             names = [n for n in found if n in ns and n not in SHELL_FUNCTIONS]
         return [n for n in names if n not in set(self.options.ignore)]
 
+    def _hash_input(self, name: str) -> str:
+        """The hash of one input as the cell uses it: of a user module, only the attributes
+        the cell reads from it count (``cfg.alpha``)."""
+        reads = attribute_reads(self.source).get(name) if self.analysis else None
+        return hash_value(self.shell.user_ns[name], name=name, reads=reads)
+
     def spec(self) -> RunSpec:
         """The run's key and description. Raises FingerprintError naming an input that
         cannot be hashed (the magic then runs the cell uncached and says why)."""
-        input_hashes = {name: hash_value(self.shell.user_ns[name], name=name) for name in self.inputs}
+        input_hashes = {name: self._hash_input(name) for name in self.inputs}
         normalized = self.analysis.normalized if self.analysis else self.source
         code_hash = hash_value(normalized)
         ns = self.shell.user_ns
@@ -273,10 +280,15 @@ class CellTask:
         # the %%task line as typed, so the run browser can re-run this cell as it was
         spec = replace(spec, env={**env, "magic_line": self.magic_line})
         try:
-            acquired = self.runner.start(spec) if force else self.runner.acquire(
-                spec, on_wait=print_waiting, prepare=self.prepare_hit)
+            acquired: Claim | Hit | CatalogUnavailableError = (
+                self.runner.start(spec) if force
+                else self.runner.acquire(spec, on_wait=print_waiting, prepare=self.prepare_hit))
         except CatalogUnavailableError as exc:
-            return await self.run_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):
+            # run outside the except block: the cell's own error must not be shown as
+            # raised "during handling of" ours
+            return await self.run_uncached(acquired)
         if isinstance(acquired, Hit):
             outcome = self.restore(acquired.run, acquired.outputs)
             if outcome is not None:
@@ -341,7 +353,7 @@ class CellTask:
             return CellOutcome("not cached", None, result, duration, mutated, reason)
         except LeaseLostError as exc:
             return CellOutcome("not cached", None, result, duration, mutated, str(exc))
-        except (StoreError, CatalogUnavailableError) as exc:  # disk full, catalog locked, ...
+        except (StoreError, CatalogUnavailableError, RunDeletedError) as exc:  # disk full, ...
             warnings.warn(f"taskcache: {self.name} ran but was not cached: {exc}", CacheWarning,
                           stacklevel=3)
             return CellOutcome("not cached", None, result, duration, mutated)
@@ -392,7 +404,7 @@ class CellTask:
             if name in outputs or name not in ns:
                 continue
             try:
-                if hash_value(ns[name], name=name) != old:
+                if self._hash_input(name) != old:
                     outputs[name] = ns[name]
                     mutated.append(name)
             except FingerprintError:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import warnings
 from typing import Any
 
+from taskcache.errors import CacheWarning, CatalogUnavailableError
 from taskcache.lifecycle import runner as runner_module
 from taskcache.lifecycle.progress import set_progress_bar
 from taskcache.notebook.cell import has_top_level_await
@@ -55,8 +57,14 @@ def load_ipython_extension(ip: Any) -> None:
         from taskcache.browser.progress import WidgetProgressBar
 
         set_progress_bar(WidgetProgressBar)
+    try:
+        folder = runner_module.get_runner().settings.cache_dir
+    except CatalogUnavailableError as exc:  # cells run uncached, each with a warning
+        folder = runner_module.current_settings().cache_dir
+        warnings.warn(f"taskcache: cells will run without the cache: {exc}", CacheWarning,
+                      stacklevel=2)
     if not magics.quiet:
-        print(f"taskcache: catalog at {runner_module.get_runner().settings.cache_dir}")
+        print(f"taskcache: catalog at {folder}")
 
 
 def unload_ipython_extension(ip: Any) -> None:

@@ -27,11 +27,11 @@ from taskcache.errors import (
     ConfigError,
     FingerprintError,
     RepeatedlyAbandonedError,
-    RunNotFoundError,
     TaskcacheError,
 )
 from taskcache.lifecycle import runner as runner_module
 from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask, run_sync
+from taskcache.records import check_label
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -106,6 +106,13 @@ class TaskCache(Magics):
         args = parse_argstring(self.task, line)
         if args.name is not None and not args.name.strip():
             raise UsageError("the task name is empty; write %%task NAME or leave the name out")
+        try:
+            for value, what in ((args.name, "task name"), (args.version, "task version"),
+                                *((tag, "tag") for tag in args.tag)):
+                if value is not None:
+                    check_label(value, what)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         options = CellOptions(
             name=args.name, force=args.force, no_cache=args.no_cache,
             inputs=_names(args.inputs), outputs=_names(args.outputs),
@@ -239,7 +246,7 @@ class TaskCache(Magics):
         context = Context(shell=self.shell, last_task=self.last_task, quiet=self.quiet)
         try:
             result = args.command.run(args, context)
-        except (RunNotFoundError, ConfigError, ValueError) as exc:
+        except (TaskcacheError, ValueError) as exc:  # incl. a catalog that cannot be opened
             raise UsageError(str(exc)) from None
         if hasattr(result, "_repr_html_") or hasattr(result, "_repr_mimebundle_"):
             return result  # a table or the run browser: displayed as the cell's result

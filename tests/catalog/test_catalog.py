@@ -400,20 +400,24 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
 
 
 def test_older_schema_runs_the_alembic_revisions(db_path: Path) -> None:
-    """A catalog at schema 1 without the index of schema 2 (and, like every catalog from
-    before Alembic, without alembic_version) is stamped at 0001 and upgraded to the head."""
+    """A catalog at schema 1 without the index of schema 2 and the column of schema 3 (and,
+    like every catalog from before Alembic, without alembic_version) is stamped at 0001 and
+    upgraded to the head."""
     Catalog(url(db_path)).dispose()
     with sqlite3.connect(db_path) as con:
         con.execute("UPDATE schema_info SET version = 1")
         con.execute("DROP INDEX ix_runs_task_status")
+        con.execute("ALTER TABLE artifacts DROP COLUMN restored_hash")
         con.execute("DROP TABLE alembic_version")
     cat = Catalog(url(db_path))
     assert cat.schema_version() == SCHEMA_VERSION
     cat.dispose()
     with sqlite3.connect(db_path) as con:
         indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
+        columns = {row[1] for row in con.execute("PRAGMA table_info(artifacts)")}
         (revision,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
     assert "ix_runs_task_status" in indexes and revision == revision_of(SCHEMA_VERSION)
+    assert "restored_hash" in columns
 
 
 def test_the_head_revision_is_the_schema_version() -> None:
