@@ -5,6 +5,7 @@ scopes (def, lambda, class, comprehension) it contains."""
 from taskcache.analysis.cell import (
     CellAnalysis,
     analyze_cell,
+    definition_reads,
     free_names,
     normalize_source,
     sink_names,
@@ -15,6 +16,7 @@ __all__ = [
     "CellAnalysis",
     "analyze_cell",
     "attribute_reads",
+    "definition_reads",
     "free_names",
     "normalize_source",
     "sink_names",

@@ -1,11 +1,13 @@
 """Codecs: how a value becomes a file and back. ``registry`` chooses a codec for a value
 and holds the codec contract (:class:`Codec`); the built-in codecs are ``frames`` (pandas
-as Parquet or Arrow IPC, with ``frame_arrays``), ``npy``, ``tagged_json``, ``modules`` and
-``pickling`` (opt-in pickle, and the policy that refuses to decode it when disabled)."""
+as Parquet or Arrow IPC, with ``frame_arrays``), ``npy``, ``tagged_json``, ``modules``,
+``matches`` (regex match objects) and ``pickling`` (opt-in pickle, and the policy that
+refuses to decode it when disabled)."""
 
 import types
 
 from taskcache.codecs.frames import ArrowCodec, ParquetCodec
+from taskcache.codecs.matches import MatchCodec
 from taskcache.codecs.modules import ModuleCodec
 from taskcache.codecs.npy import NpyCodec, NpyScalarCodec
 from taskcache.codecs.pickling import (
@@ -59,4 +61,5 @@ for _t in (type(None), bool, int, float, complex, str, bytes, bytearray, list, t
            "datetime.timedelta"):
     register_codec(_t, _JSON)
 register_codec(types.ModuleType, ModuleCodec())
+register_codec("re.Match", MatchCodec())
 register_codec(object, PICKLE, first=False)

@@ -21,6 +21,7 @@ npy        numpy.ndarray (exact type)     np.save/np.load, allow_pickle=False; n
 npy-scalar numpy scalars (np.float64...)  a 0-d .npy, decoded back to the scalar
 json       None/bool/int/float/str/...    tagged JSON, exact types (see ``_json_codec``)
 module     modules                        stored by import name, imported on decode
+re-match   re.Match                       the search that finds it again (see ``matches``)
 pickle     anything picklable             only with allow_pickle=True; protocol 5
 ========== ============================== ==================================================
 

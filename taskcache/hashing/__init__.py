@@ -3,7 +3,8 @@
 Modules: ``core`` (tags, the dispatcher, built-in values), ``objects`` (every other value:
 records, subclasses, reduce values; installed here as the core's fallback), ``arrays``
 (numpy, pandas, pyarrow buffers), ``code`` (functions, classes, modules, package versions),
-``files`` (paths by content) and ``plots`` (matplotlib figures by what they show).
+``files`` (paths by content), ``plots`` (matplotlib figures by what they show) and
+``library`` (regex matches, ufuncs, np.vectorize, array flags).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from xxhash import xxh3_128, xxh3_128_hexdigest
 
 from taskcache.describe import type_name
 from taskcache.errors import FingerprintError
-from taskcache.hashing import code, core, objects, plots
+from taskcache.hashing import code, core, library, objects, plots
 from taskcache.hashing.core import Ctx, Unhashable, feed
 
 __all__ = [
@@ -139,6 +140,11 @@ core.set_fallback(objects.feed_other)
 # library types whose object graph is the wrong thing to hash (registered by name: no import)
 core.register("matplotlib.figure.Figure", plots.figure_content)
 core.register("matplotlib.artist.Artist", plots.artist_content)
+core.register("re.Match", library.match_content)
+core.register("numpy.ufunc", library.ufunc_content)
+core.register("numpy.vectorize", library.vectorize_content)
+for _flags in ("numpy._core.multiarray.flagsobj", "numpy.core.multiarray.flagsobj"):  # numpy 2 / 1
+    core.register(_flags, library.flags_content)
 
 
 def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:

@@ -128,10 +128,14 @@ class Runner:
         self.catalog.dispose()
 
     # -- hit path -------------------------------------------------------------------------
-    def lookup(self, fingerprint: str, *, count_hit: bool = True) -> Hit | None:
+    def lookup(self, fingerprint: str, *, count_hit: bool = True,
+               prepare: Callable[[RunRecord], bool] | None = None) -> Hit | None:
         """The outputs of the newest completed run with ``fingerprint`` whose artifacts all
         verify; None on a miss. A missing or corrupt artifact invalidates that run (it will
-        be recomputed) and warns."""
+        be recomputed) and warns. ``prepare(run)``, when given, runs before the outputs are
+        decoded (a cell puts back the functions its stored values refer to); it may load
+        some outputs itself, and returning False turns the hit down (a miss; the run stays
+        valid)."""
         run = self.catalog.find_completed(fingerprint, inputs=False)
         if run is None:
             return None
@@ -140,6 +144,8 @@ class Runner:
         ):
             return None  # stored as pickle by a run that allowed it; recompute, never unpickle
         try:
+            if prepare is not None and not prepare(run):
+                return None
             outputs = self.load_outputs(run)
         except PickleDisabledError:
             return None  # a module this process has not imported, pickle off: recompute
@@ -172,13 +178,13 @@ class Runner:
 
     def acquire(
         self, spec: RunSpec, *, on_wait: Callable[[RunRecord], None] | None = None,
-        max_wait: float | None = None,
+        max_wait: float | None = None, prepare: Callable[[RunRecord], bool] | None = None,
     ) -> Claim | Hit:
         """Single-flight: claim the run, or, while another process computes the same
         fingerprint, wait for it (polling with backoff) and return its result as a Hit. If
         that run fails or its owner dies (lease expired), one waiter claims it next; after
         MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
-        (``start``, i.e. --force / .force(), still claims it)."""
+        (``start``, i.e. --force / .force(), still claims it). ``prepare`` is lookup's."""
         self.reopen_if_gone()
         self.failures.settle()
         delay, waited_for = 0.02, None
@@ -189,9 +195,10 @@ class Runner:
             if isinstance(outcome, Claim):
                 return outcome
             if outcome.status == "completed":
-                hit = self.lookup(spec.fingerprint)
-                # no hit: its artifacts failed to verify, or this process may not load them
-                # (pickle disabled); either way it cannot serve us, so compute it ourselves
+                hit = self.lookup(spec.fingerprint, prepare=prepare)
+                # no hit: its artifacts failed to verify, this process may not load them
+                # (pickle disabled), or prepare turned it down; it cannot serve us, so
+                # compute it ourselves
                 return hit if hit is not None else self.start(spec)
             if waited_for != outcome.id and on_wait is not None:
                 on_wait(outcome)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import shlex
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -24,6 +25,7 @@ from taskcache.commands import COMMANDS, Context, add_subcommands
 from taskcache.errors import (
     CatalogUnavailableError,
     ConfigError,
+    FingerprintError,
     RepeatedlyAbandonedError,
     TaskcacheError,
 )
@@ -135,10 +137,17 @@ class TaskCache(Magics):
         """Look up, then restore or execute: a coroutine that only suspends where the cell's
         own code awaits."""
         options = cell_task.options
-        spec = cell_task.spec()
+        try:
+            spec = cell_task.spec()
+        except FingerprintError as exc:  # runs as a plain cell; the status line says why
+            try:
+                outcome = await cell_task.run_unkeyed(exc)
+            except Exception as error:
+                return self._show_failure(error, cell_task, options)
+            return self._finish(cell_task, outcome, options)
         if runner is not None and not (options.force or options.no_cache):
             try:
-                hit = runner.lookup(spec.fingerprint)
+                hit = runner.lookup(spec.fingerprint, prepare=cell_task.prepare_hit)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
             outcome = None if hit is None else cell_task.restore(hit.run, hit.outputs)
@@ -164,6 +173,9 @@ class TaskCache(Magics):
         self.last_outcome = outcome
         if not options.quiet:
             self._status_line(cell_task.name, outcome)
+        elif outcome.status == "not cached" and outcome.reason:  # quiet hides the status,
+            # not why a cell cannot be cached
+            print(f"taskcache: {cell_task.name} not cached: {outcome.reason}", file=sys.stderr)
         return outcome.result
 
     def _status_line(self, name: str, outcome: CellOutcome) -> None:
@@ -174,7 +186,8 @@ class TaskCache(Magics):
             mutated = f"; stored mutated input {', '.join(outcome.mutated)}" if outcome.mutated else ""
             text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated})"
         else:
-            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached"
+            why = f": {outcome.reason}" if outcome.reason else ""
+            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached{why}"
         self._publish_status(text, outcome.status)
 
     def _publish_status(self, text: str, status: str) -> None:

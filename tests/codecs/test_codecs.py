@@ -499,6 +499,44 @@ def test_describe() -> None:
     assert describe(Broken())["type"].endswith("Broken")
 
 
+# -- regex match objects (issue 12: pydata-book ch07 cells 77, 81) ---------------------------
+
+@pytest.mark.parametrize(("regex", "how", "text", "bounds"), [
+    (r"(\w+)@(\w+)\.(\w+)", "search", "Dave dave@google.com Steve steve@gmail.com", ()),
+    (r"(?P<user>\w+)@(?P<host>\w+)", "match", "wesm@bright.net", ()),
+    (r"a+", "fullmatch", "aaa", ()),
+    (r"a+?", "search", "xxaaa", (1, 4)),  # lazy: search and match agree, fullmatch does not
+    (rb"(\d+)", "search", b"abc 123 def", ()),
+    (r"straße", "search", "STRASSE straße", ()),
+])
+def test_regex_matches_come_back_found_again(regex, how, text, bounds, tmp_path):
+    import re
+
+    from taskcache.hashing import hash_value
+
+    compiled = re.compile(regex, re.IGNORECASE if isinstance(regex, str) else 0)
+    match = getattr(compiled, how)(text, *bounds)
+    codec = codec_for(match, allow_pickle=False, name="m")
+    assert codec.name == "re-match" and not codec.unsafe
+    codec.encode(match, tmp_path / "m")
+    back = codec.decode(tmp_path / "m")
+    assert type(back) is re.Match and back.re == match.re and back.string == match.string
+    assert (back.pos, back.endpos, back.regs, back.lastindex, back.lastgroup) == \
+        (match.pos, match.endpos, match.regs, match.lastindex, match.lastgroup)
+    assert back.groupdict() == match.groupdict() and hash_value(back) == hash_value(match)
+
+
+def test_a_match_on_a_string_subclass_is_not_stored_as_a_match():
+    import re
+
+    class Text(str):
+        pass
+
+    match = re.search("b", Text("abc"))
+    with pytest.raises(UnstorableValueError, match="'m'"):
+        codec_for(match, allow_pickle=False, name="m")
+
+
 # ---------------------------------------------------------------- decoded values hash as the originals
 
 
@@ -542,7 +580,8 @@ def test_the_codecs_that_declare_exact_hashes() -> None:
     from taskcache.codecs import keeps_hash, registered_codecs
 
     exact = {name for name in registered_codecs() if keeps_hash(get_codec(name))}
-    assert exact == {"json", "npy", "npy-scalar", "parquet", "arrow", "module"}
+    # re-match: test_regex_matches_come_back_found_again checks the hashes
+    assert exact == {"json", "npy", "npy-scalar", "parquet", "arrow", "module", "re-match"}
 
 
 @SETTINGS

@@ -967,3 +967,54 @@ _parts = st.dictionaries(st.text(max_size=8), st.one_of(
 def test_key_fast_path_equals_the_streamed_key(parts: dict) -> None:
     assert combine_key(parts) == _streamed_key(parts)
     assert combine_key({**parts, "n": 1}) != combine_key({**parts, "n": "1"})  # generic path
+
+
+# -- library objects that pickle cannot describe (issue 12: pydata-book appa 44/45/79, ch07 77)
+
+def test_regex_matches_hash_by_what_they_matched():
+    import re
+
+    regex = re.compile(r"(\w+)@(\w+)\.com")
+    first = regex.search("mail wes@bright.com now")
+    assert hash_value(first) == hash_value(regex.search("mail wes@bright.com now"))
+    assert hash_value(first) != hash_value(regex.search("mail dave@bright.com now"))
+    assert hash_value(first) != hash_value(regex.search("mail wes@bright.com now", 1))
+    assert hash_value(first) != hash_value(re.compile(r"(\w+)@(\w+)\.co").search("mail wes@bright.com now"))
+
+
+def test_ufuncs_hash_by_import_name_and_frompyfunc_ones_cannot():
+    assert hash_value(np.add) == hash_value(np.add) != hash_value(np.subtract)
+
+    def add_elements(x, y):
+        return x + y
+
+    def sub_elements(x, y):
+        return x - y
+
+    made = np.frompyfunc(add_elements, 2, 1)
+    with pytest.raises(FingerprintError, match="'add_them'.*np.frompyfunc"):
+        hash_value(made, name="add_them")
+    sub_elements.__name__ = "add_elements"  # same display name, other code: never one hash
+    with pytest.raises(FingerprintError):
+        hash_value(np.frompyfunc(sub_elements, 2, 1))
+
+
+def test_vectorize_hashes_by_its_function_and_options():
+    def add_elements(x, y):
+        return x + y
+
+    def add_more(x, y):
+        return x + y + 1
+
+    vec = np.vectorize(add_elements, otypes=[np.float64])
+    vec(np.arange(3), np.arange(3))  # caches a ufunc inside: the hash does not change
+    assert hash_value(vec) == hash_value(np.vectorize(add_elements, otypes=[np.float64]))
+    assert hash_value(vec) != hash_value(np.vectorize(add_more, otypes=[np.float64]))
+    assert hash_value(vec) != hash_value(np.vectorize(add_elements, otypes=[np.int64]))
+
+
+def test_array_flags_hash_by_the_flags():
+    arr = np.ones((4, 5))
+    assert hash_value(arr.flags) == hash_value(np.zeros((2, 2)).flags)
+    assert hash_value(arr.flags) != hash_value(arr[:, :2].flags)
+    assert hash_value(arr.flags) != hash_value(np.asfortranarray(arr).flags)

@@ -202,21 +202,37 @@ def test_keyboard_interrupt_cancels_the_run(ip):
 
 def test_unstorable_output_keeps_effects_and_says_why(ip, capsys):
     run(ip, "%%task gen\ng = (i for i in range(3))\nk = 1")
-    err = capsys.readouterr().err
-    assert "'g'" in err and "generator" in err and "--outputs" in err
+    line = last_status(ip)  # one line: the status says why
+    assert "not cached: cannot store 'g'" in line and "generator" in line and "--outputs" in line
+    assert "\n" not in line and capsys.readouterr().err == ""
     assert ip.user_ns["k"] == 1 and list(ip.user_ns["g"]) == [0, 1, 2]
     (run_id,) = tc.runs(task="gen").index
     assert tc.run(run_id).status == "failed"
     assert "not cached" in tc.run(run_id).history()[-1].reason
 
 
-def test_unhashable_input_is_a_usage_error_and_the_cell_does_not_run(ip):
+def test_unhashable_input_runs_the_cell_uncached_and_names_the_fix(ip):
     ip.user_ns["lock"] = threading.Lock()
-    with pytest.raises(UsageError, match=r"(?s)'lock'.*--ignore lock"):
-        ip.run_cell_magic("task", "locked", "with lock:\n    v = 1")
-    assert "v" not in ip.user_ns
+    assert run(ip, "%%task locked\nwith lock:\n    v = 1\nv + 1").success  # works plain: works here
+    assert ip.user_ns["v"] == 1 and ip.user_ns["_"] == 2
+    line = last_status(ip)
+    assert "not cached: cannot hash 'lock' of type _thread.lock" in line
+    assert "--ignore lock" in line and "register_hasher(lock, fn)" in line and "\n" not in line
+    assert len(tc.runs(task="locked")) == 0  # nothing recorded: the key was never made
     ip.run_cell_magic("task", "locked --ignore lock", "with lock:\n    v = 1")
-    assert ip.user_ns["v"] == 1
+    assert "miss locked" in last_status(ip)
+
+
+def test_a_cell_reading_an_unhashable_value_works_as_plain(ip, tmp_path, capsys):
+    """pydata-book ch06 cells 28-29: an open file and a csv.reader over it."""
+    (tmp_path / "ex7.csv").write_text("a,b\n1,2\n")
+    ip.user_ns["path"] = str(tmp_path / "ex7.csv")
+    assert run(ip, "%%task open_it\nimport csv\nf = open(path)\nreader = csv.reader(f)").success
+    assert "not cached: cannot store 'f'" in last_status(ip)
+    capsys.readouterr()
+    assert run(ip, "%%task read_it\nfor line in reader:\n    print(line)\nf.close()").success
+    assert capsys.readouterr().out == "['a', 'b']\n['1', '2']\n"
+    assert "not cached: cannot hash 'reader' of type _csv.reader" in last_status(ip)
 
 
 def test_options(ip):
@@ -411,6 +427,47 @@ def test_gc_max_size_in_the_line_magic(ip, capsys):
         ip.run_line_magic("taskcache", "gc --max-size 1XB")
     ip.run_line_magic("taskcache", "gc --max-size 1KB")
     assert list(tc.runs().index) == [2]
+
+
+def test_a_stored_value_may_refer_to_a_function_of_its_own_cell(ip):
+    """pydata-book ch10 cell 65: `def get_year(x): ...; by_year = rets.groupby(get_year)`:
+    on a hit, the cell's functions are back before the stored values are unpickled."""
+    ip.user_ns["rets"] = pd.Series([1.0, 2.0, 3.0], index=[2003, 2003, 2004])
+    cell = "def get_year(x):\n    return x\n\nby_year = rets.groupby(get_year)\nby_year.sum()"
+    first = ip.run_cell_magic("task", "years", cell)
+    assert "miss years" in last_status(ip)
+    for name in ("get_year", "by_year"):  # a new kernel
+        del ip.user_ns[name]
+    again = ip.run_cell_magic("task", "years", cell)
+    assert "hit years" in last_status(ip)
+    pd.testing.assert_series_equal(again, first)
+    pd.testing.assert_series_equal(ip.user_ns["by_year"].sum(), first)
+    assert ip.user_ns["get_year"](5) == 5
+
+
+def test_a_regex_match_is_stored_and_keys_the_next_cell(ip):
+    """pydata-book ch07 cells 77-78: `m = regex.search(text)`, then cells that read m."""
+    ip.run_cell("import re\nregex = re.compile(r'[A-Z0-9._%+-]+@[A-Z0-9.-]+\\.[A-Z]{2,4}', flags=re.IGNORECASE)\n"
+                "text = 'Dave dave@google.com\\nSteve steve@gmail.com'")
+    cell = "m = regex.search(text)\ntext[m.start():m.end()]"
+    assert ip.run_cell_magic("task", "find", cell) == "dave@google.com"
+    assert "miss find" in last_status(ip)
+    del ip.user_ns["m"]
+    assert ip.run_cell_magic("task", "find", cell) == "dave@google.com"
+    assert "hit find" in last_status(ip) and ip.user_ns["m"].span() == (5, 20)
+    ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
+    ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
+    assert "hit groups" in last_status(ip) and ip.user_ns["g"] == "DAVE@GOOGLE.COM"
+
+
+def test_a_definition_reading_a_value_of_its_cell_is_replayed_after_it(ip):
+    cell = "threshold = 5\ndef above(x, t=threshold):\n    return x > t\nflags = [above(4), above(6)]"
+    ip.run_cell_magic("task", "defaults", cell)
+    for name in ("threshold", "above", "flags"):  # a new kernel
+        del ip.user_ns[name]
+    ip.run_cell_magic("task", "defaults", cell)
+    assert "hit defaults" in last_status(ip)
+    assert ip.user_ns["above"](5.5) is True and ip.user_ns["above"].__defaults__ == (5,)
 
 
 def test_a_cell_run_records_the_notebook_it_came_from(ip, monkeypatch):
