@@ -81,6 +81,11 @@ class TaskDefinition:
         self.tags = tuple(tags)
         self.cache = cache
         self.signature = inspect.signature(fn)
+        params = self.signature.parameters.values()
+        #: parameter names when a call with all of them positional binds them in order
+        #: (the hit path skips Signature.bind then); None when the signature needs bind
+        self._in_order: tuple[str, ...] | None = tuple(self.signature.parameters) if all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) else None
         unknown = self.ignore - self.signature.parameters.keys()
         if unknown:
             raise ValueError(
@@ -90,10 +95,14 @@ class TaskDefinition:
 
     # -- fingerprint ----------------------------------------------------------------------
     def prepare(self, args: tuple, kwargs: dict) -> _Call:
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
+        if not kwargs and self._in_order is not None and len(args) == len(self._in_order):
+            arguments: Iterable[tuple[str, Any]] = zip(self._in_order, args, strict=True)
+        else:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments.items()
         hashed = [(pname, value, hash_value(value, name=pname))
-                  for pname, value in bound.arguments.items() if pname not in self.ignore]
+                  for pname, value in arguments if pname not in self.ignore]
         code_hash = hash_code(self.fn)
         fingerprint = combine_key({
             "task": self.name,
