@@ -8,11 +8,12 @@ from collections.abc import Callable
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
+from taskcache.catalog import summary
 from taskcache.catalog.engine import Database
-from taskcache.catalog.tables import Base, schema_info
+from taskcache.catalog.tables import Base, run_summary, schema_info
 from taskcache.errors import CatalogUnavailableError, SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_task_status_index(conn: Connection) -> None:
@@ -21,9 +22,17 @@ def _add_task_status_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_task_status ON runs (task, status)")
 
 
+def _add_run_summary(conn: Connection) -> None:
+    """2 -> 3: the summary (runs by status and task, hits, time saved, disk used) scanned
+    every run and artifact; it is now a small table kept in the same transactions."""
+    run_summary.create(conn, checkfirst=True)
+    summary.recompute(conn)
+
+
 # version -> function upgrading a catalog from that version to the next, in one write
 # transaction; tables new in a later version are then added by create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index,
+                                                       2: _add_run_summary}
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
 
