@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,9 @@ class Settings:
     #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
+    #: bytes of artifacts the cache may hold; after a write that leaves more, the least
+    #: recently used runs are removed (lifecycle.maintenance.SizeBound). None: no bound
+    max_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -37,6 +42,11 @@ class Settings:
             object.__setattr__(self, "db_url", f"sqlite:///{self.cache_dir / 'catalog.db'}")
         if self.lease_seconds <= 0:
             raise ConfigError(f"lease_seconds must be positive, got {self.lease_seconds}")
+        if self.max_size is not None and (isinstance(self.max_size, bool)
+                                          or not isinstance(self.max_size, int)
+                                          or self.max_size < 0):
+            raise ConfigError(f"max_size must be a size such as '20GB' or a number of bytes, "
+                              f"got {self.max_size!r}")
         if self.frame_format not in FRAME_FORMATS:
             raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
                               f"{self.frame_format!r}")
@@ -52,6 +62,21 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
+    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024. ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
+    unit = _UNITS.get(match[2].lower()) if match else None
+    if match is None or unit is None:
+        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
+    return int(Decimal(match[1]) * unit)
 
 
 def find_pyproject_section(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
@@ -87,6 +112,17 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return False
             raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
         return bool(value)
+    if name == "max_size":
+        if value is None or isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            if value.strip().lower() in ("", "none", "off"):
+                return None
+            try:
+                return parse_size(value)
+            except ValueError as exc:
+                raise ConfigError(f"max_size in {origin}: {exc}") from None
+        raise ConfigError(f"max_size in {origin} must be a size such as '20GB', got {value!r}")
     if name in _FLOATS:
         try:
             return float(value)

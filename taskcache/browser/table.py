@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_string import HTMLStyle
 from traitlets import Bool, Int, Unicode, observe
 
 from taskcache.browser.formatting import (
@@ -34,14 +35,16 @@ def _cell_layout(flex: str) -> w.Layout:
 
 
 class _Row(w.HBox):
-    """One row of the table; ``run_id`` is the run it shows, None while unused. ``layouts``
-    are the cells' layouts (one per column, then the id button's), shared by the rows of a
-    table: they never change, and a table builds its rows faster without one each."""
+    """One row of the table; ``run_id`` is the run it shows, None while unused. ``shared``
+    holds the cells' layouts (one per column, then the id button's) and styles (the
+    cells', the button's), shared by the rows of a table: they never change, and a table
+    builds its rows several times faster without a layout and a style per cell."""
 
-    def __init__(self, layouts: Sequence[w.Layout]) -> None:
+    def __init__(self, shared: Sequence[w.Widget]) -> None:
         self.run_id: int | None = None
-        self._cells = [w.HTML(layout=layout) for layout in layouts[:len(COLUMNS)]]
-        self.select_button = w.Button(layout=layouts[len(COLUMNS)])
+        *layouts, button_layout, cell_style, button_style = shared
+        self._cells = [w.HTML(layout=layout, style=cell_style) for layout in layouts]
+        self.select_button = w.Button(layout=button_layout, style=button_style)
         self.select_button.add_class("tc-run-select")
         children = list(self._cells)
         children[1] = self.select_button
@@ -100,9 +103,9 @@ class RunTable(w.VBox):
         self._empty = w.HTML("<i>no runs match these filters</i>", layout=w.Layout(display="none"))
         self._rows: list[_Row] = []
         self._shown: list[RunRecord] = []
-        self._row_layouts = [*(_cell_layout(flex) for _, _, flex in COLUMNS),
-                             w.Layout(flex=COLUMNS[1][2], width="auto", height="24px",
-                                      margin="0 4px 0 0")]
+        self._row_shared = [*(_cell_layout(flex) for _, _, flex in COLUMNS),
+                            w.Layout(flex=COLUMNS[1][2], width="auto", height="24px",
+                                     margin="0 4px 0 0"), HTMLStyle(), w.ButtonStyle()]
         super().__init__([self._header, self._empty], page_size=page_size)
         self.add_class("tc-run-table")
         self._build_rows()
@@ -155,7 +158,7 @@ class RunTable(w.VBox):
             row.close()
         self._rows = self._rows[: self.page_size]
         while len(self._rows) < self.page_size:
-            row = _Row(self._row_layouts)
+            row = _Row(self._row_shared)
             row.select_button.on_click(self._on_row_click)
             self._rows.append(row)
         self.children = (self._header, self._empty, *self._rows)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import heapq
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
+from taskcache.config import parse_size
 from taskcache.errors import CorruptArtifactError, MissingArtifactError, UnsafePathError
+from taskcache.lifecycle.eviction import ALL, keep_lineage, last_used, select_to_fit
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
 
-ALL = 2**62  # "no limit" for catalog queries
 ORPHAN_MIN_AGE = 3600.0  # seconds: a younger unreferenced file may belong to a run completing now
 
 
@@ -41,7 +39,7 @@ class VerifyReport:
 
 
 def _completed(runner: Runner) -> list[RunRecord]:
-    return [runner.catalog.get_run(r.id) for r in runner.catalog.query_runs(status="completed", limit=ALL)
+    return [r for r in runner.catalog.query_runs(status="completed", limit=ALL, full=True)
             if r.invalid_reason is None]
 
 
@@ -91,21 +89,6 @@ class GcReport:
         return text
 
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
-    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
-    unit = _UNITS.get(match[2].lower()) if match else None
-    if match is None or unit is None:
-        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
-    return int(Decimal(match[1]) * unit)
-
-
 def size_argument(text: str) -> int:
     """:func:`parse_size` for argparse, so a bad size is a usage error that shows the fix."""
     import argparse
@@ -114,10 +97,6 @@ def size_argument(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _last_used(run: RunRecord) -> datetime:
-    return run.last_hit_at or run.finished_at or run.created_at
 
 
 def select_for_gc(
@@ -138,54 +117,9 @@ def select_for_gc(
         per_task[run.task] += 1
         if keep_last is not None and per_task[run.task] > keep_last:
             doomed.add(run.id)
-        elif cutoff is not None and _last_used(run) < cutoff:
+        elif cutoff is not None and last_used(run) < cutoff:
             doomed.add(run.id)
     return doomed
-
-
-def _keep_lineage(records: list[RunRecord], doomed: set[int]) -> set[int]:
-    """``doomed`` less every run whose output a kept run read, transitively (keeping a run
-    keeps the producers of its own inputs too)."""
-    doomed = set(doomed)
-    while needed := {i.producer_run_id for r in records if r.id not in doomed
-                     for i in r.inputs} & doomed:
-        doomed -= needed
-    return doomed
-
-
-def select_to_fit(records: list[RunRecord], doomed: set[int], max_bytes: int) -> set[int]:
-    """Further completed runs to delete (pure), least recently used first (last hit, else
-    finished), until the artifacts of the runs kept total at most ``max_bytes``. A run
-    whose output a kept run read is skipped while that reader stays."""
-    by_id = {r.id: r for r in records}
-    size = {r.id: sum(a.size for a in r.artifacts) for r in records}
-    total = sum(size[i] for i in by_id if i not in doomed)
-    readers: dict[int, set[int]] = defaultdict(set)  # producer -> kept runs that read it
-    for r in records:
-        if r.id not in doomed:
-            for i in r.inputs:
-                if i.producer_run_id is not None and i.producer_run_id != r.id:
-                    readers[i.producer_run_id].add(r.id)
-    queue = [(_last_used(r), r.id) for r in records if r.id not in doomed
-             and r.status == "completed" and not r.invalid_reason]
-    heapq.heapify(queue)
-    dropped: set[int] = set()
-    blocked: set[int] = set()
-    while queue and total > max_bytes:
-        _, run_id = heapq.heappop(queue)
-        if readers[run_id]:
-            blocked.add(run_id)  # comes back if its last reader goes
-            continue
-        dropped.add(run_id)
-        total -= size[run_id]
-        for i in by_id[run_id].inputs:
-            producer = i.producer_run_id
-            if producer is not None and producer in readers:
-                readers[producer].discard(run_id)
-                if not readers[producer] and producer in blocked:
-                    blocked.discard(producer)
-                    heapq.heappush(queue, (_last_used(by_id[producer]), producer))
-    return dropped
 
 
 def gc(
@@ -201,14 +135,14 @@ def gc(
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes must be a number of bytes (an int >= 0), not {max_bytes!r}; "
-                         f"taskcache.lifecycle.maintenance.parse_size('500MB') converts a size")
+                         f"taskcache.config.parse_size('500MB') converts a size")
     runner = runner or get_runner()
     runner.hits.flush()  # this process's recent hits count as use
     catalog = runner.catalog
-    records = [catalog.get_run(r.id) for r in catalog.query_runs(limit=ALL)]
+    records = catalog.query_runs(limit=ALL, full=True)
     doomed = select_for_gc(records, older_than_days=older_than_days, keep_last=keep_last,
                            drop_failed=drop_failed, now=datetime.now(UTC))
-    doomed = _keep_lineage(records, doomed)
+    doomed = keep_lineage(records, doomed)
     if max_bytes is not None:
         doomed |= select_to_fit(records, doomed, max_bytes)
     report = GcReport(runs=sorted(doomed), dry_run=dry_run, max_bytes=max_bytes)
