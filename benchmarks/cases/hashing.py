@@ -78,6 +78,11 @@ def run(ctx: Context) -> CaseResult:
         ratios.append(speedup(f"{label}: taskcache", medians[(label, "taskcache")],
                               medians[(label, "joblib.hash")], "joblib.hash"))
         ratios.append(f"{label}: taskcache takes {medians[(label, 'taskcache')] / medians[(label, 'floor xxh3')]:.1f}x the floor")
+    for label in ("numeric frame", "ndarray"):
+        r = medians[(label, "taskcache")] / medians[(label, "floor xxh3")]
+        targets.append(target(f"{label} hashed at <= 1.2x the bare xxh3 floor", f"{r:.2f}x",
+                              r <= 1.2, r))
+    ctx.shared["hash_floor_median"] = medians[("numeric frame", "floor xxh3")]
     num_gbps = frame_nbytes(frame) / medians[("numeric frame", "taskcache")] / 1e9
     ctx.shared["hash_numeric_median"] = medians[("numeric frame", "taskcache")]
     targets.append(target("numeric frame hashed at >= 10 GB/s", f"{num_gbps:.1f} GB/s",

@@ -47,7 +47,7 @@ def run(ctx: Context) -> CaseResult:
     written = time.time()
     for fn in variants.values():
         assert fn(1, 2) == expected  # the miss that fills the cache
-    settle(written)  # hits of a result written more than a moment ago, as a user's are
+    settle(written, ctx.quick)  # hits of a result written more than a moment ago, as a user's are
     timings = interleaved({who: (lambda fn=fn: fn(1, 2)) for who, fn in variants.items()},
                           sz.tiny_rounds, sz.tiny_per_round)
     rows, med = [], {}
