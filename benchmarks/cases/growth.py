@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import io
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -87,7 +88,8 @@ def _catalog_curve(steps: tuple[int, ...], ctx: Context) -> tuple[list[dict], di
         hits = per_call(lambda fn=fn: fn(1, 2), 1, 1000 if not ctx.quick else 100)
         reset_runner()
         catalog = Catalog(f"sqlite:///{folder / 'catalog.db'}")
-        ids = [i for i in range(1, n + 1, max(1, n // 400)) if (i // 5) % 50 > 4][:200]
+        sample = random.Random(n).sample(range(1, n + 1), min(n, 1000))
+        ids = [i for i in sample if (i // 5) % 50 > 4][:200]  # completed runs (data.py)
         fps = iter([xxh3_128_hexdigest(i.to_bytes(8, "little")) for i in ids])
         lookups = per_call(lambda catalog=catalog, fps=fps: catalog.find_completed(
             next(fps), inputs=False), 1, len(ids) - 25, warmup=20)
