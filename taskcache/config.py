@@ -32,8 +32,10 @@ class Settings:
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
     #: bytes of artifacts the cache may hold; after a write that leaves more, the least
-    #: recently used runs are removed (lifecycle.maintenance.SizeBound). None: no bound
+    #: recently used runs are removed (lifecycle.eviction.SizeBound). None: no bound
     max_size: int | None = None
+    #: modules whose @task functions the Jupyter server extension lists and can launch
+    tasks: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +125,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             except ValueError as exc:
                 raise ConfigError(f"max_size in {origin}: {exc}") from None
         raise ConfigError(f"max_size in {origin} must be a size such as '20GB', got {value!r}")
+    if name == "tasks":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(m, str) for m in items):
+            raise ConfigError(f"tasks in {origin} must be a list of module names, got {value!r}")
+        return tuple(items)
     if name in _FLOATS:
         try:
             return float(value)
