@@ -123,9 +123,12 @@ def test_max_size_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         resolve_settings(start=tmp_path, max_size=True)
 
 
-def test_max_size_from_percent_config(ip: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_max_size_from_percent_config(ip: Any, caplog: pytest.LogCaptureFixture,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     ip.run_line_magic("config", 'TaskCache.max_size = "2MB"')
     assert get_runner().settings.max_size == 2_000_000
+    ip.run_line_magic("taskcache", "config")
+    assert "max_size               2000000" in capsys.readouterr().out
     ip.run_line_magic("config", 'TaskCache.max_size = "lots"')  # %config shows the error
     assert "'lots' is not a size; write e.g. 500MB" in caplog.text
     magics = ip.magics_manager.registry["TaskCache"]
