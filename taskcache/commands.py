@@ -1,6 +1,6 @@
 """The catalog subcommands, in one table shared by the ``taskcache`` command line and the
-``%taskcache`` line magic: runs, show, load, why, gc, verify, summary, config, browse, and
-``serve`` (command line only).
+``%taskcache`` line magic: runs, show, load, why, gc, verify, doctor, summary, config,
+browse, and ``serve`` (command line only).
 
 Each :class:`Command` declares its arguments on an ``argparse`` parser and runs with the
 parsed arguments and a :class:`Context` (the IPython shell when there is one). It returns
@@ -129,6 +129,12 @@ def _verify(a: argparse.Namespace, ctx: Context) -> Any:
     return verify(fix=a.fix)
 
 
+def _doctor(a: argparse.Namespace, ctx: Context) -> Any:
+    from taskcache.lifecycle.doctor import doctor
+
+    return doctor()
+
+
 # -- summary / config ---------------------------------------------------------------------
 def _no_args(p: argparse.ArgumentParser) -> None:
     pass
@@ -199,6 +205,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("why", "what changed since the last completed run of a task", _why_args, _why),
     Command("gc", "free space", _gc_args, _gc),
     Command("verify", "check every artifact and the database", _verify_args, _verify),
+    Command("doctor", "check the catalog and the artifact store, and say what to fix",
+            _no_args, _doctor),
     Command("summary", "counts, hits, time saved, disk used", _no_args, _summary),
     Command("config", "the settings in effect", _no_args, _config),
     Command("browse", "the run browser", _browse_args, _browse, needs_shell=True),

@@ -102,3 +102,87 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# -- a real PostgreSQL --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session (tests/postgres.py). Skipped when
+    Debian's postgresql or psycopg is missing, except on CI, where that fails."""
+    from postgres import Cluster, server_binaries
+
+    missing = [] if importlib.util.find_spec("psycopg") else ["psycopg (pip install -e '.[test]')"]
+    binaries = server_binaries()
+    if binaries is None:
+        missing.append("PostgreSQL's server (apt-get install postgresql)")
+    if missing:
+        message = "PostgreSQL tests need " + "; ".join(missing)
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " (required on CI)", pytrace=False)
+        pytest.skip(message)
+    cluster = Cluster(binaries)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database of the session's cluster, as the catalog of this test
+    (``TASKCACHE_DB_URL``); artifacts stay in the test's cache folder."""
+    import uuid
+
+    url = postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("TASKCACHE_DB_URL", url)
+    runner.reset()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, cache_dir: Path) -> str:
+    """Each test using it runs against SQLite and against PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{cache_dir / 'catalog.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+# -- a real S3 endpoint ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1 for the session (skipped without moto)."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
+        message = "S3 tests need moto[server] and s3fs (pip install -e '.[test]')"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " (required on CI)", pytrace=False)
+        pytest.skip(message)
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket; the AWS variables (endpoint included) point every client of this
+    process and its children at the moto server, as a user's would at their S3."""
+    import uuid
+
+    import boto3
+
+    for name, value in (("AWS_ENDPOINT_URL", s3_endpoint), ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    bucket = f"tc-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return bucket

@@ -45,6 +45,7 @@ from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
 from taskcache.records import ArtifactRecord, Claim, RunRecord, RunSpec
 from taskcache.storage.folders import prepare_cache_dir, refuse_shared_catalog_file
+from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 
 log = logging.getLogger("taskcache")
@@ -80,7 +81,10 @@ class Runner:
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
             refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
-        self.store = ArtifactStore(settings.artifacts_dir)
+        self.store: ArtifactStore | RemoteStore = (
+            RemoteStore(settings.artifacts_url, settings.cache_dir / "remote-copies",
+                        max_local_bytes=settings.artifacts_cache_bytes)
+            if settings.remote_artifacts else ArtifactStore(settings.artifacts_dir))
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
         self.hits = HitLog(self.catalog)
         # failures the catalog could not record yet (see fail_quietly): retried before claims

@@ -29,7 +29,7 @@ from taskcache.errors import (
     TaskcacheError,
 )
 from taskcache.lifecycle import runner as runner_module
-from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask
+from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask, run_sync
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -54,6 +54,7 @@ class TaskCache(Magics):
     db_url = Unicode(None, allow_none=True, help="SQLAlchemy URL of the catalog (default SQLite in cache_dir).").tag(config=True)
     allow_pickle = Bool(None, allow_none=True, help="Store values no other codec fits with pickle (trusted, local catalogs only).").tag(config=True)
     lease_seconds = Float(None, allow_none=True, help="How long a running run's lease lasts.").tag(config=True)
+    artifacts_url = Unicode(None, allow_none=True, help="fsspec URL of the artifacts (s3://bucket/prefix, ...); default cache_dir/artifacts.").tag(config=True)
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
     max_size = Unicode(None, allow_none=True, help="Bytes of artifacts the cache may hold, e.g. '20GB': after a write that leaves more, the least recently used runs are removed.").tag(config=True)
     quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
@@ -64,7 +65,8 @@ class TaskCache(Magics):
         self.last_outcome: CellOutcome | None = None
         self._apply_settings()
 
-    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "max_size")
+    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url",
+             "max_size")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -73,7 +75,7 @@ class TaskCache(Magics):
             runner_module.configure(
                 cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
-                max_size=self.max_size,
+                artifacts_url=self.artifacts_url, max_size=self.max_size,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None
@@ -115,20 +117,32 @@ class TaskCache(Magics):
             runner, unavailable = None, exc
         cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
         self.last_task = cell_task.name
+        steps = self._run_task(cell_task, runner, unavailable)
+        if cell_task.is_async:  # top-level await: the cell awaits this (see extension.py)
+            return steps
+        return run_sync(steps)
+
+    async def _run_task(self, cell_task: CellTask, runner: Any, unavailable: Any) -> Any:
+        """Look up, then restore or execute: a coroutine that only suspends where the cell's
+        own code awaits."""
+        options = cell_task.options
         spec = cell_task.spec()
         if runner is not None and not (options.force or options.no_cache):
             try:
                 hit = runner.lookup(spec.fingerprint)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
-            if hit is not None:
-                outcome = cell_task.restore(hit.run, hit.outputs)
+            outcome = None if hit is None else cell_task.restore(hit.run, hit.outputs)
+            if outcome is not None:
                 return self._finish(cell_task, outcome, options)
+            rerun = hit is not None  # its views cannot be rebuilt over today's values
+        else:
+            rerun = options.force or options.no_cache
         try:
             if unavailable is not None:
-                outcome = cell_task.run_uncached(unavailable)
+                outcome = await cell_task.run_uncached(unavailable)
             else:
-                outcome = cell_task.execute(spec, force=options.force or options.no_cache)
+                outcome = await cell_task.execute(spec, force=rerun)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
                 return self._show_failure(exc)
