@@ -211,7 +211,7 @@ def _config(a: argparse.Namespace, ctx: Context) -> str:
 
     s = current_settings()
     keys = ("cache_dir", "db_url", "allow_pickle", "lease_seconds", "busy_timeout_seconds",
-            "frame_format")
+            "frame_format", "max_size")
     lines = [f"{key:22} {getattr(s, key)}" for key in keys]
     return "\n".join([*lines, f"{'quiet':22} {ctx.quiet}"])
 

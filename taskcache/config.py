@@ -37,6 +37,9 @@ class Settings:
     executor: str = "threads"
     #: workers of the thread or process pool (None: one per CPU)
     max_workers: int | None = None
+    #: bytes of artifacts the cache may hold; after a write that leaves more, the least
+    #: recently used runs are removed (lifecycle.eviction.SizeBound). None: no bound
+    max_size: int | None = None
     #: modules whose @task functions the Jupyter server extension lists and can launch
     tasks: tuple[str, ...] = ()
     #: where artifacts live when not in ``cache_dir/artifacts``: any fsspec URL
@@ -52,6 +55,11 @@ class Settings:
             object.__setattr__(self, "db_url", f"sqlite:///{self.cache_dir / 'catalog.db'}")
         if self.lease_seconds <= 0:
             raise ConfigError(f"lease_seconds must be positive, got {self.lease_seconds}")
+        if self.max_size is not None and (isinstance(self.max_size, bool)
+                                          or not isinstance(self.max_size, int)
+                                          or self.max_size < 0):
+            raise ConfigError(f"max_size must be a size such as '20GB' or a number of bytes, "
+                              f"got {self.max_size!r}")
         if self.frame_format not in FRAME_FORMATS:
             raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
                               f"{self.frame_format!r}")
@@ -137,6 +145,17 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{name} in {origin} must be a whole number, got {value!r}") from exc
+    if name == "max_size":
+        if value is None or isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            if value.strip().lower() in ("", "none", "off"):
+                return None
+            try:
+                return parse_size(value)
+            except ValueError as exc:
+                raise ConfigError(f"max_size in {origin}: {exc}") from None
+        raise ConfigError(f"max_size in {origin} must be a size such as '20GB', got {value!r}")
     if name == "tasks":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(m, str) for m in items):

@@ -87,6 +87,11 @@ class TaskDefinition:
             raise ValueError(f"@task(timeout=...) must be a positive number of seconds, got {timeout}")
         self.timeout = timeout
         self.signature = inspect.signature(fn)
+        params = self.signature.parameters.values()
+        #: parameter names when a call with all of them positional binds them in order
+        #: (the hit path skips Signature.bind then); None when the signature needs bind
+        self._in_order: tuple[str, ...] | None = tuple(self.signature.parameters) if all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) else None
         unknown = self.ignore - self.signature.parameters.keys()
         if unknown:
             raise ValueError(
@@ -98,10 +103,14 @@ class TaskDefinition:
     def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None) -> _Call:
         """Fingerprint one call; ``code_hash``: the function's, already computed (a sweep
         hashes the code once for all its points)."""
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
+        if not kwargs and self._in_order is not None and len(args) == len(self._in_order):
+            arguments: Iterable[tuple[str, Any]] = zip(self._in_order, args, strict=True)
+        else:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments.items()
         hashed = [(pname, value, hash_value(value, name=pname))
-                  for pname, value in bound.arguments.items() if pname not in self.ignore]
+                  for pname, value in arguments if pname not in self.ignore]
         code_hash = code_hash or hash_code(self.fn)
         fingerprint = combine_key({
             "task": self.name,

@@ -82,6 +82,7 @@ class RunBrowser(w.VBox):
         self._lock = threading.RLock()
         self._marker: tuple[int, int, int] | None = None
         self._hidden_since: float | None = None
+        self._ready = False  # pages load from refresh() once the panel is built, not before
         self._header = w.HTML()
         self._header.add_class("tc-header")
         self._task_box = self._filter(w.Combobox(placeholder="task", ensure_option=False),
@@ -146,6 +147,7 @@ class RunBrowser(w.VBox):
                     raise TypeError(f"unknown filter {name!r}; filters are {', '.join(FILTERS)}")
                 setattr(self, name, value)
         self._sync_filter_boxes()
+        self._ready = True
         self.refresh()
         self._view_count = 0  # let the front end count views, so polling can stop unseen
         if live:
@@ -365,6 +367,8 @@ class RunBrowser(w.VBox):
     @observe(*FILTERS)
     def _on_filter_change(self, change: dict) -> None:
         self._sync_filter_boxes()
+        if not self._ready:
+            return
         if self.page != 0:
             self.page = 0  # observed: reloads
         else:
@@ -377,19 +381,22 @@ class RunBrowser(w.VBox):
     @observe("sort", "descending")
     def _on_sort_change(self, change: dict) -> None:
         self._table.sort, self._table.descending = self.sort, self.descending
-        with self._lock:
-            self._load_page()
+        if self._ready:
+            with self._lock:
+                self._load_page()
 
     @observe("page")
     def _on_page_change(self, change: dict) -> None:
-        with self._lock:
-            self._load_page()
+        if self._ready:
+            with self._lock:
+                self._load_page()
 
     @observe("page_size")
     def _on_page_size_change(self, change: dict) -> None:
         self._table.page_size = change["new"]
-        with self._lock:
-            self._load_page()
+        if self._ready:
+            with self._lock:
+                self._load_page()
 
     @observe("selected_run_id")
     def _on_selected_run_id_change(self, change: dict) -> None:

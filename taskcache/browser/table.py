@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_string import HTMLStyle
 from traitlets import Bool, Int, Unicode, observe
 
 from taskcache.browser.formatting import (
@@ -36,16 +37,18 @@ def _cell_layout(flex: str, min_width: str) -> w.Layout:
 
 
 class _Row(w.HBox):
-    """One row of the table; ``run_id`` is the run it shows, None while unused."""
+    """One row of the table; ``run_id`` is the run it shows, None while unused. ``shared``
+    holds the cells' layouts (one per column, then the id button's) and styles (the
+    cells', the button's), shared by the rows of a table: they never change, and a table
+    builds its rows several times faster without a layout and a style per cell."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Sequence[w.Widget]) -> None:
         self.run_id: int | None = None
-        self._cells = [w.HTML(layout=_cell_layout(flex, low)) for _, _, flex, low in COLUMNS]
+        *layouts, button_layout, cell_style, button_style = shared
+        self._cells = [w.HTML(layout=layout, style=cell_style) for layout in layouts]
         for cell in self._cells:
             cell.add_class("tc-cell")
-        _, _, flex, low = COLUMNS[1]
-        self.select_button = w.Button(layout=w.Layout(flex=flex, min_width=low, width="auto",
-                                                      height="26px", margin="0 4px 0 0"))
+        self.select_button = w.Button(layout=button_layout, style=button_style)
         self.select_button.add_class("tc-run-select")
         children = list(self._cells)
         children[1] = self.select_button
@@ -115,6 +118,10 @@ class RunTable(w.VBox):
         self._empty = w.HTML("<i>no runs match these filters</i>", layout=w.Layout(display="none"))
         self._rows: list[_Row] = []
         self._shown: list[RunRecord] = []
+        _, _, flex, low = COLUMNS[1]
+        self._row_shared = [*(_cell_layout(flex, low) for _, _, flex, low in COLUMNS),
+                            w.Layout(flex=flex, min_width=low, width="auto", height="26px",
+                                     margin="0 4px 0 0"), HTMLStyle(), w.ButtonStyle()]
         super().__init__([self._header, self._empty], page_size=page_size)
         self.add_class("tc-run-table")
         self._build_rows()
@@ -168,7 +175,7 @@ class RunTable(w.VBox):
             row.close()
         self._rows = self._rows[: self.page_size]
         while len(self._rows) < self.page_size:
-            row = _Row()
+            row = _Row(self._row_shared)
             row.select_button.on_click(self._on_row_click)
             self._rows.append(row)
         self.children = (self._header, self._empty, *self._rows)

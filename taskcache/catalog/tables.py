@@ -157,6 +157,21 @@ class StateHistory(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class RunSummary(Base):
+    """Schema 3: what the summary shows, per (task, status), kept up to date in the same
+    transactions that change runs (see catalog/summary.py), so that reading it does not scan
+    a million runs."""
+
+    __tablename__ = "run_summary"
+
+    task: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    time_saved: Mapped[float] = mapped_column(default=0.0)  # sum of hit_count * duration
+    disk_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of artifact sizes
+
+
 class SchemaInfo(Base):
     """One row (id = 1): the schema version of this catalog."""
 
@@ -172,6 +187,7 @@ artifacts = Artifact.__table__
 run_inputs = RunInput.__table__
 state_history = StateHistory.__table__
 schema_info = SchemaInfo.__table__
+run_summary = RunSummary.__table__
 
 # Columns selected for a RunRecord, in field order (inputs/artifacts are loaded apart).
 RUN_COLUMNS = tuple(

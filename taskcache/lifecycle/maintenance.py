@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,10 +15,10 @@ from taskcache.errors import (
     MissingArtifactError,
     UnsafePathError,
 )
+from taskcache.lifecycle.eviction import ALL, keep_lineage, last_used, select_to_fit
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
 
-ALL = 2**62  # "no limit" for catalog queries
 #: the longest age gc takes (about 270 years: older is "everything", and a datetime cannot
 #: go back much further)
 MAX_DAYS = 100_000
@@ -50,7 +49,7 @@ class VerifyReport:
 
 
 def _completed(runner: Runner) -> list[RunRecord]:
-    return [runner.catalog.get_run(r.id) for r in runner.catalog.query_runs(status="completed", limit=ALL)
+    return [r for r in runner.catalog.query_runs(status="completed", limit=ALL, full=True)
             if r.invalid_reason is None]
 
 
@@ -124,10 +123,6 @@ def size_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _last_used(run: RunRecord) -> datetime:
-    return run.last_hit_at or run.finished_at or run.created_at
-
-
 def select_for_gc(
     runs: list[RunRecord], *, older_than_days: float | None, keep_last: int | None,
     drop_failed: bool, now: datetime,
@@ -146,54 +141,9 @@ def select_for_gc(
         per_task[run.task] += 1
         if keep_last is not None and per_task[run.task] > keep_last:
             doomed.add(run.id)
-        elif cutoff is not None and _last_used(run) < cutoff:
+        elif cutoff is not None and last_used(run) < cutoff:
             doomed.add(run.id)
     return doomed
-
-
-def _keep_lineage(records: list[RunRecord], doomed: set[int]) -> set[int]:
-    """``doomed`` less every run whose output a kept run read, transitively (keeping a run
-    keeps the producers of its own inputs too)."""
-    doomed = set(doomed)
-    while needed := {i.producer_run_id for r in records if r.id not in doomed
-                     for i in r.inputs} & doomed:
-        doomed -= needed
-    return doomed
-
-
-def select_to_fit(records: list[RunRecord], doomed: set[int], max_bytes: int) -> set[int]:
-    """Further completed runs to delete (pure), least recently used first (last hit, else
-    finished), until the artifacts of the runs kept total at most ``max_bytes``. A run
-    whose output a kept run read is skipped while that reader stays."""
-    by_id = {r.id: r for r in records}
-    size = {r.id: sum(a.size for a in r.artifacts) for r in records}
-    total = sum(size[i] for i in by_id if i not in doomed)
-    readers: dict[int, set[int]] = defaultdict(set)  # producer -> kept runs that read it
-    for r in records:
-        if r.id not in doomed:
-            for i in r.inputs:
-                if i.producer_run_id is not None and i.producer_run_id != r.id:
-                    readers[i.producer_run_id].add(r.id)
-    queue = [(_last_used(r), r.id) for r in records if r.id not in doomed
-             and r.status == "completed" and not r.invalid_reason]
-    heapq.heapify(queue)
-    dropped: set[int] = set()
-    blocked: set[int] = set()
-    while queue and total > max_bytes:
-        _, run_id = heapq.heappop(queue)
-        if readers[run_id]:
-            blocked.add(run_id)  # comes back if its last reader goes
-            continue
-        dropped.add(run_id)
-        total -= size[run_id]
-        for i in by_id[run_id].inputs:
-            producer = i.producer_run_id
-            if producer is not None and producer in readers:
-                readers[producer].discard(run_id)
-                if not readers[producer] and producer in blocked:
-                    blocked.discard(producer)
-                    heapq.heappush(queue, (_last_used(by_id[producer]), producer))
-    return dropped
 
 
 def gc(
@@ -209,7 +159,7 @@ def gc(
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes must be a number of bytes (an int >= 0), not {max_bytes!r}; "
-                         f"taskcache.lifecycle.maintenance.parse_size('500MB') converts a size")
+                         f"taskcache.config.parse_size('500MB') converts a size")
     if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
                                   or keep_last < 0):
         raise ValueError(f"keep_last must be a number of runs (an int >= 0), not {keep_last!r}")
@@ -219,10 +169,10 @@ def gc(
     runner = runner or get_runner()
     runner.hits.flush()  # this process's recent hits count as use
     catalog = runner.catalog
-    records = [catalog.get_run(r.id) for r in catalog.query_runs(limit=ALL)]
+    records = catalog.query_runs(limit=ALL, full=True)
     doomed = select_for_gc(records, older_than_days=older_than_days, keep_last=keep_last,
                            drop_failed=drop_failed, now=datetime.now(UTC))
-    doomed = _keep_lineage(records, doomed)
+    doomed = keep_lineage(records, doomed)
     if max_bytes is not None:
         doomed |= select_to_fit(records, doomed, max_bytes)
     report = GcReport(runs=sorted(doomed), dry_run=dry_run, max_bytes=max_bytes)

@@ -43,6 +43,7 @@ from taskcache.errors import (
 )
 from taskcache.hashing import hash_value
 from taskcache.lifecycle import restore
+from taskcache.lifecycle.eviction import SizeBound
 from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
@@ -108,6 +109,9 @@ class Runner:
         self.hits = HitLog(self.catalog)
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
+        #: with a max_size, keeps the artifacts within it after every completed run
+        self.size_bound = (None if settings.max_size is None else
+                           SizeBound(self.catalog, self.store, self.hits.flush, settings.max_size))
 
     def reopen_if_gone(self) -> None:
         """Start afresh when the catalog file or the artifacts folder was deleted (``rm -rf
@@ -124,6 +128,8 @@ class Runner:
         """Write pending hit counts and release the database connections."""
         with contextlib.suppress(CatalogUnavailableError):
             self.failures.settle()
+        if self.size_bound is not None:
+            self.size_bound.wait()
         self.hits.flush()
         self.catalog.dispose()
 
@@ -259,7 +265,7 @@ class Runner:
                 raise
             raise error from exc
         try:
-            return self.catalog.complete(claim, written, duration=duration)
+            record = self.catalog.complete(claim, written, duration=duration)
         except RunNotFoundError:
             self._delete_quietly(written)
             raise RunDeletedError(claim.run_id) from None
@@ -270,6 +276,10 @@ class Runner:
             self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
                               reason=f"not cached: {exc}", written=written)
             raise
+        if self.size_bound is not None:
+            with contextlib.suppress(CatalogUnavailableError):  # the next write checks again
+                self.size_bound.after_write(record.id)
+        return record
 
     def _write_output(
         self, claim: Claim, task: str, name: str, value: Any, codec: codecs.Codec,

@@ -60,6 +60,7 @@ class TaskCache(Magics):
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
     executor = Unicode(None, allow_none=True, help="Where f.map/f.submit run misses: 'threads' (default), 'processes' or 'dask'.").tag(config=True)
     max_workers = Int(None, allow_none=True, help="Workers of the thread or process pool of f.map/f.submit (default: one per CPU).").tag(config=True)
+    max_size = Unicode(None, allow_none=True, help="Bytes of artifacts the cache may hold, e.g. '20GB': after a write that leaves more, the least recently used runs are removed.").tag(config=True)
     quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -69,7 +70,7 @@ class TaskCache(Magics):
         self._apply_settings()
 
     @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url",
-             "executor", "max_workers")
+             "executor", "max_workers", "max_size")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -79,7 +80,7 @@ class TaskCache(Magics):
                 cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
                 artifacts_url=self.artifacts_url, executor=self.executor,
-                max_workers=self.max_workers,
+                max_workers=self.max_workers, max_size=self.max_size,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None

@@ -44,7 +44,13 @@ from taskcache.errors import (
     StoreError,
     UnsafePathError,
 )
-from taskcache.fileio import TEMP_PREFIX, atomic_write, hash_file, map_copy_on_write
+from taskcache.fileio import (
+    TEMP_PREFIX,
+    atomic_write,
+    file_identity,
+    hash_file,
+    map_copy_on_write,
+)
 from taskcache.storage.verified import VerifiedFiles
 
 __all__ = [
@@ -258,19 +264,26 @@ class ArtifactStore:
 
     def read_verified(self, relpath: str, size: int, checksum: str) -> bytes:
         """The bytes of a small artifact, read once and checked against size and checksum
-        (a codec then decodes exactly the bytes that were verified)."""
-        full, _ = self._stat_artifact(relpath, size)
+        (a codec then decodes exactly the bytes that were verified). Bytes this process
+        checked before are not read again while the file's identity holds."""
+        full, st = self._stat_artifact(relpath, size)
+        kept = self._verified.kept_bytes(full, st, checksum)
+        if kept is not None:
+            return kept
         try:
             fd = os.open(full, os.O_RDONLY)
         except FileNotFoundError:
             raise MissingArtifactError(full) from None
         try:
             data = os.read(fd, size + 1)
+            opened = os.fstat(fd)
         finally:
             os.close(fd)
         actual = f"{CHECKSUM_ALGO}:{xxhash.xxh3_128_hexdigest(data)}"
         if len(data) != size or actual != checksum:
             raise CorruptArtifactError(full, checksum, actual)
+        if file_identity(opened) == file_identity(st):  # the file that was statted was read
+            self._verified.remember(full, st, checksum, data)
         return data
 
     def _stat_artifact(self, relpath: str, size: int) -> tuple[str, os.stat_result]:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import taskcache as tc
+from taskcache.config import parse_size
 from taskcache.errors import PickleDisabledError
-from taskcache.lifecycle.maintenance import ORPHAN_MIN_AGE, gc, parse_size, verify
+from taskcache.lifecycle.maintenance import ORPHAN_MIN_AGE, gc, verify
 from taskcache.lifecycle.runner import get_runner
 
 PIPELINE = """

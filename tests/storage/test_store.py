@@ -361,6 +361,29 @@ def test_read_verified_returns_the_checked_bytes(store: ArtifactStore) -> None:
         store.read_verified(stored.relpath, stored.size, stored.checksum)
 
 
+def test_small_artifact_bytes_are_kept_until_the_file_changes(store: ArtifactStore,
+                                                             monkeypatch) -> None:
+    import taskcache.storage.verified as verified_module
+
+    monkeypatch.setattr(verified_module, "SETTLED_NS", 0)  # every file counts as settled
+    stored = store.write(["run", "small"], ".bin", writes(b"payload"))
+    where = (stored.relpath, stored.size, stored.checksum)
+    assert store.read_verified(*where) == b"payload"
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    assert store.read_verified(*where) == b"payload"
+    assert opened == []  # kept: one lstat, no read
+    path = store.path_of(stored.relpath)
+    before = path.stat()
+    with open(path, "r+b") as f:  # same size, same mtime afterwards: only ctime tells
+        f.write(b"P")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(CorruptArtifactError):
+        store.read_verified(*where)
+    assert opened
+
+
 @pytest.mark.parametrize("size", [0, 1, 256 * 1024 - 1, 256 * 1024, 3 * 1024 * 1024 + 7])
 def test_checksum_of_small_and_memory_mapped_files(store: ArtifactStore, size: int) -> None:
     data = os.urandom(size)
