@@ -30,6 +30,22 @@ from taskcache.storage.store import TEMP_PREFIX, ArtifactStore
 
 WORKER = Path(__file__).with_name("_fault_worker.py")
 
+
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def backend(request: pytest.FixtureRequest, cache_dir: Path) -> str:
+    """Each fault on SQLite and on a real PostgreSQL catalog. Faults of SQLite's own file
+    (locks, a full disk under the database, COMMIT errors of the driver) are ``sqlite_only``;
+    the injected store faults run once per kind on PostgreSQL (k = 1, once)."""
+    if request.param == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("a fault of the SQLite file itself")
+        params = getattr(getattr(request.node, "callspec", None), "params", {})
+        if str(params.get("where", "")).endswith("commit") or params.get("k", 1) != 1 \
+                or params.get("mode", "once") != "once":
+            pytest.skip("on PostgreSQL each store fault runs once (k = 1, once)")
+        request.getfixturevalue("postgres_url")
+    return request.param
+
 SQUARES = """
 import taskcache as tc
 CALLS = []
@@ -189,6 +205,7 @@ def test_injected_failures_keep_every_invariant(where, k, mode, make_module, mon
     check_invariants(runner, settled=True)
 
 
+@pytest.mark.sqlite_only
 def test_a_users_error_propagates_even_when_the_catalog_cannot_record_it(make_module, monkeypatch):
     mod = make_module("m_user_error", SQUARES)
     runner = get_runner()
@@ -271,6 +288,7 @@ def assert_no_internals(text: str) -> None:
         assert internal not in text, text
 
 
+@pytest.mark.sqlite_only
 def test_a_locked_catalog_runs_the_function_uncached_and_warns_once(make_module, cache_dir, capfd):
     tc.configure(busy_timeout_seconds=0.3)
     mod = make_module("m_locked", SQUARES)
@@ -292,6 +310,7 @@ def test_a_locked_catalog_runs_the_function_uncached_and_warns_once(make_module,
     check_invariants(get_runner(), settled=True)
 
 
+@pytest.mark.sqlite_only
 def test_a_locked_catalog_runs_an_async_function_uncached(make_module, cache_dir):
     tc.configure(busy_timeout_seconds=0.2)
     mod = make_module("m_locked_async", """
@@ -310,6 +329,7 @@ def test_a_locked_catalog_runs_an_async_function_uncached(make_module, cache_dir
     assert [r.status for r in get_runner().catalog.query_runs(task="m_locked_async.double")] == ["completed"]
 
 
+@pytest.mark.sqlite_only
 def test_an_unreachable_catalog_is_named_with_what_to_do(tmp_path):
     from taskcache.catalog.engine import unavailable_error
 
@@ -334,6 +354,7 @@ def last_status(ip) -> str:
     return [o["data"]["text/plain"] for o in ip.display_pub.outputs if "taskcache" in o["metadata"]][-1]
 
 
+@pytest.mark.sqlite_only
 def test_a_locked_catalog_runs_the_cell_uncached_and_warns_once(ip, cache_dir, capfd):
     tc.configure(busy_timeout_seconds=0.3)
     get_runner()
@@ -378,6 +399,7 @@ def test_a_cell_whose_outputs_cannot_be_written_keeps_its_variables(ip, monkeypa
     check_invariants(runner, settled=True)
 
 
+@pytest.mark.sqlite_only
 def test_a_catalog_locked_before_it_was_ever_opened_still_runs_the_code(ip, make_module, tmp_path, capfd):
     """Another process is creating the catalog and keeps it locked (rollback journal, so even
     reads wait): opening it fails after the busy timeout; functions and cells still run."""
@@ -419,6 +441,7 @@ def small_disk(cache_dir: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(artifacts)], capture_output=True, timeout=30)
 
 
+@pytest.mark.sqlite_only
 def test_a_full_disk_returns_the_value_and_caches_once_space_is_freed(small_disk, make_module):
     filler = small_disk / ".filler"
     filler.write_bytes(b"\0" * 1_300_000)
@@ -457,6 +480,8 @@ EXPECTED = float(N * (N - 1))  # sum(arange(N) * 2)
 
 def start_worker(cache: Path, counter: Path, **env: str) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKCACHE_", "FAULT_"))}
+    if "TASKCACHE_DB_URL" in os.environ:  # the PostgreSQL variant: the same catalog
+        full_env["TASKCACHE_DB_URL"] = os.environ["TASKCACHE_DB_URL"]
     full_env.update(env, N=str(N), LEASE="1", BEAT="0.2")
     return subprocess.Popen([sys.executable, str(WORKER), str(cache), str(counter)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
