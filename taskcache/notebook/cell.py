@@ -374,7 +374,8 @@ class CellTask:
         name = cause.name or "a value"
         fix = f"add --ignore {name} to the %%task line, or " if cause.name in self.inputs else ""
         short_type = cause.type_name.rsplit(".", 1)[-1]
-        reason = (f"cannot hash {name!r} of type {cause.type_name}; to cache it, {fix}"
+        detail = f" ({cause.reason})" if cause.reason else ""
+        reason = (f"cannot hash {name!r} of type {cause.type_name}{detail}; to cache it, {fix}"
                   f"taskcache.register_hasher({short_type}, fn)")
         started = time.perf_counter()
         result = await self._run_body()

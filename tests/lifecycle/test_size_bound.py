@@ -55,7 +55,7 @@ def test_writes_beyond_max_size_remove_the_least_recently_used(cache_dir: Path, 
     f = taskcache.task(make)
     first, second = f(1), f(2)
     _settle_bound()
-    assert len(_runs_by_task()["make"]) == 2  # 200 KB: within the bound
+    assert len(_runs_by_task()[f.task_name]) == 2  # 200 KB: within the bound
     time.sleep(0.01)
     assert f(1)[0] == first[0]  # a hit: run 1 is now used more recently than run 2
     f(3)  # 300 KB > 250 KB: one run goes, the least recently used (run 2)

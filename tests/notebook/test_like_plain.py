@@ -322,6 +322,7 @@ def test_figures_left_open_are_shown_after_the_result_as_the_inline_backend_does
     # what %matplotlib inline does in a kernel (a bare shell has no GUI loop to enable)
     inline = "module://matplotlib_inline.backend_inline"
     cells = ["import matplotlib.pyplot as plt\n"
+             "plt.close('all')\n"  # figures other tests left open would be shown too
              "from matplotlib_inline.backend_inline import configure_inline_support\n"
              f"plt.switch_backend({inline!r})\nconfigure_inline_support(get_ipython(), {inline!r})\n"
              "plt.ion();",
