@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,9 @@ class Settings:
     #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
+    #: bytes of the files a run writes that are stored with it (so a hit can put them
+    #: back); files past this total are recorded by content hash only
+    max_file_output: int = 1 << 30
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -37,6 +42,9 @@ class Settings:
             object.__setattr__(self, "db_url", f"sqlite:///{self.cache_dir / 'catalog.db'}")
         if self.lease_seconds <= 0:
             raise ConfigError(f"lease_seconds must be positive, got {self.lease_seconds}")
+        if self.max_file_output < 0:
+            raise ConfigError(f"max_file_output must be a size of at least 0, got "
+                              f"{self.max_file_output}")
         if self.frame_format not in FRAME_FORMATS:
             raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
                               f"{self.frame_format!r}")
@@ -52,6 +60,7 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
+_SIZES = {"max_file_output"}
 
 
 def find_pyproject_section(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
@@ -87,6 +96,13 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return False
             raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
         return bool(value)
+    if name in _SIZES:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{name} in {origin}: {exc}") from None
     if name in _FLOATS:
         try:
             return float(value)
@@ -118,3 +134,18 @@ def resolve_settings(start: Path | None = None, **explicit: Any) -> Settings:
         if value is not None:
             values[key] = _coerce(key, value, "arguments")
     return Settings(**values)
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
+    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
+    unit = _UNITS.get(match[2].lower()) if match else None
+    if match is None or unit is None:
+        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
+    return int(Decimal(match[1]) * unit)

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from taskcache.lifecycle.runner import (
     get_runner,
     print_waiting,
 )
+from taskcache.lifecycle.tracking import path_values, tracking
 from taskcache.records import RETURN, Claim, InputRecord, RunSpec
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ class _Outcome:
 class _Call:
     """One call's fingerprint; the run spec (type names, reprs) is built only on a miss."""
 
-    __slots__ = ("runner", "fingerprint", "_definition", "_code_hash", "_hashed", "_parent")
+    __slots__ = ("runner", "fingerprint", "hashed", "_definition", "_code_hash", "_parent")
 
     def __init__(self, definition: TaskDefinition, code_hash: str,
                  hashed: list[tuple[str, Any, str]], fingerprint: str) -> None:
@@ -54,14 +56,14 @@ class _Call:
         self.fingerprint = fingerprint
         self._definition = definition
         self._code_hash = code_hash
-        self._hashed = hashed  # (parameter, value, value hash)
+        self.hashed = hashed  # (parameter, value, value hash)
         self._parent = current_run_id.get()
 
     def spec(self) -> RunSpec:
         d = self._definition
         inputs = tuple(InputRecord(name=name, value_hash=value_hash, type_name=type_name(value),
                                    repr=short_repr(value))
-                       for name, value, value_hash in self._hashed)
+                       for name, value, value_hash in self.hashed)
         return RunSpec(task=d.name, kind="function", fingerprint=self.fingerprint,
                        code_hash=self._code_hash, tags=d.tags, user_version=d.version,
                        inputs=inputs, parent_run_id=self._parent)
@@ -72,9 +74,14 @@ class TaskDefinition:
 
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None, version: str | None,
-        ignore: Iterable[str], tags: Iterable[str], cache: bool,
+        ignore: Iterable[str], tags: Iterable[str], cache: bool, track_files: bool = True,
+        files: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         self.fn = fn
+        self.track_files = track_files
+        if isinstance(files, str | os.PathLike):
+            files = [files]
+        self.files = tuple(files)
         self.name = name or fn.__qualname__
         self.version = None if version is None else str(version)
         self.ignore = frozenset(ignore)
@@ -130,8 +137,13 @@ class TaskDefinition:
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         outcome = _Outcome()
+        named = (path_values([self.fn, *(value for _, value, _ in call.hashed)])
+                 if self.track_files else [])
         try:
-            with call.runner.heartbeat(claim):
+            with call.runner.heartbeat(claim), tracking(
+                enabled=self.track_files, declared=self.files, named=named,
+                cache_dir=call.runner.settings.cache_dir,
+            ) as files:
                 yield outcome
         except BaseException as exc:  # the user's own error: recorded if possible, raised as is
             call.runner.fail_quietly(claim, exc, duration=time.perf_counter() - started,
@@ -141,7 +153,7 @@ class TaskDefinition:
             current_run_id.reset(token)
         try:
             call.runner.save(claim, self.name, {RETURN: outcome.result},
-                             duration=time.perf_counter() - started)
+                             duration=time.perf_counter() - started, files=files.result())
         except (UnstorableValueError, StoreError, CatalogError) as exc:
             warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
@@ -188,8 +200,8 @@ class TaskDefinition:
         from taskcache.api import Run
 
         call = self.prepare(args, kwargs)
-        run = call.runner.catalog.find_completed(call.fingerprint)
-        return None if run is None else Run(run, call.runner)
+        run = call.runner.servable(call.fingerprint)  # its recorded files checked
+        return None if run is None else Run(call.runner.catalog.get_run(run.id), call.runner)
 
     def runs(self, **filters: Any) -> pd.DataFrame:
         from taskcache.api import runs
@@ -226,26 +238,29 @@ def task(fn: F) -> F: ...
 def task(
     fn: None = None, *, name: str | None = None, version: str | int | None = None,
     ignore: Iterable[str] = (), tags: Iterable[str] = (), cache: bool = True,
+    track_files: bool = True, files: Iterable[str | os.PathLike[str]] = (),
 ) -> Callable[[F], F]: ...
 
 
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     version: str | int | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
-    cache: bool = True,
+    cache: bool = True, track_files: bool = True, files: Iterable[str | os.PathLike[str]] = (),
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
     ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
     ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
-    from cache. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
+    from cache. The files and folders the function reads are recorded and checked on
+    every hit, the files it writes stored and put back (``track_files=False`` turns that
+    off); ``files`` names more it depends on that tracking cannot see. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
     ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
     """
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         definition = TaskDefinition(
             f, name=name, version=None if version is None else str(version), ignore=ignore,
-            tags=tags, cache=cache,
+            tags=tags, cache=cache, track_files=track_files, files=files,
         )
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)

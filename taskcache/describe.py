@@ -3,11 +3,12 @@ name, a short one-line repr and the metadata recorded beside an artifact. Never 
 
 from __future__ import annotations
 
+import os
 import reprlib
 import sys
 from typing import Any
 
-__all__ = ["describe", "short_repr", "type_name"]
+__all__ = ["describe", "display_path", "format_bytes", "short_repr", "type_name"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 120
@@ -50,3 +51,23 @@ def describe(value: Any) -> dict[str, Any]:
     except Exception:  # metadata is a convenience
         pass
     return info
+
+
+def format_bytes(size: int | None) -> str:
+    """512 B, 1.5 KB, 20.3 MB, 1.2 GB (powers of 1024)."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working folder when it is inside it, else as it is."""
+    cwd = os.getcwd()
+    if path == cwd or path.startswith(cwd.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, cwd)
+    return path

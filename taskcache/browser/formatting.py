@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskcache.browser.lineage import status_colour
+from taskcache.describe import format_bytes
 from taskcache.records import (
     CELL_RESULT,
     OUTPUT_LABELS,
@@ -47,18 +48,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def format_bytes(size: int | None) -> str:
-    """512 B, 1.5 KB, 20.3 MB, 1.2 GB (powers of 1024)."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.3g} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_when(moment: datetime | None, now: datetime | None = None) -> str:

@@ -9,10 +9,10 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from taskcache.catalog.engine import Database
-from taskcache.catalog.tables import Base, schema_info
+from taskcache.catalog.tables import Base, run_files, schema_info
 from taskcache.errors import CatalogUnavailableError, SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_task_status_index(conn: Connection) -> None:
@@ -21,9 +21,17 @@ def _add_task_status_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_task_status ON runs (task, status)")
 
 
+def _add_run_files(conn: Connection) -> None:
+    """2 -> 3: the files and folders each run read and wrote (a hit checks the reads and
+    puts back the writes). Existing runs have none recorded, so they stay servable as
+    before."""
+    run_files.create(conn, checkfirst=True)  # with its index
+
+
 # version -> function upgrading a catalog from that version to the next, in one write
 # transaction; tables new in a later version are then added by create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index,
+                                                       2: _add_run_files}
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import heapq
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
+from taskcache.config import parse_size
 from taskcache.errors import CorruptArtifactError, MissingArtifactError, UnsafePathError
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
@@ -89,21 +88,6 @@ class GcReport:
             more = f" and {len(self.runs) - 50} more" if len(self.runs) > 50 else ""
             text += f"\n  runs: {shown}{more}"
         return text
-
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
-    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
-    unit = _UNITS.get(match[2].lower()) if match else None
-    if match is None or unit is None:
-        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
-    return int(Decimal(match[1]) * unit)
 
 
 def size_argument(text: str) -> int:
@@ -201,7 +185,7 @@ def gc(
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes must be a number of bytes (an int >= 0), not {max_bytes!r}; "
-                         f"taskcache.lifecycle.maintenance.parse_size('500MB') converts a size")
+                         f"taskcache.config.parse_size('500MB') converts a size")
     runner = runner or get_runner()
     runner.hits.flush()  # this process's recent hits count as use
     catalog = runner.catalog

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from taskcache import codecs
-from taskcache.records import ArtifactRecord, RunRecord
+from taskcache.records import FILE_CODEC, ArtifactRecord, RunRecord
 from taskcache.storage.store import ArtifactStore
 
 #: artifacts up to this size are read into memory once, checksummed and decoded from those
@@ -37,11 +37,12 @@ def load_outputs(
     allow_pickle: bool,
 ) -> dict[str, Any]:
     """``{name: value}`` of the run's outputs, or of ``names`` only (KeyError naming the
-    ones the run does not have)."""
+    ones the run does not have). The copies of files it wrote are loaded only by name: a
+    hit puts those back on disk (see the runner)."""
     wanted = None if names is None else set(names)
     values: dict[str, Any] = {}
     for artifact in run.artifacts:
-        if wanted is None or artifact.name in wanted:
+        if (artifact.name in wanted) if wanted is not None else artifact.codec != FILE_CODEC:
             values[artifact.name] = load_artifact(store, artifact, allow_pickle=allow_pickle)
     if wanted is not None and (missing := wanted - values.keys()):
         raise KeyError(f"run #{run.id} has no output named {', '.join(sorted(missing))}")

@@ -35,6 +35,7 @@ from taskcache.lifecycle.runner import (
     current_run_id,
     print_waiting,
 )
+from taskcache.lifecycle.tracking import RecordedFiles, path_values, tracking
 from taskcache.notebook.capture import capture_outputs, replay_outputs
 from taskcache.records import CELL_DISPLAY, CELL_RESULT, Claim, InputRecord, RunRecord, RunSpec
 
@@ -53,6 +54,8 @@ class CellOptions:
     tags: Sequence[str] = ()
     version: str | None = None
     quiet: bool = False
+    track_files: bool = True           # record the files the cell reads and writes
+    files: Sequence[str] = ()          # files and folders it depends on that tracking misses
 
 
 @dataclass
@@ -183,8 +186,13 @@ class CellTask:
         claim = acquired
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
+        named = path_values([*(self.shell.user_ns[n] for n in self.inputs), *self._literals()]
+                            ) if self.options.track_files else []
         try:
-            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown:
+            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown, tracking(
+                enabled=self.options.track_files, declared=self.options.files, named=named,
+                cache_dir=self.runner.settings.cache_dir,
+            ) as files:
                 result = self._run_body()
         except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
@@ -195,12 +203,21 @@ class CellTask:
         duration = time.perf_counter() - started
         outputs, mutated = self._collect_outputs(before, result)
         outputs[CELL_DISPLAY] = shown
-        return self._save(claim, outputs, duration, result, mutated)
+        return self._save(claim, outputs, duration, result, mutated, files.result())
+
+    def _literals(self) -> list[str]:
+        """The string literals of the cell (path values: see lifecycle.tracking)."""
+        try:
+            tree = ast.parse(self.source)
+        except SyntaxError:
+            return []
+        return [node.value for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)]
 
     def _save(self, claim: Claim, outputs: dict[str, Any], duration: float, result: Any,
-              mutated: list[str]) -> CellOutcome:
+              mutated: list[str], files: RecordedFiles) -> CellOutcome:
         try:
-            record = self.runner.save(claim, self.name, outputs, duration=duration)
+            record = self.runner.save(claim, self.name, outputs, duration=duration, files=files)
         except (UnstorableValueError, LeaseLostError) as exc:
             print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
             return CellOutcome("not cached", None, result, duration, mutated)

@@ -87,6 +87,11 @@ class TaskCache(Magics):
     @argument("-t", "--tag", action="append", default=[], help="Tag the run (repeatable).")
     @argument("--version", default=None, help="Your own version; change it to invalidate by hand.")
     @argument("-q", "--quiet", action="store_true", help="No status line.")
+    @argument("--no-track-files", action="store_true",
+              help="Do not record the files the cell reads and writes.")
+    @argument("--files", default=None,
+              help="Comma-separated files and folders the cell depends on that tracking cannot "
+                   "see (read by C code through a computed path), e.g. --files a.csv,data/")
     @cell_magic
     def task(self, line: str, cell: str) -> Any:
         """Run the cell only when its code or the content of its inputs changed; otherwise
@@ -102,7 +107,8 @@ class TaskCache(Magics):
             name=args.name, force=args.force, no_cache=args.no_cache,
             inputs=_names(args.inputs), outputs=_names(args.outputs),
             ignore=_names(args.ignore) or (), tags=args.tag, version=args.version,
-            quiet=args.quiet or self.quiet,
+            quiet=args.quiet or self.quiet, track_files=not args.no_track_files,
+            files=[p.strip() for p in (args.files or "").split(",") if p.strip()],
         )
         unavailable = None  # the catalog cannot be used: the cell runs without the cache
         try:
