@@ -2,7 +2,8 @@
 
 Two sources:
 
-- Python's audit events (``sys.addaudithook``): ``open`` (read or write by its mode),
+- Python's audit events (``sys.addaudithook``): ``open`` (read or write by its mode; a
+  file opened for appending is a log, neither an input nor an output),
   ``os.listdir``, ``os.scandir``, ``glob.glob`` (folders read) and ``os.rename`` (covers
   ``os.replace``: its target is written). One hook is installed once per process, on the
   first tracked run; outside runs it returns after one context-variable read. Events are
@@ -159,9 +160,8 @@ class FileLog:
                 continue
             now = snapshot(path, "read")
             if now.identity == record.identity and now.kind == record.kind:
-                out.reads.append(record)
-            elif path in self.declared and record.kind == MISSING:
-                out.reads.append(record)  # declared but absent before: record its absence
+                if record.kind != MISSING or path in self.declared:
+                    out.reads.append(record)  # a declared absence counts; a text naming nothing not
             elif now.kind == FILE:  # changed or created by code Python's open did not see
                 written.setdefault(path)
         for path, (folder, seen) in self.reads.items():
@@ -204,6 +204,8 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
             if path is None:
                 return
             mode, flags = args[1], args[2] or 0
+            if (isinstance(mode, str) and "a" in mode) or flags & getattr(os, "O_APPEND", 0):
+                return  # a log: appended to, neither put back nor checked
             if isinstance(mode, str):
                 reads, writes = "r" in mode or "+" in mode, any(c in mode for c in "wax+")
             else:  # os.open: flags only
@@ -276,10 +278,11 @@ def code_strings(code: Any) -> list[str]:
 
 
 def path_values(values: Iterable[Any]) -> list[str]:
-    """Absolute paths of the existing files and folders named by ``values``: strings and
-    ``os.PathLike`` objects, also inside lists, tuples, sets and dicts (one level), and the
-    string literals of functions among them. The working folder, its parents and the home
-    folder are never taken as named (a literal "." names no data)."""
+    """Absolute paths that ``values`` may name: strings and ``os.PathLike`` objects, also
+    inside lists, tuples, sets and dicts (one level), and the string literals of functions
+    among them. The working folder, its parents and the home folder are never taken as
+    named (a literal "." names no data). Whether they exist is for the caller to see: one
+    that exists before a run is an input of it, one the run creates is an output."""
     texts: list[Any] = []
     for value in values:
         if isinstance(value, str | os.PathLike):
@@ -299,11 +302,8 @@ def path_values(values: Iterable[Any]) -> list[str]:
                                       or "\0" in text):
             continue
         path = _path(text)
-        if path is None or path in broad or path in found:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            if os.path.exists(path):
-                found[path] = None
+        if path is not None and path not in broad:
+            found[path] = None
     return list(found)
 
 

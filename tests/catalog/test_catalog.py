@@ -405,6 +405,12 @@ def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
     with sqlite3.connect(path) as con:
         indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
     assert "ix_runs_task_status" in indexes
+    with sqlite3.connect(path) as con:  # schema 3: the files runs read and wrote
+        columns = {row[1] for row in con.execute("PRAGMA table_info(run_files)")}
+        file_indexes = {row[1] for row in con.execute("PRAGMA index_list(run_files)")}
+    assert {"run_id", "role", "path", "size", "mtime_ns", "ctime_ns", "inode",
+            "content_hash", "racy"} <= columns and file_indexes
+    assert cat.completed_runs("golden-fp-b")[0].files == ()  # recorded none: servable as before
     found = cat.find_completed("golden-fp-b")
     assert found is not None and found.task == "clean" and found.tags == ("golden",)
     assert found.inputs[0].producer_run_id == cat.find_completed("golden-fp-a").id
