@@ -177,7 +177,7 @@ class Run:
         lines.append("  inputs:")
         for i in r.inputs:
             origin = f"  <- run #{i.producer_run_id}" if i.producer_run_id else ""
-            lines.append(f"    {i.name}: {i.type_name} {i.value_hash[:12]}{origin}")
+            lines.append(f"    {i.name}: {i.type_name} {i.value_hash.rsplit(':', 1)[-1][:12]}{origin}")
         lines.append("  outputs:")
         for a in r.artifacts:
             shape = f" shape {a.shape}" if a.shape else ""

@@ -178,7 +178,7 @@ def test_a_file_written_by_arrow_is_an_output_too(ip, work):
 
 
 def test_files_past_max_file_output_are_recorded_by_hash_only(ip, work):
-    tc.configure(max_file_output="10B")
+    ip.run_line_magic("config", 'TaskCache.max_file_output = "10B"')
     cell = "%%task big\nopen('big.txt', 'w').write('x' * 100)\nopen('small.txt', 'w').write('y')\n"
     run(ip, cell)
     record = tc.run(1).record
