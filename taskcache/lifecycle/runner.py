@@ -167,10 +167,19 @@ class Runner:
             if record.role == "read":
                 return None
             stored = next((a for a in run.artifacts if a.name == FILE_OUTPUT + record.path), None)
-            if stored is None:
+            if stored is None or not self._may_put_back(record.path):
                 return None
             put_back.append((record, stored))
         return put_back
+
+    def _may_put_back(self, path: str) -> bool:
+        """With pickle off the catalog may be shared on purpose (see the trust model), and
+        whoever can write to it must not get files written anywhere: only inside the
+        working folder; a run that wrote elsewhere is then a miss (it writes them itself)."""
+        if self.settings.allow_pickle:
+            return True
+        cwd = os.getcwd()
+        return path.startswith(cwd.rstrip(os.sep) + os.sep)
 
     def _put_back(self, record: FileRecord, artifact: ArtifactRecord) -> None:
         """Write the stored copy over ``record.path`` atomically (checksum checked first)."""

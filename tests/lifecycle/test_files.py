@@ -371,3 +371,15 @@ def test_loading_a_run_leaves_its_file_copies_out_of_the_namespace(ip, work):
     assert ip.user_ns["n"] == 1 and not [k for k in ip.user_ns if k.startswith("file:")]
     copy = tc.run(1).outputs[f"file:{work / 'out.csv'}"]  # still loadable by name: the bytes
     assert copy == (work / "out.csv").read_bytes()
+
+
+def test_with_pickle_off_a_hit_writes_files_only_inside_the_working_folder(ip, work, tmp_path):
+    ip.run_line_magic("config", "TaskCache.allow_pickle = False")
+    outside = tmp_path / "elsewhere.txt"
+    ip.user_ns["target"] = str(outside)
+    cell = "%%task out\nopen(target, 'w').write('1')\nopen('inside.txt', 'w').write('2')\n"
+    run(ip, cell)
+    (work / "inside.txt").unlink()
+    assert "hit out #1" in run(ip, cell) and (work / "inside.txt").read_text() == "2"
+    outside.unlink()
+    assert "miss out #2" in run(ip, cell) and outside.read_text() == "1"
