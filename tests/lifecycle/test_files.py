@@ -17,7 +17,7 @@ import pytest
 import taskcache as tc
 from taskcache.lifecycle.runner import get_runner
 from taskcache.lifecycle.tracking import RecordedFiles
-from taskcache.records import Claim
+from taskcache.records import Claim, RunRecord
 from taskcache.storage.filestate import snapshot
 
 
@@ -340,8 +340,14 @@ def test_single_flight_does_not_serve_a_run_whose_files_changed(work):
     runner = get_runner()
     call = read_s.__taskcache__.prepare((), {})
     spec = call.spec()
+    # one transaction decides: the caller passes the newest run it found stale, so that no
+    # other process can slip in between "that run is stale" and "claim a new one"
+    stale = runner.catalog.claim_or_join(spec, lease_seconds=60)
+    assert isinstance(stale, RunRecord) and stale.status == "completed"
     claim = runner.acquire(spec)
-    assert isinstance(claim, Claim)  # a claim, not the stale hit
+    assert isinstance(claim, Claim) and claim.run_id == stale.id + 1  # not the stale hit
+    joined = runner.catalog.claim_or_join(spec, lease_seconds=60, newer_than=stale.id)
+    assert isinstance(joined, RunRecord) and joined.id == claim.run_id  # join the running one
     joined = {}
 
     def second() -> None:
