@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP)
-	$(PY) -m ruff check taskcache tests benchmarks
+	$(PY) -m ruff check taskcache tests benchmarks tools
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check taskcache tests benchmarks
+	$(PY) -m ruff check taskcache tests benchmarks tools
 	$(VENV)/bin/lint-imports
 
 clean:

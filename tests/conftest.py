@@ -12,6 +12,9 @@ import pytest
 
 from taskcache.lifecycle import runner
 
+# tests/data/corpus/*.ipynb are inputs of tests/test_differential.py, not nbval tests
+collect_ignore_glob = ["data/*"]
+
 
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -1,0 +1,163 @@
+"""Issue 12's differential harness (tools/differential.py) on the notebooks in tests/data/corpus/.
+
+Each notebook runs plain (twice, to set nondeterministic cells aside) and wrapped cell by cell in
+``%%task`` cold, warm and warm again, in fresh kernels; the targets say a wrapped notebook
+must read, compute and write exactly as the plain one. The full report (which cell, which
+output, plain vs wrapped excerpts) is written to tests/artifacts/differential.txt and .json.
+
+The first tests check the harness itself (fast, no kernel); the target tests are expected to
+fail until issue 12 is fixed (xfail, not strict: each passes silently once its bug is gone).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def _load_harness() -> Any:
+    spec = importlib.util.spec_from_file_location("differential", ROOT / "tools" / "differential.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["differential"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+differential = _load_harness()
+
+
+# -- the harness's own rules (no kernel) ------------------------------------------------------
+
+@pytest.mark.parametrize(("source", "wrapped"), [
+    ("x = 1", True),
+    ("!cat examples/ex1.csv\ndf = pd.read_csv('examples/ex1.csv')", True),
+    ("%matplotlib inline\nplt.plot([1, 2])", True),
+    ("%%time\nx = 1", False),
+    ("!rm some_array.npy\n!rm array_archive.npz", False),
+    ("%timeit f()\n# a comment\n", False),
+    ("", False),
+])
+def test_which_cells_are_wrapped(source: str, wrapped: bool) -> None:
+    assert differential.wrappable(source) is wrapped
+
+
+def test_status_lines_are_removed_and_parsed() -> None:
+    outputs = [
+        {"output_type": "stream", "name": "stdout", "text": "5\n"},
+        {"output_type": "display_data", "metadata": {"taskcache": {"status": "hit"}},
+         "data": {"text/plain": "taskcache: hit cell_3 #12 (saved 1.2 s)"}},
+        {"output_type": "execute_result", "execution_count": 4, "metadata": {},
+         "data": {"text/plain": "<object at 0x7f3a2b>", "text/html": "<b>x</b>"}},
+    ]
+    shown, status, error = differential.comparable(outputs)
+    assert status == "hit" and error is None
+    assert shown == [["stdout", "5\n"], ["execute_result", ["text/html"], "<object at 0x<ADDR>>"]]
+    stream_status = [{"output_type": "stream", "name": "stderr",
+                      "text": "taskcache: cell_7 ran in 3 ms, not cached\nwarning\n"}]
+    shown, status, _ = differential.comparable(stream_status)
+    assert status == "not cached" and shown == [["stderr", "warning\n"]]
+
+
+def test_differences_name_the_output_and_show_both_sides() -> None:
+    plain = [["stdout", "a\nb\n"]]
+    wrapped = [["stdout", "a\nc\n"], ["execute_result", [], "Text(0.5, 0, 'n')"]]
+    lines = differential.describe(plain, wrapped)
+    assert any(line.startswith("execute_result only in wrapped") for line in lines)
+    assert any("stdout differs" in line and "'a⏎b⏎'" in line and "'a⏎c⏎'" in line for line in lines)
+    assert differential.hint("plt.ylabel('n');", [], wrapped) == "trailing ';' not honoured"
+
+
+def test_timeit_is_measured_once_when_quick() -> None:
+    source = "x = 1\n%timeit f(x)\n  %timeit -o g()"
+    assert differential.quick_timeit(source) == "x = 1\n%timeit -n1 -r1 f(x)\n  %timeit -n1 -r1 -o g()"
+    assert differential.quick_timeit("%%timeit\nf()") == "%%timeit -n1 -r1\nf()"
+
+
+def test_bound_names_point_at_the_cell() -> None:
+    names = differential.bound_names("import numpy as np\nx, y = 1, 2\n!ls\ndef f(): pass")
+    assert {"np", "x", "y", "f"} <= names
+
+
+# -- the corpus ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    """Every vendored notebook, 5 runs each (about a minute and a half in all)."""
+    found = differential.run_paths([CORPUS], tmp_path_factory.mktemp("differential"), quick=True,
+                                   cell_timeout=120, notebook_timeout=240)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "differential.txt").write_text(differential.format_report(found))
+    (ARTIFACTS / "differential.json").write_text(json.dumps(
+        {"reports": [asdict(r) for r in found],
+         "targets": [asdict(t) for t in differential.targets(found)]}, indent=1, ensure_ascii=False))
+    return found
+
+
+def _target(reports: list[Any], name: str) -> Any:
+    return next(t for t in differential.targets(reports) if t.name.startswith(name))
+
+
+def test_the_harness_runs_the_corpus(reports: list[Any]) -> None:
+    """Not a taskcache target: every run finished and the plain runs are usable as reference."""
+    assert {Path(r.notebook).name for r in reports} == {"ch04.ipynb", "ch06.ipynb"}
+    for r in reports:
+        assert not r.aborted, r.aborted
+        assert len(r.counted) >= 0.6 * r.cells_total, differential.format_report([r])
+        assert r.cached_cells, "no cell was wrapped"
+
+
+# Observed when this test was written (cell = index into nb.cells; details in the report):
+#  - library state set by a cell that is a hit is not replayed: ch04/ch06 cell 0
+#    (np.set_printoptions(precision=4), np.random.seed, pd.options) -> later hits show arrays at
+#    full precision (ch04 cells 59-100), and random draws in uncached cells differ (ch06 frame);
+#  - files a hit should have written are not put back: ch04 cell 93 (np.savez) -> cell 94
+#    FileNotFoundError; ch04 cell 96 and ch06 cell 48 `!rm` fail;
+#  - outputs that cannot be stored (open file, csv.reader, sqlite3.Connection, TextFileReader,
+#    NpzFile) leave the cell "not cached", and the next cell that reads one stops with a
+#    UsageError "cannot hash" (ch06 cells 29, 68, 69; 70 then has a NameError);
+#  - views: ch04 cell 35 `lower_dim_slice = arr2d[1, :2]` is not a view of arr2d after a hit;
+#  - plots: the figure is shown before the Out[] value (ch04 cells 69, 102, 103).
+OBSERVED = ("taskcache bugs of issue 12: library state (print options, random seed) of hit cells, "
+            "files written by hits, unstorable outputs (open files, connections), views, figure "
+            "order; see tests/artifacts/differential.txt")
+
+
+@pytest.mark.xfail(strict=False, reason=OBSERVED)
+def test_cells_identical_cold_and_warm(reports: list[Any]) -> None:
+    target = _target(reports, "cells identical")
+    assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
+
+
+@pytest.mark.xfail(strict=False, reason=OBSERVED)
+def test_no_cell_that_works_plain_fails_wrapped(reports: list[Any]) -> None:
+    target = _target(reports, "cells that work plain")
+    assert target.passed, f"{target.detail} cells\n" + differential.format_report(reports)
+
+
+@pytest.mark.xfail(strict=False, reason=OBSERVED)
+def test_hits_on_the_first_warm_run(reports: list[Any]) -> None:
+    target = _target(reports, "hits on warm1")
+    assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
+
+
+@pytest.mark.xfail(strict=False, reason=OBSERVED)
+def test_hits_on_the_second_warm_run(reports: list[Any]) -> None:
+    target = _target(reports, "hits on warm2")
+    assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
+
+
+@pytest.mark.xfail(strict=False, reason=OBSERVED)
+def test_namespace_and_files_as_plain(reports: list[Any]) -> None:
+    diffs = {Path(r.notebook).name: (r.namespace_diffs, r.file_diffs) for r in reports
+             if r.namespace_diffs or r.file_diffs}
+    assert not diffs, differential.format_report(reports)
