@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcache.records import FileRecord
-from taskcache.storage.filestate import FILE, FOLDER, MISSING, identity, snapshot
+from taskcache.storage.filestate import FILE, FOLDER, MISSING, content_hash, identity, snapshot
 
 __all__ = ["FileLog", "RecordedFiles", "code_strings", "path_values", "tracking"]
 
@@ -99,8 +99,9 @@ class FileLog:
     def __init__(self, excluded: Sequence[str], parent: FileLog | None) -> None:
         self.excluded = tuple(excluded)
         self.parent = parent
-        # path -> (folder?, identity at the first read, or None if it did not exist)
-        self.reads: dict[str, tuple[bool, tuple[int, ...] | None]] = {}
+        # path -> (folder?, what it was at the first read: a file's identity, a folder's
+        # listing hash; None if it did not exist)
+        self.reads: dict[str, tuple[bool, tuple[int, ...] | str | None]] = {}
         self.written: dict[str, None] = {}
         self.read_then_written: set[str] = set()
         self.before: dict[str, FileRecord] = {}  # path values and declared files, pre-run
@@ -112,15 +113,31 @@ class FileLog:
                 or any(_inside(path, root) for root in self.excluded))
 
     def read(self, path: str, folder: bool) -> None:
+        logs = []
         log: FileLog | None = self
         while log is not None:
             if path not in log.reads and path not in log.written and not log.skip(path):
-                try:
-                    st = os.stat(path)
-                    log.reads[path] = (folder or stat.S_ISDIR(st.st_mode), identity(st))
-                except OSError:
-                    log.reads[path] = (folder, None)
+                log.reads[path] = (folder, None)  # first, so that listing it below is no event
+                logs.append(log)
             log = log.parent
+        if not logs:
+            return
+        try:
+            st = os.stat(path)
+        except OSError:
+            return  # absent when read: recorded as missing
+        seen: tuple[bool, tuple[int, ...] | str | None]
+        if stat.S_ISDIR(st.st_mode):
+            # a folder by its listing when read: the run may add files to it (its outputs)
+            # or create temp files, which change its stat but not what it read
+            try:
+                seen = (True, content_hash(path, FOLDER))
+            except OSError:
+                seen = (True, None)
+        else:
+            seen = (folder, identity(st))
+        for log in logs:
+            log.reads[path] = seen
 
     def write(self, path: str) -> None:
         log: FileLog | None = self
@@ -158,26 +175,35 @@ class FileLog:
         for path, record in self.before.items():
             if path in written:
                 continue
-            now = snapshot(path, "read")
-            if now.identity == record.identity and now.kind == record.kind:
+            kind, now = _stat_now(path)
+            if now == record.identity and kind == record.kind:
                 if record.kind != MISSING or path in self.declared:
                     out.reads.append(record)  # a declared absence counts; a text naming nothing not
-            elif now.kind == FILE:  # changed or created by code Python's open did not see
+            elif kind == FILE:  # changed or created by code Python's open did not see
                 written.setdefault(path)
         for path, (folder, seen) in self.reads.items():
             if path in self.before or (path in written and path not in self.read_then_written):
                 continue
-            now = snapshot(path, "read")
-            if path in self.read_then_written or (seen is not None and now.identity != seen):
-                # its content when the run read it is gone: it can never be checked
-                now = FileRecord(path, "read", now.kind if now.kind != MISSING else FILE)
-            elif seen is None and now.kind != MISSING:
-                now = FileRecord(path, "read", FILE)  # appeared during the run
-            elif folder and now.kind == FILE:
-                now = FileRecord(path, "read", FOLDER)
-            out.reads.append(now)
+            record = snapshot(path, "read")
+            if seen is None:
+                if record.kind != MISSING:  # appeared during the run: its absence was read
+                    record = FileRecord(path, "read", MISSING, content_hash=None)
+            elif path in self.read_then_written or seen != (
+                    record.content_hash if record.kind == FOLDER else record.identity):
+                # what the run read is gone: it can never be checked (never a hit)
+                record = FileRecord(path, "read", FOLDER if folder else FILE)
+            out.reads.append(record)
         out.written = [p for p in written if os.path.isfile(p)]
         return out
+
+
+def _stat_now(path: str) -> tuple[str, tuple[int | None, ...]]:
+    """(kind, identity) of ``path`` now, as FileRecord keeps them."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return MISSING, (None, None, None, None)
+    return (FOLDER if stat.S_ISDIR(st.st_mode) else FILE), identity(st)
 
 
 def _path(value: Any) -> str | None:
