@@ -194,6 +194,8 @@ class FileLog:
                 record = FileRecord(path, "read", FOLDER if folder else FILE)
             out.reads.append(record)
         out.written = [p for p in written if os.path.isfile(p)]
+        if self.parent is not None:  # an enclosing run depends on them too, path values included
+            self.parent.merge([*out.reads, *(FileRecord(p, "written", FILE) for p in out.written)])
         return out
 
 

@@ -389,3 +389,22 @@ def test_with_pickle_off_a_hit_writes_files_only_inside_the_working_folder(ip, w
     assert "hit out #1" in run(ip, cell) and (work / "inside.txt").read_text() == "2"
     outside.unlink()
     assert "miss out #2" in run(ip, cell) and outside.read_text() == "1"
+
+
+def test_a_nested_task_reading_through_arrow_counts_for_the_enclosing_cell(ip, work):
+    """The inner task sees its Parquet file by its path argument (Arrow bypasses open);
+    the enclosing cell, which only passes a computed name, must depend on it too."""
+    import pyarrow.parquet as pq
+
+    pd.DataFrame({"a": [1]}).to_parquet(work / "inner.parquet")
+
+    @tc.task
+    def count(path: str) -> int:
+        return pq.read_table(path).num_rows
+
+    ip.user_ns["count"] = count
+    cell = "%%task wrap\nn = count('inn' + 'er.parquet')\n"
+    run(ip, cell)
+    assert tc.run(1).task == "wrap" and str(work / "inner.parquet") in [f.path for f in tc.run(1).record.files]
+    pd.DataFrame({"a": [1, 2]}).to_parquet(work / "inner.parquet")
+    assert "miss wrap" in run(ip, cell) and ip.user_ns["n"] == 2
