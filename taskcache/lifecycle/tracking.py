@@ -218,8 +218,10 @@ def _path(value: Any) -> str | None:
     return os.path.normpath(os.path.abspath(text)) if text else None
 
 
-def _hook(event: str, args: tuple[Any, ...]) -> None:
-    log = _current.get()
+def _hook(event: str, args: tuple[Any, ...], _get: Any = _current.get) -> None:
+    # called for every audit event of the process (a hit sees a few): outside runs, one
+    # bound-method call and out (the default argument saves two lookups per event)
+    log = _get()
     if log is None:
         return
     if event not in ("open", "os.listdir", "os.scandir", "os.rename", "glob.glob"):
