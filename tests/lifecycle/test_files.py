@@ -3,7 +3,6 @@ files (CSV, .npy, Parquet, JSON), real @task functions."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import threading
@@ -363,10 +362,12 @@ def test_single_flight_does_not_serve_a_run_whose_files_changed(work):
     assert joined["outcome"].outputs["return"] == "2"
 
 
-def test_the_hook_ignores_files_outside_runs(work):
-    (work / "free.txt").write_text("x")
-    open(work / "free.txt").read()  # no run: nothing to record, nothing raised
-    assert glob.glob(str(work / "*.txt"))
+def test_reads_outside_runs_belong_to_no_run(ip, work):
+    run(ip, "%%task first\nv = open('free.txt', 'w').write('x')\n")  # the hook is installed
+    assert open(work / "free.txt").read() == "x"  # outside any run
+    run(ip, "%%task second\nw = 2\n")
+    assert [f.path for f in tc.run(1).record.files] == [str(work / "free.txt")]
+    assert tc.run(2).record.files == ()
 
 
 def test_loading_a_run_leaves_its_file_copies_out_of_the_namespace(ip, work):
