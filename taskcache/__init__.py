@@ -75,3 +75,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     from taskcache.notebook.extension import unload_ipython_extension as unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Jupyter server finds the extension here (``jpserver_extensions: {"taskcache": true}``)."""
+    return [{"module": "taskcache.server"}]

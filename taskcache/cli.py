@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             print(result)
     if args.name == "verify" and not (result.ok or args.fix):
         return 1
+    if args.name == "doctor" and not result.ok:
+        return 1
     return 0
 
 

@@ -1,5 +1,6 @@
 """The catalog subcommands, in one table shared by the ``taskcache`` command line and the
-``%taskcache`` line magic: runs, show, load, why, gc, verify, summary, config, browse.
+``%taskcache`` line magic: runs, show, load, why, gc, verify, doctor, summary, config,
+browse, and ``serve`` (command line only).
 
 Each :class:`Command` declares its arguments on an ``argparse`` parser and runs with the
 parsed arguments and a :class:`Context` (the IPython shell when there is one). It returns
@@ -33,6 +34,7 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, Context], Any]
     needs_shell: bool = False      # load and browse work in a notebook only
+    command_line_only: bool = False  # serve starts a server: not from inside a kernel
 
 
 def _size(text: str) -> int:
@@ -127,6 +129,12 @@ def _verify(a: argparse.Namespace, ctx: Context) -> Any:
     return verify(fix=a.fix)
 
 
+def _doctor(a: argparse.Namespace, ctx: Context) -> Any:
+    from taskcache.lifecycle.doctor import doctor
+
+    return doctor()
+
+
 # -- summary / config ---------------------------------------------------------------------
 def _no_args(p: argparse.ArgumentParser) -> None:
     pass
@@ -166,6 +174,30 @@ def _browse(a: argparse.Namespace, ctx: Context) -> Any:
     return RunBrowser(shell=ctx.shell, page_size=a.page_size, live=not a.no_live, **filters)
 
 
+# -- serve --------------------------------------------------------------------------------
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--ip", default="127.0.0.1")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--allow-root", action="store_true", help="run as root (e.g. in a container)")
+
+
+def _serve(a: argparse.Namespace, ctx: Context) -> None:
+    """A Jupyter server with the taskcache extension, opening at /taskcache (Jupyter's own
+    login: the URL printed carries the token)."""
+    if not 0 < a.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {a.port}")
+    from jupyter_server.serverapp import ServerApp
+
+    ServerApp.launch_instance(argv=[
+        f"--ServerApp.port={a.port}", f"--ServerApp.ip={a.ip}",
+        "--ServerApp.default_url=/taskcache",
+        f"--ServerApp.open_browser={not a.no_browser}",
+        "--ServerApp.jpserver_extensions={'taskcache': True}",
+        *(["--allow-root"] if a.allow_root else []),
+    ])
+
+
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("runs", "list runs, newest first", _runs_args, _runs),
     Command("show", "one run in full", _id_arg, _show),
@@ -173,9 +205,13 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("why", "what changed since the last completed run of a task", _why_args, _why),
     Command("gc", "free space", _gc_args, _gc),
     Command("verify", "check every artifact and the database", _verify_args, _verify),
+    Command("doctor", "check the catalog and the artifact store, and say what to fix",
+            _no_args, _doctor),
     Command("summary", "counts, hits, time saved, disk used", _no_args, _summary),
     Command("config", "the settings in effect", _no_args, _config),
     Command("browse", "the run browser", _browse_args, _browse, needs_shell=True),
+    Command("serve", "a Jupyter server with the taskcache page (runs, task launcher)",
+            _serve_args, _serve, command_line_only=True),
 )}
 
 
@@ -187,7 +223,7 @@ def add_subcommands(
     sub = parser.add_subparsers(dest="name", required=True, metavar="COMMAND",
                                 **subparser_options)
     for command in COMMANDS.values():
-        if command.needs_shell and not shell:
+        if (command.needs_shell and not shell) or (command.command_line_only and shell):
             continue
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.arguments(p)

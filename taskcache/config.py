@@ -31,6 +31,13 @@ class Settings:
     #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
+    #: modules whose @task functions the Jupyter server extension lists and can launch
+    tasks: tuple[str, ...] = ()
+    #: where artifacts live when not in ``cache_dir/artifacts``: any fsspec URL
+    #: (``s3://bucket/prefix``, ``gs://...``, ``file:///shared/folder``)
+    artifacts_url: str = ""
+    #: size bound of the local copies of remote artifacts (``cache_dir/remote-copies``)
+    artifacts_cache_bytes: int = 5_000_000_000
     #: bytes of the files a run writes that are stored with it (so a hit can put them
     #: back); files past this total are recorded by content hash only
     max_file_output: int = 1 << 30
@@ -51,7 +58,15 @@ class Settings:
 
     @property
     def artifacts_dir(self) -> Path:
+        """The local artifacts folder (also a ``file://`` artifacts_url's folder)."""
+        if self.artifacts_url.startswith("file://"):
+            return Path(self.artifacts_url[len("file://"):])
         return self.cache_dir / "artifacts"
+
+    @property
+    def remote_artifacts(self) -> bool:
+        """Whether artifacts live behind a non-local fsspec URL (S3, GCS, Azure...)."""
+        return "://" in self.artifacts_url and not self.artifacts_url.startswith("file://")
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -60,7 +75,22 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
-_SIZES = {"max_file_output"}
+_SIZES = {"artifacts_cache_bytes", "max_file_output"}
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
+    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
+    unit = _UNITS.get(match[2].lower()) if match else None
+    if match is None or unit is None:
+        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
+    return int(Decimal(match[1]) * unit)
 
 
 def find_pyproject_section(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
@@ -96,11 +126,14 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return False
             raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
         return bool(value)
+    if name == "tasks":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(m, str) for m in items):
+            raise ConfigError(f"tasks in {origin} must be a list of module names, got {value!r}")
+        return tuple(items)
     if name in _SIZES:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         try:
-            return parse_size(str(value))
+            return value if isinstance(value, int) else parse_size(str(value))
         except ValueError as exc:
             raise ConfigError(f"{name} in {origin}: {exc}") from None
     if name in _FLOATS:
@@ -130,22 +163,13 @@ def resolve_settings(start: Path | None = None, **explicit: Any) -> Settings:
     env_url = os.environ.get("TASKCACHE_DB_URL")
     if env_url:
         values["db_url"] = env_url
+    env_artifacts = os.environ.get("TASKCACHE_ARTIFACTS_URL")
+    if env_artifacts:
+        values["artifacts_url"] = env_artifacts
     for key, value in explicit.items():
         if value is not None:
             values[key] = _coerce(key, value, "arguments")
+    remote = "://" in values.get("artifacts_url", "") and not values["artifacts_url"].startswith("file://")
+    if remote and "allow_pickle" not in values:
+        values["allow_pickle"] = False  # a shared bucket: nobody else's pickle is loaded
     return Settings(**values)
-
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size such as ``"500MB"``, ``"1.5 GiB"``, ``"200k"`` or ``"1000"``: KB, MB,
-    GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
-    unit = _UNITS.get(match[2].lower()) if match else None
-    if match is None or unit is None:
-        raise ValueError(f"{text!r} is not a size; write e.g. 500MB, 2GB or 1.5GiB")
-    return int(Decimal(match[1]) * unit)

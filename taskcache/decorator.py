@@ -120,12 +120,16 @@ class TaskDefinition:
         return True, hit.outputs[RETURN]
 
     # -- execution ------------------------------------------------------------------------
-    def start(self, call: _Call, *, force: bool) -> Claim | Hit:
-        """Claim the run, or (single-flight) the result of another process computing it."""
+    def run_spec(self, call: _Call) -> RunSpec:
+        """The catalog's description of a run of ``call``: inputs, source, environment."""
         from taskcache.lifecycle.environment import capture_environment
 
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
-        spec = dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
+        return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
+
+    def start(self, call: _Call, *, force: bool) -> Claim | Hit:
+        """Claim the run, or (single-flight) the result of another process computing it."""
+        spec = self.run_spec(call)
         if force or not self.cache:
             return call.runner.start(spec)
         return call.runner.acquire(spec, on_wait=print_waiting)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -61,3 +63,126 @@ def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[st
     yield make
     for name in created:
         sys.modules.pop(name, None)
+
+
+# -- a real browser ----------------------------------------------------------------------
+CHROMIUM = os.environ.get("TASKCACHE_CHROMIUM", "/usr/bin/chromium")
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def browser_missing() -> list[str]:
+    """What a browser test needs and this machine lacks."""
+    missing = []
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the Python package 'playwright' (pip install -e '.[test]')")
+    return missing
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright (never ``playwright install``). Skipped when
+    missing, except on CI (``CI`` set) or with ``TASKCACHE_REQUIRE_BROWSER=1``: then failed."""
+    missing = browser_missing()
+    if missing:
+        message = "the browser test needs " + "; ".join(missing)
+        required = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no") \
+            or os.environ.get("TASKCACHE_REQUIRE_BROWSER") == "1"
+        if required:
+            pytest.fail(message + " (required: CI or TASKCACHE_REQUIRE_BROWSER=1 is set)",
+                        pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# -- a real PostgreSQL --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session (tests/postgres.py). Skipped when
+    Debian's postgresql or psycopg is missing, except on CI, where that fails."""
+    from postgres import Cluster, server_binaries
+
+    missing = [] if importlib.util.find_spec("psycopg") else ["psycopg (pip install -e '.[test]')"]
+    binaries = server_binaries()
+    if binaries is None:
+        missing.append("PostgreSQL's server (apt-get install postgresql)")
+    if missing:
+        message = "PostgreSQL tests need " + "; ".join(missing)
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " (required on CI)", pytrace=False)
+        pytest.skip(message)
+    cluster = Cluster(binaries)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database of the session's cluster, as the catalog of this test
+    (``TASKCACHE_DB_URL``); artifacts stay in the test's cache folder."""
+    import uuid
+
+    url = postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("TASKCACHE_DB_URL", url)
+    runner.reset()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, cache_dir: Path) -> str:
+    """Each test using it runs against SQLite and against PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{cache_dir / 'catalog.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+# -- a real S3 endpoint ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1 for the session (skipped without moto)."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
+        message = "S3 tests need moto[server] and s3fs (pip install -e '.[test]')"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " (required on CI)", pytrace=False)
+        pytest.skip(message)
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket; the AWS variables (endpoint included) point every client of this
+    process and its children at the moto server, as a user's would at their S3."""
+    import uuid
+
+    import boto3
+
+    for name, value in (("AWS_ENDPOINT_URL", s3_endpoint), ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    bucket = f"tc-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return bucket

@@ -85,9 +85,16 @@ class RunBrowser(w.VBox):
         self._live_box = w.Checkbox(value=live, description="live", indent=False,
                                     layout=w.Layout(width="70px"))
         self._live_box.add_class("tc-live")
+        self._launch_toggle = w.ToggleButton(description="Launch", icon="play",
+                                             tooltip="launch a @task from a form",
+                                             layout=w.Layout(width="auto"))
+        self._launch_toggle.add_class("tc-launch-toggle")
+        self._launch_box = w.VBox()  # the Launch form, built when first opened
+        self._launch_toggle.observe(self._toggle_launch, names="value")
         filters_box = w.HBox([self._task_box, self._status_box, self._tag_box, self._text_box,
                               self._since_box, self._until_box, self._refresh_button,
-                              self._live_box], layout=w.Layout(flex_flow="row wrap"))
+                              self._live_box, self._launch_toggle],
+                             layout=w.Layout(flex_flow="row wrap"))
         filters_box.add_class("tc-filters")
         self._prev = w.Button(description="‹ newer", layout=w.Layout(width="auto"))
         self._prev.add_class("tc-page-prev")
@@ -102,8 +109,8 @@ class RunBrowser(w.VBox):
         self._detail = RunDetail(self._runner, shell=shell, guard=self._guard,
                                  on_change=self._on_detail_change)
         self._wire()
-        super().__init__([self._header, filters_box, self._message, self._table, pager,
-                          self._detail], page_size=page_size, live=live,
+        super().__init__([self._header, filters_box, self._launch_box, self._message,
+                          self._table, pager, self._detail], page_size=page_size, live=live,
                          refresh_interval=refresh_interval,
                          layout=w.Layout(border="1px solid #dee2e6", padding="8px"))
         self.add_class("tc-browser")
@@ -117,6 +124,22 @@ class RunBrowser(w.VBox):
         self._view_count = 0  # let the front end count views, so polling can stop unseen
         if live:
             self._start_polling()
+
+    def _toggle_launch(self, change: Any) -> None:
+        if change["new"] and not self._launch_box.children:
+            from taskcache.browser.launch import LaunchForm, notebook_tasks
+
+            namespace = self._shell.user_ns if self._shell is not None else None
+            tasks = self._guard(lambda: notebook_tasks(namespace), "finding tasks")
+            self._launch_box.children = [LaunchForm(tasks or {}, on_launched=lambda _: self.refresh())]
+        self._launch_box.layout.display = None if change["new"] else "none"
+
+    @property
+    def launch_form(self) -> Any:
+        """The Launch form (opened on first use), for scripting: ``b.launch_form.fill(n=3)``."""
+        if not self._launch_toggle.value:
+            self._launch_toggle.value = True
+        return self._launch_box.children[0]
 
     # -- public -------------------------------------------------------------------------
     @property

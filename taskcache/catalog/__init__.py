@@ -4,6 +4,6 @@ and migrating it) and ``engine`` (connections: SQLite pragmas, transactions, the
 hit statement)."""
 
 from taskcache.catalog.catalog import Catalog
-from taskcache.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from taskcache.catalog.schema import SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Catalog"]
+__all__ = ["SCHEMA_VERSION", "Catalog"]

@@ -197,6 +197,14 @@ class Catalog:
             rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
         return "ok" if rows == ["ok"] else "; ".join(rows)
 
+    def clock(self) -> datetime:
+        """The database's current time (UTC), read in a write transaction: also a check that
+        the catalog can be written right now. SQLite has no clock of its own: this host's."""
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                return conn.execute(select(func.now())).scalar_one()
+            return utc_now()
+
     def schema_version(self) -> int:
         with self._read() as conn:
             return int(conn.scalar(select(schema_info.c.version)) or 0)

@@ -1,4 +1,5 @@
-"""Engine setup: SQLite pragmas and explicit BEGIN / BEGIN IMMEDIATE; any other URL as is.
+"""Engine setup: SQLite pragmas and explicit BEGIN / BEGIN IMMEDIATE; PostgreSQL writes
+serialized by a transaction-scoped advisory lock; any other URL as is.
 
 pysqlite's own transaction handling is switched off (``isolation_level = None``) and
 SQLAlchemy's "begin" event emits the BEGIN itself, following SQLAlchemy's documented
@@ -6,6 +7,13 @@ recipe. A connection carrying the execution option ``taskcache_write=True`` begi
 ``BEGIN IMMEDIATE`` (it takes the write lock up front, so the busy timeout applies and a
 writer never fails half-way with "database is locked"); every other connection begins
 with a plain deferred ``BEGIN``.
+
+On PostgreSQL a write transaction first takes ``pg_advisory_xact_lock(WRITE_LOCK)``
+(waiting at most the busy timeout, as ``lock_timeout``), so catalog writes are serialized
+exactly as SQLite's write lock serializes them: a claim reads "is anyone computing this
+fingerprint?" and inserts its run with no other writer in between (single-flight across
+machines), whatever the isolation level. Reads are never blocked. The lock is released by
+COMMIT or ROLLBACK, also when the client dies (the server ends its session).
 
 Errors that mean "the catalog cannot be used right now" (locked beyond the busy timeout,
 disk full, I/O error, file that cannot be opened; any OperationalError of a server) become
@@ -30,11 +38,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from taskcache.errors import CatalogUnavailableError
 
 WRITE_OPTION = "taskcache_write"
+#: the advisory lock key of catalog writes on PostgreSQL (any constant; "taskcach" in ASCII)
+WRITE_LOCK = 0x7461736B63616368
 SINGLE_STATEMENT_OPTION = "taskcache_single_statement"
 
 
 def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
+
+
+def is_postgresql(url: URL) -> bool:
+    return url.get_backend_name() == "postgresql"
 
 
 def _is_file_db(url: URL) -> bool:
@@ -61,6 +75,11 @@ def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> Cata
         if not isinstance(exc, OperationalError):
             return None
         where = f"at {url.render_as_string(hide_password=True)}"
+        if getattr(orig, "sqlstate", None) == "55P03":  # lock_timeout: the write lock
+            return CatalogUnavailableError(where, cause, (
+                f"another process kept the catalog's write lock longer than the busy timeout "
+                f"({busy_timeout:g} s); re-run when it is done, or raise the timeout with "
+                f"taskcache.configure(busy_timeout_seconds=...)"))
         return CatalogUnavailableError(where, cause, "check that the database server is "
                                        "reachable, then re-run")
     code = getattr(orig, "sqlite_errorcode", None)
@@ -90,6 +109,8 @@ def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> Cata
 def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:
     """An Engine for ``url``; for SQLite with WAL, foreign keys and explicit BEGINs."""
     url = make_url(url)
+    if is_postgresql(url):
+        return _postgresql_engine(url, busy_timeout=busy_timeout)
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True)
     if _is_file_db(url) and not url.query.get("uri"):
@@ -120,6 +141,20 @@ def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # may wait busy_timeout; errors wrapped
         else:  # a deferred BEGIN never waits; straight to the driver, it is the hit path
             conn.connection.driver_connection.execute("BEGIN")
+
+    return engine
+
+
+def _postgresql_engine(url: URL, *, busy_timeout: float) -> Engine:
+    """Pooled connections (checked before use); writes take the catalog's write lock."""
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    timeout_ms = max(1, int(busy_timeout * 1000))
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION, False):
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 
     return engine
 
@@ -228,8 +263,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
-                if self.sqlite:
-                    conn.execution_options(**{WRITE_OPTION: True})
+                conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
         except (DBAPIError, sqlite3.Error) as exc:

@@ -1,39 +1,37 @@
-"""Creating and migrating the catalog schema, safely when several processes open it at once."""
+"""Creating and migrating the catalog schema with Alembic, safely when several processes
+open a catalog at once.
+
+Each schema version is an Alembic revision named by its number (``migrations/versions``).
+``schema_info.version`` keeps the number too, so every taskcache, including those from
+before Alembic, can tell a catalog newer than itself and refuse it. A new catalog is created
+from the models and stamped at the head; an older one (also one from before Alembic, which
+has no ``alembic_version`` yet) is stamped at its version and upgraded. Both happen in one
+write transaction, so a second process opening the same new catalog waits and then finds
+it done.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from taskcache.catalog.engine import Database
-from taskcache.catalog.tables import Base, run_files, schema_info
+from taskcache.catalog.tables import Base, schema_info
 from taskcache.errors import CatalogUnavailableError, SchemaVersionError
 
+#: the schema this taskcache writes: the number of the head revision
 SCHEMA_VERSION = 3
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+__all__ = ["MIGRATIONS_DIR", "SCHEMA_VERSION", "ensure_schema", "revision_of"]
 
 
-def _add_task_status_index(conn: Connection) -> None:
-    """1 -> 2: filtering runs by task and status (the run browser, taskcache.runs) used the
-    task index alone and scanned every run of the task."""
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_task_status ON runs (task, status)")
-
-
-def _add_run_files(conn: Connection) -> None:
-    """2 -> 3: the files and folders each run read and wrote (a hit checks the reads and
-    puts back the writes). Existing runs have none recorded, so they stay servable as
-    before."""
-    run_files.create(conn, checkfirst=True)  # with its index
-
-
-# version -> function upgrading a catalog from that version to the next, in one write
-# transaction; tables new in a later version are then added by create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_task_status_index,
-                                                       2: _add_run_files}
-
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
+def revision_of(version: int) -> str:
+    """The Alembic revision of schema version ``version``."""
+    return f"{version:04d}"
 
 
 def ensure_schema(db: Database) -> None:
@@ -51,14 +49,14 @@ def ensure_schema(db: Database) -> None:
     _check_version(db, found)
     for attempt in range(5):
         try:
-            with db.write() as conn:  # BEGIN IMMEDIATE: one creator at a time
+            with db.write() as conn:  # one creator at a time (see engine.py)
                 _create_or_migrate(db, conn)
             return
         except CatalogUnavailableError:  # locked without waiting (see above): try again
             if attempt == 4:
                 raise
             time.sleep(0.05 * (attempt + 1))
-        except DBAPIError as exc:  # another process created it first (non-SQLite)
+        except DBAPIError as exc:  # another process created it first (a server without locks)
             if attempt == 4 or "exist" not in str(exc.orig).lower():
                 raise
 
@@ -68,16 +66,29 @@ def _check_version(db: Database, found: int | None) -> None:
         raise SchemaVersionError(found, SCHEMA_VERSION, db.url.render_as_string(hide_password=True))
 
 
+def _alembic(conn: Connection):  # -> alembic.config.Config
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    return config
+
+
 def _create_or_migrate(db: Database, conn: Connection) -> None:
+    from alembic import command
+
     found = None
     if conn.dialect.has_table(conn, schema_info.name):
         found = conn.scalar(select(schema_info.c.version))
     _check_version(db, found)
-    if found is not None:
-        for version in range(found, SCHEMA_VERSION):
-            MIGRATIONS[version](conn)
-    Base.metadata.create_all(conn)
-    if found is None:
+    config = _alembic(conn)
+    if found is None:  # a new catalog: the current models, stamped at the head
+        Base.metadata.create_all(conn)
         conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
-    elif found < SCHEMA_VERSION:
+        command.stamp(config, revision_of(SCHEMA_VERSION))
+        return
+    if found < SCHEMA_VERSION:
+        command.stamp(config, revision_of(found), purge=True)  # from before Alembic, too
+        command.upgrade(config, revision_of(SCHEMA_VERSION))
         conn.execute(update(schema_info).values(version=SCHEMA_VERSION))

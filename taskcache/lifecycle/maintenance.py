@@ -203,14 +203,13 @@ def gc(
     for relpath in runner.store.iter_files():
         if relpath in referenced:
             continue
-        path = runner.store.path_of(relpath)
-        try:
-            stat = path.stat()
-        except OSError:
+        info = runner.store.file_info(relpath)
+        if info is None:
             continue
-        if datetime.now(UTC).timestamp() - stat.st_mtime >= ORPHAN_MIN_AGE:
+        size, modified = info
+        if datetime.now(UTC).timestamp() - modified >= ORPHAN_MIN_AGE:
             report.files.append(relpath)
-            report.bytes += stat.st_size
+            report.bytes += size
     report.files += sorted(doomed_files)
     if dry_run:
         return report

@@ -9,6 +9,7 @@ from typing import Any
 
 from taskcache import codecs
 from taskcache.records import FILE_CODEC, ArtifactRecord, RunRecord
+from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 
 #: artifacts up to this size are read into memory once, checksummed and decoded from those
@@ -17,7 +18,7 @@ from taskcache.storage.store import ArtifactStore
 SMALL_ARTIFACT = 1 << 20
 
 
-def load_artifact(store: ArtifactStore, artifact: ArtifactRecord, *, allow_pickle: bool) -> Any:
+def load_artifact(store: ArtifactStore | RemoteStore, artifact: ArtifactRecord, *, allow_pickle: bool) -> Any:
     """The value of one artifact. Raises MissingArtifactError / CorruptArtifactError when the
     file is gone or differs from the catalog, PickleDisabledError for a pickle while pickle
     is off, UnknownCodecError for a codec this process has not registered."""
@@ -33,7 +34,7 @@ def load_artifact(store: ArtifactStore, artifact: ArtifactRecord, *, allow_pickl
 
 
 def load_outputs(
-    store: ArtifactStore, run: RunRecord, names: Iterable[str] | None = None, *,
+    store: ArtifactStore | RemoteStore, run: RunRecord, names: Iterable[str] | None = None, *,
     allow_pickle: bool,
 ) -> dict[str, Any]:
     """``{name: value}`` of the run's outputs, or of ``names`` only (KeyError naming the

@@ -57,6 +57,7 @@ from taskcache.records import (
 )
 from taskcache.storage.filestate import FileChecker, identity, snapshot
 from taskcache.storage.folders import prepare_cache_dir, refuse_shared_catalog_file
+from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 from taskcache.storage.verified import SETTLED_NS
 
@@ -93,7 +94,10 @@ class Runner:
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
             refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
-        self.store = ArtifactStore(settings.artifacts_dir)
+        self.store: ArtifactStore | RemoteStore = (
+            RemoteStore(settings.artifacts_url, settings.cache_dir / "remote-copies",
+                        max_local_bytes=settings.artifacts_cache_bytes)
+            if settings.remote_artifacts else ArtifactStore(settings.artifacts_dir))
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
         self.hits = HitLog(self.catalog)
         self.files = FileChecker()

@@ -1,4 +1,5 @@
 """Artifact files: ``store`` (atomic writes, checksums, verified reads, deletes, sweeps),
+``remote`` (the same on any fsspec URL, with a local read-through copy),
 ``verified`` (files this process already checked, by identity) and ``folders`` (the cache
 folder and catalog file: private, refused when others can write to them)."""
 

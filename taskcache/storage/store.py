@@ -50,6 +50,7 @@ __all__ = [
     "StoredFile",
     "ArtifactStore",
     "sanitize_name",
+    "artifact_relpath",
     "checksum_file",
     "TEMP_PREFIX",
 ]
@@ -91,6 +92,18 @@ def _nearly_full(folder: Path) -> bool:
     except (OSError, AttributeError):  # Windows: no statvfs
         return False
     return st.f_bavail * st.f_frsize < _NEARLY_FULL
+
+
+def artifact_relpath(parts: Sequence[str], suffix: str) -> str:
+    """``<sanitized part>/.../<sanitized part><suffix>``: where an artifact of ``parts``
+    (task, run id, output name) is stored. UnsafePathError for no parts or an odd suffix."""
+    if isinstance(parts, str) or not parts:
+        raise UnsafePathError(repr(parts), "parts must be a non-empty sequence of names")
+    if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
+        raise UnsafePathError(str(suffix), "not a plain file suffix like '.parquet'")
+    clean = [sanitize_name(p) for p in parts]
+    clean[-1] += suffix
+    return "/".join(clean)
 
 
 def sanitize_name(name: str) -> str:
@@ -172,13 +185,8 @@ class ArtifactStore:
     def write(self, parts: Sequence[str], suffix: str, writer: Callable[[Path], None]) -> StoredFile:
         """``writer(tmp_path)`` fills a temp file in the target folder; then fsync, checksum,
         rename into ``root/<sanitized parts...><suffix>``, fsync the folder; files 0600."""
-        if isinstance(parts, str) or not parts:
-            raise UnsafePathError(repr(parts), "parts must be a non-empty sequence of names")
-        if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
-            raise UnsafePathError(str(suffix), "not a plain file suffix like '.parquet'")
-        clean = [sanitize_name(p) for p in parts]
-        clean[-1] += suffix
-        relpath = "/".join(clean)
+        relpath = artifact_relpath(parts, suffix)
+        clean = relpath.split("/")
         target = self.root.joinpath(*clean)
         folder = self.root
         try:
@@ -304,6 +312,14 @@ class ArtifactStore:
                 except FileNotFoundError:  # finished or swept by another process
                     continue
         return removed
+
+    def file_info(self, relpath: str) -> tuple[int, float] | None:
+        """(size, modification time) of an artifact file, or None when there is none."""
+        try:
+            st = self.path_of(relpath).stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime
 
     def iter_files(self) -> Iterator[str]:
         """Relative POSIX paths of every artifact file (no temp files, dotfiles, symlinks)."""

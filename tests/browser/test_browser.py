@@ -1,5 +1,6 @@
 """The run browser driven from Python against a real catalog filled by real runs: filters,
-paging, sorting, selection, detail content, actions and live refresh (another process)."""
+paging, sorting, selection, detail content, actions and live refresh (another process).
+Every test runs on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ import pytest
 import taskcache as tc
 from taskcache.browser import RunBrowser
 from taskcache.lifecycle import runner as runner_module
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def backend(request: pytest.FixtureRequest, cache_dir: Path) -> str:
+    """The catalog's database for this test (set before the shell loads the extension)."""
+    if request.param == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("works on the SQLite file itself")
+        request.getfixturevalue("postgres_url")
+    return request.param
 
 
 @pytest.fixture
@@ -263,6 +274,7 @@ def test_live_refresh_sees_another_process(browser, tmp_path, cache_dir):
     assert not browser.polling
 
 
+@pytest.mark.sqlite_only
 def test_a_locked_catalog_shows_a_message_not_a_traceback(filled, cache_dir):
     """WAL readers are never blocked, so the table keeps working; a write (delete) that
     cannot get the lock says so inside the panel and works once the lock is gone."""
@@ -289,6 +301,7 @@ def test_a_locked_catalog_shows_a_message_not_a_traceback(filled, cache_dir):
         panel.close()
 
 
+@pytest.mark.sqlite_only
 def test_an_unreachable_catalog_shows_a_message(tmp_path):
     runner_module.reset()
     (tmp_path / "not-a-folder").write_text("a file where the catalog's folder should be")

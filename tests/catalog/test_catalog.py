@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from taskcache import events
-from taskcache.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog
+from taskcache.catalog import SCHEMA_VERSION, Catalog
+from taskcache.catalog.schema import MIGRATIONS_DIR, revision_of
 from taskcache.errors import (
     CatalogUnavailableError,
     InvalidTransitionError,
@@ -37,9 +38,17 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "nested" / "catalog.db"
 
 
-@pytest.fixture
-def cat(db_path: Path):
-    catalog = Catalog(url(db_path), busy_timeout=5)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cat(request: pytest.FixtureRequest, db_path: Path):
+    """The catalog, once on SQLite and once on a real PostgreSQL; a test that reads the
+    SQLite file itself (``sqlite_only``) runs on SQLite only."""
+    if request.param == "sqlite":
+        catalog_url = url(db_path)
+    elif request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("reads the SQLite file directly")
+    else:
+        catalog_url = request.getfixturevalue("postgres_url")
+    catalog = Catalog(catalog_url, busy_timeout=5)
     yield catalog
     catalog.dispose()
 
@@ -152,6 +161,7 @@ def test_find_completed_serves_only_the_newest_usable_run(cat: Catalog) -> None:
     assert last.reason == "invalidated: file missing"
 
 
+@pytest.mark.sqlite_only
 def test_wrong_token_is_fenced_and_changes_nothing(cat: Catalog, db_path: Path) -> None:
     claim = cat.claim(spec(), lease_seconds=60)
     before = cat.get_run(claim.run_id)
@@ -250,6 +260,7 @@ def test_lineage_through_value_hashes(cat: Catalog) -> None:
         cat.upstream(777)
 
 
+@pytest.mark.sqlite_only
 def test_inputs_link_only_to_completed_runs(cat: Catalog, db_path: Path) -> None:
     done = run_ok(cat, "fpA", out="h-shared")
     cat.invalidate(done.id, "checksum")  # still completed: lineage is history
@@ -299,6 +310,7 @@ def test_query_runs_filters_and_paging(cat: Catalog) -> None:
     assert listed.inputs == () and listed.artifacts == ()
 
 
+@pytest.mark.sqlite_only
 def test_sql_injection_values_are_just_values(cat: Catalog, db_path: Path) -> None:
     run_ok(cat, "f1", tags=("t",))
     evil = "x' OR '1'='1'; DROP TABLE runs; --"
@@ -324,6 +336,7 @@ def test_summary(cat: Catalog) -> None:
                              "time_saved": 6.5, "disk_bytes": 210}
 
 
+@pytest.mark.sqlite_only
 def test_delete_runs_cascades(cat: Catalog, db_path: Path) -> None:
     a = run_ok(cat, "fA", out="h-a", tags=("x",))
     b = run_ok(cat, "fB", out="h-b", inputs=(InputRecord("a", "h-a", "int"),))
@@ -386,15 +399,42 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
     assert info.value.found == SCHEMA_VERSION + 1
 
 
-def test_older_schema_runs_the_migrations(db_path: Path, monkeypatch) -> None:
+def test_older_schema_runs_the_alembic_revisions(db_path: Path) -> None:
+    """A catalog at schema 1 without the index of schema 2 (and, like every catalog from
+    before Alembic, without alembic_version) is stamped at 0001 and upgraded to the head."""
     Catalog(url(db_path)).dispose()
     with sqlite3.connect(db_path) as con:
-        con.execute("UPDATE schema_info SET version = 0")
-    ran: list[int] = []
-    monkeypatch.setitem(MIGRATIONS, 0, lambda conn: ran.append(0))
+        con.execute("UPDATE schema_info SET version = 1")
+        con.execute("DROP INDEX ix_runs_task_status")
+        con.execute("DROP TABLE alembic_version")
     cat = Catalog(url(db_path))
-    assert ran == [0] and cat.schema_version() == SCHEMA_VERSION
+    assert cat.schema_version() == SCHEMA_VERSION
     cat.dispose()
+    with sqlite3.connect(db_path) as con:
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
+        (revision,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert "ix_runs_task_status" in indexes and revision == revision_of(SCHEMA_VERSION)
+
+
+def test_the_head_revision_is_the_schema_version() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    assert script.get_heads() == [revision_of(SCHEMA_VERSION)]
+    chain = [r.revision for r in script.walk_revisions()]
+    assert chain == [revision_of(v) for v in range(SCHEMA_VERSION, 0, -1)]  # one per version
+
+
+def test_new_catalog_is_stamped_at_the_head(cat: Catalog) -> None:
+    from sqlalchemy import text
+
+    with cat._read() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+            == revision_of(SCHEMA_VERSION)
+    assert cat.schema_version() == SCHEMA_VERSION
 
 
 def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
@@ -411,6 +451,14 @@ def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
     assert {"run_id", "role", "path", "size", "mtime_ns", "ctime_ns", "inode",
             "content_hash", "racy"} <= columns and file_indexes
     assert cat.completed_runs("golden-fp-b")[0].files == ()  # recorded none: servable as before
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from taskcache.catalog.tables import Base
+
+    with cat._read() as conn:  # revision 0003 builds the table the models describe
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diffs if "run_files" in repr(d)] == []
     found = cat.find_completed("golden-fp-b")
     assert found is not None and found.task == "clean" and found.tags == ("golden",)
     assert found.inputs[0].producer_run_id == cat.find_completed("golden-fp-a").id
@@ -501,6 +549,7 @@ def test_catalog_works_after_fork(cat: Catalog) -> None:
     assert cat.find_completed("fp-child").id == child_id
 
 
+@pytest.mark.sqlite_only
 def test_the_hit_lookup_holds_no_transaction_and_works_in_threads_and_forks(
     cat: Catalog, db_path: Path
 ) -> None:
@@ -538,6 +587,7 @@ def _in_other_process(db_path: Path, code: str) -> None:
     subprocess.run([sys.executable, "-c", prog], check=True, timeout=60)
 
 
+@pytest.mark.sqlite_only
 def test_remembered_hits_follow_commits_of_other_processes(cat: Catalog, db_path: Path) -> None:
     first = run_ok(cat, "fp-memo", out="v1")
     for _ in range(3):  # served from the memo after the first read
@@ -563,6 +613,7 @@ def test_remembered_hits_follow_commits_of_other_processes(cat: Catalog, db_path
     assert newest.id > third.id and newest.artifacts[0].value_hash == "v4"
 
 
+@pytest.mark.sqlite_only
 def test_remembered_hits_follow_commits_of_another_catalog_in_this_process(
         cat: Catalog, db_path: Path) -> None:
     run = run_ok(cat, "fp-same", out="v1")
@@ -588,3 +639,36 @@ def test_hit_path_record_equals_the_full_record(cat: Catalog) -> None:
     assert fast == replace(full, inputs=())
     assert full.inputs and full.started_at.tzinfo is not None and fast.tags == ("exp", "b")
     assert fast.artifacts[0].shape == (10, 2) and fast.env["packages"] == {"pandas": "2.2"}
+
+
+def test_runs_of_one_fingerprint_with_their_files(cat: Catalog) -> None:
+    """Schema 3: each completed run keeps the files it read and wrote; the hit path hands
+    out every usable run of the fingerprint, newest first, files included (as the full
+    record has them), and the files read are listed among the inputs, linked by content to
+    the run that wrote them."""
+    from dataclasses import replace
+
+    from taskcache.records import FileRecord
+
+    written = FileRecord("/w/out.csv", "written", "file", size=3, mtime_ns=10**18, ctime_ns=10**18,
+                         inode=2**40, mode=0o644, content_hash="file:xxh3_128:aa")
+    writer_claim = cat.claim(spec("write", "fp-w"), lease_seconds=60)
+    copy = ArtifactRecord(name="file:/w/out.csv", codec="file", relpath="w/1/file0-out.csv",
+                          size=3, checksum="xxh3_128:aa", value_hash="file:xxh3_128:aa",
+                          type_name="file")
+    writer = cat.complete(writer_claim, [copy], duration=1.0, files=[written])
+    old = replace(written, role="read", content_hash="file:xxh3_128:00", racy=True)
+    new = replace(written, role="read")
+    first = cat.complete(cat.claim(spec("read", "fp-r"), lease_seconds=60), [art()],
+                         duration=1.0, files=[old])
+    second = cat.complete(cat.claim(spec("read", "fp-r"), lease_seconds=60), [art()],
+                          duration=1.0, files=[new])
+    found = cat.completed_runs("fp-r")
+    assert [r.id for r in found] == [second.id, first.id]
+    assert [r.files for r in found] == [(new,), (old,)]
+    assert found[0] == replace(cat.get_run(second.id), inputs=())
+    (file_input,) = cat.get_run(second.id).inputs
+    assert (file_input.name, file_input.type_name, file_input.producer_run_id) == (
+        "/w/out.csv", "file", writer.id)
+    assert [r.id for r in cat.upstream(second.id)] == [writer.id]
+    assert cat.get_run(first.id).inputs[0].producer_run_id is None  # other content

@@ -1,4 +1,5 @@
-"""Several real processes on one catalog: single-flight, heartbeats, takeover of dead runs."""
+"""Several real processes on one catalog: single-flight, heartbeats, takeover of dead runs.
+Every test runs on SQLite and on a real PostgreSQL (``catalog_url``)."""
 
 from __future__ import annotations
 
@@ -45,20 +46,23 @@ WORKER = textwrap.dedent("""
 
 
 @pytest.fixture
-def worker(tmp_path: Path):
+def worker(tmp_path: Path, catalog_url: str):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     counter = tmp_path / "computed.txt"
     cache = tmp_path / "shared-cache"
+    if catalog_url.startswith("sqlite"):
+        catalog_url = f"sqlite:///{cache / 'catalog.db'}"
 
     def start(delay: float, **env: str) -> subprocess.Popen[str]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
-        full_env.update(env, DELAY=str(delay))
+        full_env.update(env, DELAY=str(delay), TASKCACHE_DB_URL=catalog_url)
         return subprocess.Popen([sys.executable, str(script), str(cache), str(counter)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
 
     start.counter = counter
     start.cache = cache
+    start.url = catalog_url
     return start
 
 
@@ -73,8 +77,8 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def statuses(cache: Path) -> list[tuple[str, str | None]]:
-    cat = Catalog(f"sqlite:///{cache / 'catalog.db'}")
+def statuses(url: str) -> list[tuple[str, str | None]]:
+    cat = Catalog(url)
     try:
         return [(r.status, cat.history(r.id)[-1].reason) for r in reversed(cat.query_runs())]
     finally:
@@ -88,7 +92,7 @@ def test_processes_starting_the_same_run_compute_it_once(worker):
     assert [p.returncode for p in procs] == [0] * 5, [o[1] for o in outs]
     assert [o[0].strip() for o in outs] == ["42"] * 5
     assert computed(worker.counter) == 1
-    assert statuses(worker.cache) == [("completed", None)]
+    assert statuses(worker.url) == [("completed", None)]
     waited = [o[1] for o in outs if "waiting for run #1" in o[1]]
     assert waited, "the others said they were waiting"
 
@@ -119,7 +123,7 @@ def test_a_killed_owner_is_taken_over_after_its_lease(worker):
     assert successor.returncode == 0 and out.strip() == "42", err
     assert time.monotonic() - started < 30
     assert computed(worker.counter) == 2
-    assert statuses(worker.cache) == [("failed", "abandoned"), ("completed", None)]
+    assert statuses(worker.url) == [("failed", "abandoned"), ("completed", None)]
 
 
 def test_the_heartbeat_keeps_a_long_run_alive(worker):
@@ -129,7 +133,7 @@ def test_the_heartbeat_keeps_a_long_run_alive(worker):
     assert waiter.communicate(timeout=60)[0].strip() == "42"
     assert owner.communicate(timeout=60)[0].strip() == "42"
     assert computed(worker.counter) == 1  # nobody took the living run over
-    assert statuses(worker.cache) == [("completed", None)]
+    assert statuses(worker.url) == [("completed", None)]
 
 
 def test_when_the_owner_fails_a_waiter_computes(worker):
@@ -140,7 +144,7 @@ def test_when_the_owner_fails_a_waiter_computes(worker):
     owner.communicate(timeout=60)
     assert owner.returncode != 0 and waiter.returncode == 0 and out.strip() == "42", err
     assert computed(worker.counter) == 2
-    assert [s for s, _ in statuses(worker.cache)] == ["failed", "completed"]
+    assert [s for s, _ in statuses(worker.url)] == ["failed", "completed"]
 
 
 def test_a_frozen_owner_does_not_overwrite_the_new_owners_result(worker):
@@ -156,7 +160,7 @@ def test_a_frozen_owner_does_not_overwrite_the_new_owners_result(worker):
     out, err = owner.communicate(timeout=60)
     assert owner.returncode == 0 and out.strip() == "42"  # the user still gets the result
     assert "no longer owned by this process" in err  # ... and is told it was not recorded
-    assert statuses(worker.cache) == [("failed", "abandoned"), ("completed", None)]
+    assert statuses(worker.url) == [("failed", "abandoned"), ("completed", None)]
     again = worker(0.1)
     assert again.communicate(timeout=60)[0].strip() == "42"
     assert computed(worker.counter) == 2  # the successor's result serves the hit
@@ -183,7 +187,7 @@ def test_a_run_that_keeps_killing_its_process_is_not_retried_until_forced(worker
     again = worker(0.1, **fast)
     assert again.communicate(timeout=60)[0].strip() == "42"
     assert computed(worker.counter) == MAX_ABANDONED + 1  # the forced result serves the hit
-    assert statuses(worker.cache) == [("failed", "abandoned")] * 3 + [("completed", None)]
+    assert statuses(worker.url) == [("failed", "abandoned")] * 3 + [("completed", None)]
 
 
 def test_abandonments_count_since_the_last_completed_run(tmp_path: Path):

@@ -1,4 +1,5 @@
-"""Many processes, many calls, one SQLite catalog: nothing fails, nothing is computed twice.
+"""Many processes, many calls, one catalog (SQLite, and a real PostgreSQL): nothing fails,
+nothing is computed twice.
 
 The size is set by environment variables: TASKCACHE_STRESS_PROCS processes (default 8) each
 make TASKCACHE_STRESS_CALLS calls (default 200), half of them to fingerprints every process
@@ -10,7 +11,6 @@ shares, half to fingerprints of their own. Run it alone with::
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from taskcache.catalog import Catalog
 
 PROCS = int(os.environ.get("TASKCACHE_STRESS_PROCS", "8"))
 CALLS = int(os.environ.get("TASKCACHE_STRESS_CALLS", "200"))
@@ -54,11 +56,15 @@ WORKER = textwrap.dedent("""
 
 
 @pytest.mark.stress
-def test_many_processes_on_one_catalog(tmp_path: Path) -> None:
+def test_many_processes_on_one_catalog(tmp_path: Path, catalog_url: str) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     cache, log = tmp_path / "cache", tmp_path / "computed.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
+    sqlite = catalog_url.startswith("sqlite")
+    if sqlite:
+        catalog_url = f"sqlite:///{cache / 'catalog.db'}"
+    env["TASKCACHE_DB_URL"] = catalog_url
     start_at = str(time.time() + 3.0)  # all import first, then start together
     procs = [subprocess.Popen(
         [sys.executable, str(script), str(cache), str(log), str(w), str(CALLS), str(SHARED),
@@ -76,10 +82,12 @@ def test_many_processes_on_one_catalog(tmp_path: Path) -> None:
     assert set(computed) == expected
     assert [k for k, n in computed.items() if n != 1] == []  # each computed exactly once
 
-    with sqlite3.connect(cache / "catalog.db") as con:
-        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        rows, fingerprints = con.execute(
-            "SELECT count(*), count(DISTINCT fingerprint) FROM runs").fetchone()
-        statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status"))
-    assert rows == fingerprints == len(expected)
-    assert statuses == {"completed": len(expected)}
+    catalog = Catalog(catalog_url)
+    try:
+        if sqlite:
+            assert catalog.integrity_check() == "ok"
+        runs = catalog.query_runs(limit=10 * len(expected))
+    finally:
+        catalog.dispose()
+    assert len(runs) == len({r.fingerprint for r in runs}) == len(expected)
+    assert Counter(r.status for r in runs) == {"completed": len(expected)}
