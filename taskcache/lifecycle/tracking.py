@@ -104,6 +104,7 @@ class FileLog:
         self.reads: dict[str, tuple[bool, tuple[int, ...] | str | None]] = {}
         self.written: dict[str, None] = {}
         self.read_then_written: set[str] = set()
+        self.appended: set[str] = set()  # logs: neither inputs nor outputs
         self.before: dict[str, FileRecord] = {}  # path values and declared files, pre-run
         self.declared: set[str] = set()
 
@@ -148,6 +149,12 @@ class FileLog:
                 log.written.setdefault(path)
             log = log.parent
 
+    def append(self, path: str) -> None:
+        log: FileLog | None = self
+        while log is not None:
+            log.appended.add(path)
+            log = log.parent
+
     def renamed(self, source: str, target: str) -> None:
         log: FileLog | None = self
         while log is not None:
@@ -173,7 +180,7 @@ class FileLog:
         out = RecordedFiles()
         written = dict(self.written)
         for path, record in self.before.items():
-            if path in written:
+            if path in written or path in self.appended:
                 continue
             kind, now = _stat_now(path)
             if now == record.identity and kind == record.kind:
@@ -235,7 +242,8 @@ def _hook(event: str, args: tuple[Any, ...], _get: Any = _current.get) -> None:
                 return
             mode, flags = args[1], args[2] or 0
             if (isinstance(mode, str) and "a" in mode) or flags & getattr(os, "O_APPEND", 0):
-                return  # a log: appended to, neither put back nor checked
+                log.append(path)  # a log: neither put back nor checked, even if named
+                return
             if isinstance(mode, str):
                 reads, writes = "r" in mode or "+" in mode, any(c in mode for c in "wax+")
             else:  # os.open: flags only

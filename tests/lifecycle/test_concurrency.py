@@ -109,7 +109,7 @@ def test_after_a_file_changed_processes_compute_the_new_run_once(worker, tmp_pat
     assert [p.returncode for p in procs] == [0] * 4, [o[1] for o in outs]
     # the run of the old file state is no hit, and they wait for one new run
     assert computed(worker.counter) == 2
-    assert statuses(worker.cache) == [("completed", None)] * 2
+    assert statuses(worker.url) == [("completed", None)] * 2
 
 
 def test_a_killed_owner_is_taken_over_after_its_lease(worker):

@@ -409,3 +409,18 @@ def test_a_nested_task_reading_through_arrow_counts_for_the_enclosing_cell(ip, w
     assert tc.run(1).task == "wrap" and str(work / "inner.parquet") in [f.path for f in tc.run(1).record.files]
     pd.DataFrame({"a": [1, 2]}).to_parquet(work / "inner.parquet")
     assert "miss wrap" in run(ip, cell) and ip.user_ns["n"] == 2
+
+
+def test_a_log_appended_to_is_neither_input_nor_output_even_when_named(work):
+    log = work / "log.txt"
+
+    @tc.task
+    def step(i: int) -> int:
+        with open("log.txt", "a") as f:  # a literal path that exists: still a log
+            f.write(f"{i}\n")
+        return i
+
+    log.write_text("start\n")
+    assert [step(1), step(1), step(2), step(1)] == [1, 1, 2, 1]
+    assert log.read_text() == "start\n1\n2\n"  # one line per real run, none put back
+    assert all(not r.files and not r.artifacts[1:] for r in map(tc.run, tc.runs(task=step.task_name).index))
