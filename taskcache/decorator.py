@@ -19,10 +19,17 @@ from taskcache.errors import (
     CacheWarning,
     CatalogError,
     CatalogUnavailableError,
+    FingerprintError,
     StoreError,
     UnstorableValueError,
 )
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
+from taskcache.lifecycle.aliasing import (
+    can_restore_in_place,
+    find_views,
+    rebuild_views,
+    restore_in_place,
+)
 from taskcache.lifecycle.runner import (
     Hit,
     current_run_id,
@@ -30,7 +37,7 @@ from taskcache.lifecycle.runner import (
     print_waiting,
 )
 from taskcache.lifecycle.tracking import path_values, tracking
-from taskcache.records import RETURN, Claim, InputRecord, RunSpec
+from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +55,7 @@ class _Outcome:
 class _Call:
     """One call's fingerprint; the run spec (type names, reprs) is built only on a miss."""
 
-    __slots__ = ("runner", "fingerprint", "hashed", "_definition", "_code_hash", "_parent")
+    __slots__ = ("runner", "fingerprint", "hashed", "rerun", "_definition", "_code_hash", "_parent")
 
     def __init__(self, definition: TaskDefinition, code_hash: str,
                  hashed: list[tuple[str, Any, str]], fingerprint: str) -> None:
@@ -57,7 +64,12 @@ class _Call:
         self._definition = definition
         self._code_hash = code_hash
         self.hashed = hashed  # (parameter, value, value hash)
+        self.rerun = False  # a run exists, but a hit could not replay it into today's objects
         self._parent = current_run_id.get()
+
+    def arguments(self) -> dict[str, Any]:
+        """The hashed arguments under their output names (``argument:<parameter>``)."""
+        return {ARGUMENT + name: value for name, value, _ in self.hashed}
 
     def spec(self) -> RunSpec:
         d = self._definition
@@ -112,12 +124,58 @@ class TaskDefinition:
         return _Call(self, code_hash, hashed, fingerprint)
 
     def lookup_value(self, call: _Call) -> tuple[bool, Any]:
+        """``(True, value)`` on a hit, after replaying what the run did to its arguments;
+        ``(False, None)`` on a miss (``call.rerun`` set when a run exists but its changes
+        to the arguments cannot be replayed into today's objects)."""
         if not self.cache:
             return False, None
         hit = call.runner.lookup(call.fingerprint)
         if hit is None or RETURN not in hit.outputs:
             return False, None
-        return True, hit.outputs[RETURN]
+        return self.from_hit(call, hit.outputs)
+
+    def from_hit(self, call: _Call, outputs: dict[str, Any]) -> tuple[bool, Any]:
+        """The return value of a hit, with the arguments the run changed in place changed
+        the same way in the caller's objects and returned views rebuilt over them."""
+        aliasing = outputs.get(ALIASING)
+        if aliasing is None:
+            return True, outputs[RETURN]
+        given = call.arguments()
+        pairs = [(given[name], outputs[name]) for name in aliasing["in_place"]]
+        views = rebuild_views(aliasing["views"], given, outputs)
+        if views is None or not all(can_restore_in_place(t, v) for t, v in pairs):
+            call.rerun = True
+            return False, None
+        for target, value in pairs:
+            restore_in_place(target, value)
+        return True, views.get(RETURN, outputs[RETURN])
+
+    def aliasing_outputs(self, call: _Call, result: Any) -> tuple[dict[str, Any], list[str]]:
+        """The outputs to store for one call: the return value, the arguments it changed
+        in place and which returned arrays view an argument; and why a hit could not replay
+        the call (an argument of a type that cannot be written back in place)."""
+        outputs: dict[str, Any] = {RETURN: result}
+        given = call.arguments()
+        changed, problems = [], []
+        for pname, value, value_hash in call.hashed:
+            try:
+                same = hash_value(value, name=pname) == value_hash
+            except FingerprintError:
+                same = False
+            if same:
+                continue
+            if can_restore_in_place(value, value):
+                changed.append(ARGUMENT + pname)
+                outputs[ARGUMENT + pname] = value
+            else:
+                problems.append(f"{self.name}() changes its argument {pname!r} "
+                                f"({type_name(value)}) in place, which a hit cannot replay")
+        values = {**given, RETURN: result}
+        trusted = [name for name in given if name not in changed]
+        views, sharing = find_views(values, [RETURN, *changed], trusted, changed)
+        if changed or views:
+            outputs[ALIASING] = {"in_place": changed, "views": views}
+        return outputs, problems + sharing
 
     # -- execution ------------------------------------------------------------------------
     def run_spec(self, call: _Call) -> RunSpec:
@@ -130,7 +188,7 @@ class TaskDefinition:
     def start(self, call: _Call, *, force: bool) -> Claim | Hit:
         """Claim the run, or (single-flight) the result of another process computing it."""
         spec = self.run_spec(call)
-        if force or not self.cache:
+        if force or not self.cache or call.rerun:
             return call.runner.start(spec)
         return call.runner.acquire(spec, on_wait=print_waiting)
 
@@ -155,9 +213,17 @@ class TaskDefinition:
             raise
         finally:
             current_run_id.reset(token)
+        duration = time.perf_counter() - started
+        outputs, problems = self.aliasing_outputs(call, outcome.result)
+        if problems:  # a hit would not leave the caller's objects as this run did
+            reason = "; ".join(problems)
+            call.runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
+                                     reason=f"not cached: {reason}")
+            warnings.warn(f"taskcache: {self.name}: result not cached: {reason}; return the "
+                          f"changed value instead", CacheWarning, stacklevel=4)
+            return
         try:
-            call.runner.save(claim, self.name, {RETURN: outcome.result},
-                             duration=time.perf_counter() - started, files=files.result())
+            call.runner.save(claim, self.name, outputs, duration=duration, files=files.result())
         except (UnstorableValueError, StoreError, CatalogError) as exc:
             warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
@@ -178,7 +244,10 @@ class TaskDefinition:
             self._warn_uncached(exc)
             return self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
-            return acquired.outputs[RETURN]
+            found, value = self.from_hit(call, acquired.outputs)
+            if found:
+                return value
+            acquired = self.start(call, force=True)
         with self.executing(call, acquired) as outcome:
             outcome.result = self.fn(*args, **kwargs)
         return outcome.result
@@ -194,7 +263,10 @@ class TaskDefinition:
             self._warn_uncached(exc)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
-            return acquired.outputs[RETURN]
+            found, value = self.from_hit(call, acquired.outputs)
+            if found:
+                return value
+            acquired = await asyncio.to_thread(self.start, call, force=True)
         with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result

@@ -8,17 +8,28 @@ from typing import Any
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
-#: output names taskcache gives itself: a function's return value, a cell's final expression
-#: and what a cell printed and displayed (replayed on a hit)
+#: output names taskcache gives itself: a function's return value, a cell's final expression,
+#: what a cell printed and displayed, the names it deleted, which values were changed in
+#: place or are views of others, the library settings and global random generators it
+#: changed (all replayed on a hit)
 RETURN = "return"
 CELL_RESULT = "__result__"
 CELL_DISPLAY = "__display__"
+CELL_DELETED = "__deleted__"
+ALIASING = "__aliasing__"
+SETTINGS = "__settings__"
+RANDOM_STATE = "__random_state__"
+#: a function's argument that the function changed in place: ARGUMENT + parameter name
+ARGUMENT = "argument:"
 #: a file a run wrote is stored as an artifact named FILE_OUTPUT + its absolute path, with
 #: the codec FILE_CODEC (the bytes as they were); it is put back on disk, never into a namespace
 FILE_OUTPUT = "file:"
 FILE_CODEC = "file"
 #: how those of a cell are shown to people
-OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result"}
+OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result",
+                 CELL_DELETED: "deleted names", ALIASING: "views and objects changed in place",
+                 SETTINGS: "library settings changed", RANDOM_STATE: "random generators"}
+CELL_OUTPUTS = frozenset(OUTPUT_LABELS)  # a cell's outputs that are not variables
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "cancelled", "failed"}),
     "running": frozenset({"completed", "failed", "cancelled"}),

@@ -22,6 +22,7 @@ from taskcache.analysis.scopes import (
     FUNCS,
     Collector,
     definition_time_exprs,
+    interpolated_names,
     parse_cell,
     sink_names,
     summarize_scope,
@@ -36,8 +37,12 @@ class CellAnalysis:
     inputs: tuple[str, ...]  # names read before (definitely) being assigned, first-use order
     outputs: tuple[str, ...]  # names bound at top level, first-binding order
     definitions: tuple[str, ...]  # subset of outputs bound by def/class/import (replayable code)
-    has_result: bool  # the last statement is an expression (its value is the result)
+    has_result: bool  # the last statement is an expression not silenced by a trailing ';'
     normalized: str  # normalize_source(source)
+    deleted: tuple[str, ...] = ()  # names a top-level ``del`` may remove
+    star_import: bool = False  # ``from m import *`` at top level (replayed on a hit)
+    silenced: bool = False  # the last statement is an expression hidden by a trailing ';'
+    seeds: tuple[str, ...] = ()  # global generators seeded before anything could draw
 
 
 # --------------------------------------------------------------------------- normalize
@@ -91,6 +96,8 @@ class _Flow:
         self.inputs: dict[str, None] = {}
         self.outputs: dict[str, None] = {}
         self.definitions: dict[str, None] = {}
+        self.deleted: dict[str, None] = {}
+        self.star_import = False
 
     # names
     def read(self, name: str, bound: set[str]) -> None:
@@ -153,7 +160,9 @@ class _Flow:
 
     def stmt_ImportFrom(self, node: ast.ImportFrom, bound: set[str]) -> None:
         for alias in node.names:
-            if alias.name != "*":  # star imports bind names no analysis can know
+            if alias.name == "*":  # binds names no analysis can know; replayed on a hit
+                self.star_import = True
+            else:
                 self.bind(alias.asname or alias.name, bound, definition=True)
 
     def _scoped(self, node: ast.AST, bound: set[str]) -> None:
@@ -290,6 +299,8 @@ class _Flow:
 
     # expressions
     def expr(self, node: ast.AST, bound: set[str], maybe: bool = False) -> None:
+        for name in interpolated_names(node):  # x = !echo $who {n + 1}, %cd $folder
+            self.read(name, bound)
         if isinstance(node, ast.Name):
             if isinstance(node.ctx, ast.Load):
                 self.read(node.id, bound)
@@ -298,6 +309,7 @@ class _Flow:
             else:  # del x: reads x and unbinds it
                 self.read(node.id, bound)
                 bound.discard(node.id)
+                self.deleted.setdefault(node.id)
         elif isinstance(node, ast.NamedExpr):
             self.expr(node.value, bound, maybe)
             self.bind(node.target.id, bound, maybe)
@@ -367,19 +379,50 @@ def _ends_with_semicolon(source: str) -> bool:
     return last is not None and last.type == tokenize.OP and last.string == ";"
 
 
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else "?"
+
+
+def _seeds_first(body: list[ast.stmt]) -> tuple[str, ...]:
+    """The global random generators the cell seeds before any call that could draw from
+    them: ``np.random.seed(1)`` -> "numpy", ``random.seed(1)`` -> "random". Only imports,
+    definitions and call-free statements may come before."""
+    seeded: dict[str, None] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            name = _dotted(stmt.value.func)
+            if name == "random.seed":
+                seeded.setdefault("random")
+                continue
+            if name.endswith(".random.seed") and not name.startswith("?"):
+                seeded.setdefault("numpy")
+                continue
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, *FUNCS, ast.ClassDef)):
+            continue
+        if any(isinstance(node, ast.Call) for node in ast.walk(stmt)):
+            break
+    return tuple(seeded)
+
+
 def analyze_cell(source: str) -> CellAnalysis:
     """Inputs/outputs of a cell body (plain Python). Raises SyntaxError unchanged."""
     body = ast.parse(source).body
     flow = _Flow()
     bound: set[str] = set()
     flow.block(body, bound)
-    has_result = bool(body) and isinstance(body[-1], ast.Expr)
-    if has_result and _ends_with_semicolon(source):
-        has_result = False
+    ends_in_expr = bool(body) and isinstance(body[-1], ast.Expr)
+    silenced = ends_in_expr and _ends_with_semicolon(source)
+    has_result = ends_in_expr and not silenced
     return CellAnalysis(
         inputs=tuple(flow.inputs),
         outputs=tuple(flow.outputs),
         definitions=tuple(n for n in flow.outputs if n in flow.definitions),
         has_result=has_result,
         normalized=normalize_source(source),
+        deleted=tuple(flow.deleted),
+        star_import=flow.star_import,
+        silenced=silenced,
+        seeds=_seeds_first(body),
     )

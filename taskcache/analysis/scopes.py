@@ -4,6 +4,8 @@ outside, which names it assigns through ``global``, and which walrus targets lea
 from __future__ import annotations
 
 import ast
+import re
+import string
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
@@ -226,3 +228,47 @@ def timed_code(node: ast.AST) -> list[ast.stmt] | None:
         return ast.parse(node.args[_TIMED[node.func.attr]].value).body
     except SyntaxError:
         return None
+
+
+#: IPython calls that expand ``$name`` and ``{expr}`` from the user namespace in one string
+#: argument (``!cmd``, ``x = !cmd``, a magic's line), and that argument's position
+_EXPANDED = {"system": 0, "getoutput": 0, "run_line_magic": 1, "run_cell_magic": 1}
+_DOLLAR = re.compile(r"\$(\$?[A-Za-z_][\w.]*)")  # $name, $obj.attr; $$name is an escape
+
+
+def interpolated_names(node: ast.AST) -> list[str]:
+    """Names read by IPython's interpolation into a shell command or magic line, e.g.
+    ``who`` and ``n`` in ``get_ipython().getoutput('echo $who {n + 1}')`` (what
+    ``out = !echo $who {n + 1}`` becomes). Over-approximates (a ``$name`` in single quotes
+    is not expanded by IPython): an extra input costs a miss at worst, a missing one a
+    wrong hit."""
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _EXPANDED
+        and isinstance(node.func.value, ast.Call)
+        and getattr(node.func.value.func, "id", None) == "get_ipython"
+        and len(node.args) > _EXPANDED[node.func.attr]
+    ):
+        return []
+    arg = node.args[_EXPANDED[node.func.attr]]
+    if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+        return []
+    text = arg.value
+    exprs = [m.group(1) for m in _DOLLAR.finditer(text) if not m.group(1).startswith("$")]
+    try:
+        for _, field, spec, _ in string.Formatter().parse(text):
+            if field:  # IPython evaluates "{x[1:3]}" whole: the spec is part of the expression
+                exprs.append(f"{field}:{spec}" if spec else field)
+    except ValueError:
+        pass  # unbalanced braces: IPython leaves the string as it is
+    names: dict[str, None] = {}
+    for expr in exprs:
+        try:
+            tree = ast.parse(expr.strip().rstrip("."), mode="eval")
+        except SyntaxError:
+            continue
+        for sub in ast.walk(tree):
+            if isinstance(sub, ast.Name):
+                names.setdefault(sub.id)
+    return list(names)

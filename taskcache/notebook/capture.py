@@ -4,6 +4,10 @@ Recorded items use the notebook output shapes::
 
     {"output_type": "stream", "name": "stdout", "text": "..."}
     {"output_type": "display_data", "data": {mime: value}, "metadata": {...}}
+
+Figures still open when the cell ends are shown by matplotlib's inline backend *after* the
+cell's result (``Out[n]``), when the cell has finished; they are recorded with
+``"after_cell": True`` and shown at that moment too, on a miss and on a hit.
 """
 
 from __future__ import annotations
@@ -60,12 +64,14 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
     had_own_publish = "publish" in vars(pub)
     original = pub.publish
 
+    ending = False  # the figures left open are being drawn: shown after the result
+
     def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> Any:
-        items.append({
-            "output_type": "display_data",
-            "data": dict(data),
-            "metadata": dict(metadata or {}),
-        })
+        item = {"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})}
+        items.append(item)
+        if ending:
+            item["after_cell"] = True
+            return None
         return original(data, metadata, *args, **kwargs)
 
     sys.stdout = _Tee(old_out, "stdout", items)
@@ -73,7 +79,9 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
     pub.publish = publish
     try:
         yield items
+        ending = True
         _flush_inline_figures()
+        show_after_cell(shell, [item for item in items if item.get("after_cell")])
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -87,8 +95,30 @@ def capture_outputs(shell: Any) -> Iterator[list[dict[str, Any]]]:
             del pub.publish
 
 
+def show_after_cell(shell: Any, items: list[dict[str, Any]]) -> None:
+    """Show ``items`` once the running cell has finished and shown its result, as the
+    inline backend shows the figures a cell left open (at once outside a cell run)."""
+    if not items:
+        return
+    if getattr(shell.displayhook, "exec_result", None) is None:
+        _show(shell, items)
+        return
+
+    def once(*_: Any) -> None:
+        shell.events.unregister("post_execute", once)
+        _show(shell, items)
+
+    shell.events.register("post_execute", once)
+
+
 def replay_outputs(shell: Any, items: list[dict[str, Any]]) -> None:
-    """Show recorded items again, in their order."""
+    """Show recorded items again, in their order; figures the cell left open after its
+    result."""
+    _show(shell, [item for item in items if not item.get("after_cell")])
+    show_after_cell(shell, [item for item in items if item.get("after_cell")])
+
+
+def _show(shell: Any, items: list[dict[str, Any]]) -> None:
     for item in items:
         if item.get("output_type") == "stream":
             stream = sys.stderr if item.get("name") == "stderr" else sys.stdout

@@ -7,13 +7,15 @@ runner's.
 from __future__ import annotations
 
 import ast
+import inspect
 import sys
 import time
 import types
 import warnings
-from collections.abc import Sequence
+import weakref
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 
@@ -28,6 +30,13 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.hashing import combine_key, hash_value, module_versions
+from taskcache.lifecycle import library_settings, random_state
+from taskcache.lifecycle.aliasing import (
+    can_restore_in_place,
+    find_views,
+    rebuild_views,
+    restore_in_place,
+)
 from taskcache.lifecycle.environment import capture_environment
 from taskcache.lifecycle.runner import (
     Hit,
@@ -37,10 +46,28 @@ from taskcache.lifecycle.runner import (
 )
 from taskcache.lifecycle.tracking import RecordedFiles, path_values, tracking
 from taskcache.notebook.capture import capture_outputs, replay_outputs
-from taskcache.records import CELL_DISPLAY, CELL_RESULT, Claim, InputRecord, RunRecord, RunSpec
+from taskcache.records import (
+    ALIASING,
+    CELL_DELETED,
+    CELL_DISPLAY,
+    CELL_OUTPUTS,
+    CELL_RESULT,
+    RANDOM_STATE,
+    SETTINGS,
+    Claim,
+    InputRecord,
+    RunRecord,
+    RunSpec,
+)
 
-#: names IPython keeps in the user namespace that are never a cell's inputs or outputs
+#: names IPython keeps in the user namespace that are never a cell's outputs
 SHELL_NAMES = frozenset({"get_ipython", "exit", "quit", "In", "Out", "_", "__", "___", "_ih", "_oh", "_dh"})
+#: of those, the ones that are never inputs either; a cell reading the history (``_``,
+#: ``_3``, ``Out[2]``, ``_i``) has it as an input like any other value
+SHELL_FUNCTIONS = frozenset({"get_ipython", "exit", "quit"})
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,10 +96,47 @@ class CellOutcome:
     mutated: list[str] = field(default_factory=list)
 
 
+class _Held:
+    """An input's object during the run, to tell "changed in place" from "rebound"
+    afterwards: weakly where the type allows, so a rebound input can be freed as in a plain
+    run (a strong reference also keeps its id from being reused)."""
+
+    __slots__ = ("_ref", "_obj")
+
+    def __init__(self, obj: Any) -> None:
+        try:
+            self._ref, self._obj = weakref.ref(obj), None
+        except TypeError:
+            self._ref, self._obj = None, obj
+
+    def get(self) -> Any:
+        return self._obj if self._ref is None else self._ref()
+
+
 def _is_shell_name(name: str) -> bool:
     return name in SHELL_NAMES or (name.startswith("_i") and name[2:].isdigit()) or (
         name.startswith("_") and name[1:].isdigit()
     )
+
+
+def has_top_level_await(source: str) -> bool:
+    """Whether ``source`` (plain Python) awaits at top level, as IPython decides it."""
+    try:
+        code = compile(source, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                       dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return bool(code.co_flags & inspect.CO_COROUTINE)
+
+
+def run_sync(steps: Coroutine[Any, Any, T]) -> T:
+    """The value of a coroutine that never suspends (a cell without top-level await)."""
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return done.value
+    steps.close()
+    raise RuntimeError("a %%task cell without top-level await suspended")
 
 
 def default_task_name(outputs: Sequence[str]) -> str:
@@ -96,6 +160,9 @@ class CellTask:
             self.analysis = None  # execute() shows the SyntaxError as IPython would
         self.inputs = self._input_names()
         self.name = options.name or default_task_name(self.analysis.outputs if self.analysis else ())
+        self.is_async = shell.autoawait and has_top_level_await(self.source)
+        # compile flags of the body: top-level await where IPython would allow it
+        self._flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if self.is_async else 0
 
     # -- analysis and key -----------------------------------------------------------------
     def _input_names(self) -> list[str]:
@@ -110,7 +177,7 @@ class CellTask:
             names = list(self.options.inputs)
         else:
             found = self.analysis.inputs if self.analysis else ()
-            names = [n for n in found if n in ns and not _is_shell_name(n)]
+            names = [n for n in found if n in ns and n not in SHELL_FUNCTIONS]
         return [n for n in names if n not in set(self.options.ignore)]
 
     def _hash_inputs(self) -> dict[str, str]:
@@ -137,6 +204,8 @@ class CellTask:
             "inputs": input_hashes,
             "outputs": sorted(self.options.outputs or ()),
             "version": self.options.version or "",
+            # "x;" shows nothing and stores no result, so it is not the run of "x"
+            **({"silenced": True} if self.analysis and self.analysis.silenced else {}),
         })
         inputs = tuple(
             InputRecord(name=n, value_hash=h, type_name=type_name(ns[n]), repr=short_repr(ns[n]))
@@ -149,19 +218,41 @@ class CellTask:
         )
 
     # -- hit ------------------------------------------------------------------------------
-    def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome:
+    def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome | None:
+        """Leave the namespace, the shown output and the global state as the run did. None
+        (nothing changed) when the run cannot be replayed today: it drew from a random
+        generator now in another state, or its views do not fit today's values; then the
+        caller runs the cell."""
         ns = self.shell.user_ns
-        values = {k: v for k, v in outputs.items() if k not in (CELL_DISPLAY, CELL_RESULT)}
+        if not random_state.matches(outputs.get(RANDOM_STATE)):
+            return None  # it drew from a generator now in another state: it would differ
+        values = {k: v for k, v in outputs.items() if k not in CELL_OUTPUTS}
+        aliasing = outputs.get(ALIASING) or {}
+        in_place = [n for n in aliasing.get("in_place", ())
+                    if n in ns and n in values and can_restore_in_place(ns[n], values[n])]
+        records = aliasing.get("views") or {}
+        anchors = {a: ns[a] if a in in_place or a not in values else values[a]
+                   for a in {r["anchor"] for r in records.values()} if a in ns or a in values}
+        views = rebuild_views(records, anchors, values)
+        if views is None:
+            return None
+        for name in in_place:  # the caller's object changes, as the cell changed it
+            restore_in_place(ns[name], values.pop(name))
+        values.update(views)
         ns.update(values)
         self._replay_definitions(run)
         ns.update(values)  # a name rebound after its def keeps its stored value
+        library_settings.apply(outputs.get(SETTINGS))  # np.set_printoptions(...) and the like
+        random_state.apply(outputs.get(RANDOM_STATE))  # later draws as after a real run
+        for name in outputs.get(CELL_DELETED) or ():
+            ns.pop(name, None)  # "del x" in the cell
         replay_outputs(self.shell, outputs.get(CELL_DISPLAY) or [])
         return CellOutcome("hit", run, outputs.get(CELL_RESULT), run.duration or 0.0)
 
     def _replay_definitions(self, run: RunRecord) -> None:
         """Re-run the cell's top-level def/class/import statements (cheap, and functions
         defined in a notebook cannot be stored portably)."""
-        if self.analysis is None or not self.analysis.definitions:
+        if self.analysis is None or not (self.analysis.definitions or self.analysis.star_import):
             return
         tree = self._parse()
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
@@ -170,7 +261,7 @@ class CellTask:
             self._exec_module(tree)
 
     # -- miss -----------------------------------------------------------------------------
-    def execute(self, spec: RunSpec, *, force: bool = False) -> CellOutcome:
+    async def execute(self, spec: RunSpec, *, force: bool = False) -> CellOutcome:
         """Run the cell for real, capture what it shows, store its outputs; unless another
         process is computing the same run, in which case wait and restore its result."""
         before = {n: spec_hash.value_hash for n, spec_hash in zip(self.inputs, spec.inputs, strict=True)}
@@ -180,10 +271,15 @@ class CellTask:
         try:
             acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
         except CatalogUnavailableError as exc:
-            return self.run_uncached(exc)
+            return await self.run_uncached(exc)
         if isinstance(acquired, Hit):
-            return self.restore(acquired.run, acquired.outputs)
+            outcome = self.restore(acquired.run, acquired.outputs)
+            if outcome is not None:
+                return outcome
+            acquired = self.runner.start(spec)
         claim = acquired
+        given = {n: _Held(self.shell.user_ns[n]) for n in self.inputs}
+        settings, generators = library_settings.snapshot(), random_state.snapshot()
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         named = path_values([*(self.shell.user_ns[n] for n in self.inputs), *self._literals()]
@@ -193,7 +289,7 @@ class CellTask:
                 enabled=self.options.track_files, declared=self.options.files, named=named,
                 cache_dir=self.runner.settings.cache_dir,
             ) as files:
-                result = self._run_body()
+                result = await self._run_body()
         except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
             self.runner.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt))
@@ -203,6 +299,18 @@ class CellTask:
         duration = time.perf_counter() - started
         outputs, mutated = self._collect_outputs(before, result)
         outputs[CELL_DISPLAY] = shown
+        if changed := library_settings.changes(settings, library_settings.snapshot()):
+            outputs[SETTINGS] = changed
+        seeds = self.analysis.seeds if self.analysis else ()
+        if drawn := random_state.changes(generators, random_state.snapshot(), seeds):
+            outputs[RANDOM_STATE] = drawn
+        problems = self._record_aliasing(outputs, given)
+        if problems:  # a hit would leave other aliasing than the run did: do not cache it
+            reason = f"{'; '.join(problems)}; copy it (.copy()) to cache this cell"
+            self.runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
+                                     reason=f"not cached: {reason}")
+            print(f"taskcache: {self.name} ran but was not cached: {reason}", file=sys.stderr)
+            return CellOutcome("not cached", None, result, duration, mutated)
         return self._save(claim, outputs, duration, result, mutated, files.result())
 
     def _literals(self) -> list[str]:
@@ -213,6 +321,22 @@ class CellTask:
             return []
         return [node.value for node in ast.walk(tree)
                 if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+    def _record_aliasing(self, outputs: dict[str, Any], given: dict[str, _Held]) -> list[str]:
+        """Add to ``outputs`` which inputs the cell changed in place (the same object, now
+        with other content: a hit writes into the caller's object) and which stored arrays
+        are views of other values; return what a hit could not rebuild."""
+        ns = self.shell.user_ns
+        in_place = [n for n, held in given.items()
+                    if n in outputs and n in ns and held.get() is ns[n]
+                    and can_restore_in_place(ns[n], ns[n])]
+        named = {n: v for n, v in ns.items() if not _is_shell_name(n)}
+        stored = [n for n in outputs if n not in CELL_OUTPUTS]
+        trusted = [n for n in self.inputs if n not in outputs]
+        views, problems = find_views(named, stored, trusted, in_place)
+        if in_place or views:
+            outputs[ALIASING] = {"in_place": in_place, "views": views}
+        return problems
 
     def _save(self, claim: Claim, outputs: dict[str, Any], duration: float, result: Any,
               mutated: list[str], files: RecordedFiles) -> CellOutcome:
@@ -227,13 +351,13 @@ class CellTask:
             return CellOutcome("not cached", None, result, duration, mutated)
         return CellOutcome("miss", record, result, duration, mutated)
 
-    def run_uncached(self, cause: CatalogUnavailableError) -> CellOutcome:
+    async def run_uncached(self, cause: CatalogUnavailableError) -> CellOutcome:
         """The catalog cannot be reached or written: run the cell as a plain cell runs,
         after one warning; nothing is recorded or stored."""
         warnings.warn(f"taskcache: {self.name} ran without the cache: {cause}", CacheWarning,
                       stacklevel=3)
         started = time.perf_counter()
-        result = self._run_body()
+        result = await self._run_body()
         return CellOutcome("not cached", None, result, time.perf_counter() - started)
 
     def _collect_outputs(self, before: dict[str, str], result: Any) -> tuple[dict[str, Any], list[str]]:
@@ -267,31 +391,44 @@ class CellTask:
                 pass  # hashed fine before; if not now, it cannot be restored either
         if result is not None:
             outputs[CELL_RESULT] = result
+        deleted = [n for n in (self.analysis.deleted if self.analysis else ()) if n not in ns]
+        if deleted:
+            outputs[CELL_DELETED] = deleted
         return outputs, mutated
 
     # -- execution like IPython's own (cf. %%time) ----------------------------------------
-    def _run_body(self) -> Any:
-        """Execute the body in the user namespace; return the final expression's value."""
+    async def _run_body(self) -> Any:
+        """Execute the body in the user namespace; return the final expression's value,
+        unless a trailing ';' hides it. A body with top-level await is awaited, as IPython
+        runs such a cell."""
         tree = self._parse()
         last = tree.body[-1] if tree.body else None
         final = None
         if isinstance(last, ast.Expr):
             tree.body = tree.body[:-1]
             final = ast.Expression(last.value)
-        self._exec_module(tree)
-        if final is not None:
+        awaitable = self._exec_module(tree)
+        if awaitable is not None:
+            await awaitable
+        if final is None:
+            return None
+        with self.shell.compile.extra_flags(self._flags):
             code = self.shell.compile(final, self._filename(), "eval")
-            return eval(code, self.shell.user_global_ns, self.shell.user_ns)
-        return None
+        result = eval(code, self.shell.user_global_ns, self.shell.user_ns)
+        if code.co_flags & inspect.CO_COROUTINE:
+            result = await result
+        return None if self.analysis and self.analysis.silenced else result  # "plt.ylabel('n');"
 
     def _parse(self) -> ast.Module:
         """The body's AST with line numbers as in the cell (line 1 is the %%task line),
         matching the text _filename() registers in linecache."""
         return self.shell.compile.ast_parse("\n" + self.source)
 
-    def _exec_module(self, tree: ast.Module) -> None:
-        code = self.shell.compile(tree, self._filename(), "exec")
-        exec(code, self.shell.user_global_ns, self.shell.user_ns)
+    def _exec_module(self, tree: ast.Module) -> Any:
+        """Run the statements; a coroutine to await when they use top-level await."""
+        with self.shell.compile.extra_flags(self._flags):
+            code = self.shell.compile(tree, self._filename(), "exec")
+        return eval(code, self.shell.user_global_ns, self.shell.user_ns)
 
     def _filename(self) -> str:
         if not hasattr(self, "_cached_name"):

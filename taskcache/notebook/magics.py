@@ -29,7 +29,7 @@ from taskcache.errors import (
     TaskcacheError,
 )
 from taskcache.lifecycle import runner as runner_module
-from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask
+from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask, run_sync
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -123,20 +123,32 @@ class TaskCache(Magics):
             runner, unavailable = None, exc
         cell_task = CellTask(self.shell, runner, cell, options, magic_line=f"%%task {line}".rstrip())
         self.last_task = cell_task.name
+        steps = self._run_task(cell_task, runner, unavailable)
+        if cell_task.is_async:  # top-level await: the cell awaits this (see extension.py)
+            return steps
+        return run_sync(steps)
+
+    async def _run_task(self, cell_task: CellTask, runner: Any, unavailable: Any) -> Any:
+        """Look up, then restore or execute: a coroutine that only suspends where the cell's
+        own code awaits."""
+        options = cell_task.options
         spec = cell_task.spec()
         if runner is not None and not (options.force or options.no_cache):
             try:
                 hit = runner.lookup(spec.fingerprint)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
-            if hit is not None:
-                outcome = cell_task.restore(hit.run, hit.outputs)
+            outcome = None if hit is None else cell_task.restore(hit.run, hit.outputs)
+            if outcome is not None:
                 return self._finish(cell_task, outcome, options)
+            rerun = hit is not None  # its views cannot be rebuilt over today's values
+        else:
+            rerun = options.force or options.no_cache
         try:
             if unavailable is not None:
-                outcome = cell_task.run_uncached(unavailable)
+                outcome = await cell_task.run_uncached(unavailable)
             else:
-                outcome = cell_task.execute(spec, force=options.force or options.no_cache)
+                outcome = await cell_task.execute(spec, force=rerun)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
                 return self._show_failure(exc)

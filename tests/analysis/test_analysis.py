@@ -190,3 +190,25 @@ def test_sink_names() -> None:
     assert sink_names(src) == {"CALLS", "log"}
     both = "def f(x):\n    CALLS.append(x)\n    return len(CALLS)\n"
     assert sink_names(both) == frozenset()
+
+
+def test_names_interpolated_by_ipython_are_inputs() -> None:
+    # what `out = !echo $who {n + 1} $$HOME {d[1:3]}` and `%cd $folder` become
+    cell = ("out = get_ipython().getoutput('echo $who {n + 1} $$HOME {d[1:3]} $cfg.path')\n"
+            "get_ipython().run_line_magic('cd', '$folder')\n"
+            "get_ipython().system('echo {unbalanced')\n")
+    assert set(analyze_cell(cell).inputs) == {"who", "n", "d", "cfg", "get_ipython", "folder"}
+
+
+def test_deleted_names_and_star_imports() -> None:
+    found = analyze_cell("tmp = 1\ndel tmp, raw\nfrom math import *\ndef f():\n    del local")
+    assert found.deleted == ("tmp", "raw") and found.star_import
+    assert found.inputs == ("raw",)
+    assert not analyze_cell("x;").has_result and analyze_cell("x;").silenced
+    assert not analyze_cell("x = 1;").silenced  # nothing to hide
+
+
+def test_generators_seeded_before_anything_could_draw() -> None:
+    assert analyze_cell("import numpy as np\nnp.random.seed(1)\nrandom.seed(2)\nx = f()").seeds == ("numpy", "random")
+    assert analyze_cell("x = np.random.rand()\nnp.random.seed(1)").seeds == ()  # drew first
+    assert analyze_cell("n = 3\nnumpy.random.seed(n)").seeds == ("numpy",)

@@ -366,3 +366,26 @@ def test_gc_max_size_in_the_line_magic(ip, capsys):
         ip.run_line_magic("taskcache", "gc --max-size 1XB")
     ip.run_line_magic("taskcache", "gc --max-size 1KB")
     assert list(tc.runs().index) == [2]
+
+
+def test_a_catalog_locked_at_the_claim_runs_the_cell_uncached(ip, cache_dir):
+    import sqlite3
+    import warnings
+
+    from taskcache.errors import CacheWarning
+
+    tc.configure(busy_timeout_seconds=0.2)
+    ip.run_cell("%%task warm\nw = 1")  # creates the catalog
+    ip.user_ns["x"] = 2
+    other = sqlite3.connect(cache_dir / "catalog.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # the lookup still reads (WAL); the claim cannot write
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = ip.run_cell("%%task locked\ny = x * 3\ny")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert result.success and result.result == 6 and ip.user_ns["y"] == 6
+    assert any(issubclass(w.category, CacheWarning) and "ran without the cache" in str(w.message)
+               for w in caught)
