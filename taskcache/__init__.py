@@ -25,10 +25,13 @@ _LAZY = {
     "register_codec": "taskcache.codecs",
     "register_hasher": "taskcache.hashing",
     "KEY_VERSION": "taskcache.hashing",
+    "Flow": "taskcache.flows",
+    "TaskFuture": "taskcache.lifecycle.sweeps",
 }
 
 __all__ = [
     "KEY_VERSION",
+    "Flow",
     "Run",
     "RunBrowser",
     "__version__",
@@ -43,6 +46,7 @@ __all__ = [
     "runs",
     "summary",
     "task",
+    "TaskFuture",
     "unload_ipython_extension",
 ]
 
@@ -52,8 +56,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from taskcache.codecs import register_codec
     from taskcache.decorator import task
     from taskcache.events import on
+    from taskcache.flows import Flow
     from taskcache.hashing import KEY_VERSION, register_hasher
     from taskcache.lifecycle.maintenance import gc
+    from taskcache.lifecycle.sweeps import TaskFuture
 
 
 def __getattr__(name: str) -> Any:

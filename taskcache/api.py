@@ -7,9 +7,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcache.config import Settings
+from taskcache.describe import error_line, format_bytes, format_duration, format_when
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.lifecycle.runner import configure as _configure
-from taskcache.records import FILE_OUTPUT, OUTPUT_LABELS, InputRecord, RunRecord, StateChange
+from taskcache.records import (
+    CELL_DISPLAY,
+    FILE_OUTPUT,
+    OUTPUT_LABELS,
+    InputRecord,
+    RunRecord,
+    StateChange,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,11 +28,14 @@ RUN_COLUMNS = [
     "id", "task", "kind", "status", "created_at", "started_at", "finished_at", "duration",
     "hit_count", "last_hit_at", "tags", "user_version", "fingerprint", "error_type", "parent_run_id",
 ]
+#: the columns of ``runs(compact=True)``, all text for people (besides the id index)
+COMPACT_COLUMNS = ["task", "status", "started", "duration", "hits", "error"]
 
 
 def _fresh_runner() -> Runner:
     """The runner, with this process's pending hit counts written, for reads that show them."""
     runner = get_runner()
+    runner.reopen_if_gone()
     runner.hits.flush()
     return runner
 
@@ -39,14 +50,25 @@ def configure(
 
 def runs(
     task: str | None = None, status: str | None = None, tag: str | None = None,
-    since: datetime | None = None, limit: int = 100, offset: int = 0,
+    since: datetime | None = None, limit: int = 100, offset: int = 0, *, compact: bool = False,
 ) -> pd.DataFrame:
-    """Recorded runs, newest first, as a pandas DataFrame (one row a run)."""
+    """Recorded runs, newest first, as a pandas DataFrame (one row a run, indexed by id).
+
+    ``compact``: the columns a person reads first, as text: task, status, started (local
+    time), duration ("2.1 s"), hits and the error line of a failed run; otherwise every
+    column of RUN_COLUMNS with its raw value."""
     import pandas as pd
 
     records = _fresh_runner().catalog.query_runs(
         task=task, status=status, tag=tag, since=since, limit=limit, offset=offset
     )
+    if compact:
+        table = pd.DataFrame(
+            [[r.task, r.status, format_when(r.started_at or r.created_at),
+              format_duration(r.duration), r.hit_count, error_line(r.error_type, r.error_message)]
+             for r in records],
+            columns=COMPACT_COLUMNS, index=pd.Index([r.id for r in records], name="id"))
+        return table
     rows = [{col: getattr(r, col) for col in RUN_COLUMNS} for r in records]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     frame["tags"] = frame["tags"].map(lambda t: ",".join(t) if t else "")
@@ -93,9 +115,6 @@ def namespace_values(
                          f"it has {', '.join(available) or 'none'}")
     values = runner.load_outputs(record, wanted)
     return {("result" if n == "return" else n): values[n] for n in wanted}
-
-
-#: outputs a %%task cell stores besides its variables, as `show` names them
 
 
 class Outputs(Mapping[str, Any]):
@@ -166,10 +185,12 @@ class Run:
         lines = [
             f"run #{r.id}  {r.task}  [{r.kind}]  {r.status}"
             + (f"  ({r.invalid_reason})" if r.invalid_reason else ""),
-            f"  created {r.created_at:%Y-%m-%d %H:%M:%S}  duration "
-            + (f"{r.duration:.3f} s" if r.duration is not None else "-")
+            f"  created {r.created_at.astimezone():%Y-%m-%d %H:%M:%S}  duration "
+            f"{format_duration(r.duration)}"
             + f"  hits {r.hit_count}  host {r.host} pid {r.pid}",
         ]
+        if r.error_type:
+            lines.append(f"  error: {error_line(r.error_type, r.error_message)}")
         if r.tags:
             lines.append(f"  tags: {', '.join(r.tags)}")
         if r.user_version:
@@ -180,13 +201,15 @@ class Run:
             lines.append(f"    {i.name}: {i.type_name} {i.value_hash.rsplit(':', 1)[-1][:12]}{origin}")
         lines.append("  outputs:")
         for a in r.artifacts:
+            if a.name == CELL_DISPLAY:  # replayed on a hit; not a value anyone loads
+                continue
             shape = f" shape {a.shape}" if a.shape else ""
             label = f"({OUTPUT_LABELS[a.name]})" if a.name in OUTPUT_LABELS else a.name
-            lines.append(f"    {label}: {a.type_name}{shape} [{a.codec}, {a.size} bytes]")
+            lines.append(f"    {label}: {a.type_name}{shape} [{a.codec}, {format_bytes(a.size)}]")
         lines.append("  code:")
         lines += [f"    {line}" for line in r.source.splitlines()]
         if r.error_type:
-            lines.append(f"  error: {r.error_type}: {r.error_message}")
+            lines.append("  traceback:")
             lines += [f"    {line}" for line in (r.traceback or "").splitlines()]
         return "\n".join(lines)
 

@@ -1,5 +1,5 @@
 """``taskcache``: the catalog outside notebooks, over the same subcommands as ``%taskcache``
-(runs, show, why, gc, verify, summary, config)."""
+(runs, show, why, gc, verify, summary, config, flow)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; the exit status is 0, 1 when ``verify`` found damage, 2 on a bad
-    argument or a catalog that cannot be used."""
-    args = build_parser().parse_args(argv)  # a bad argument exits with status 2
-    from taskcache.errors import TaskcacheError
+    argument (with the usage line) or a catalog that cannot be used."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a bad argument exits with status 2
+    from taskcache.errors import ConfigError, TaskcacheError
     from taskcache.lifecycle.runner import configure
 
     try:
         configure(cache_dir=args.cache_dir)
         result = args.command.run(args, Context())
+    except ConfigError as exc:  # e.g. --cache-dir: the usage line, then the error
+        parser.error(str(exc))
     except (TaskcacheError, ValueError) as exc:
         print(f"taskcache: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,8 @@ from taskcache.errors import ConfigError
 
 DEFAULT_DIR = ".taskcache"
 FRAME_FORMATS = ("parquet", "arrow")
+#: where ``f.map`` and ``f.submit`` run their misses by default (``executor`` setting)
+EXECUTORS = ("threads", "processes", "dask")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ class Settings:
     #: how DataFrames/Series are stored: "parquet" (portable, compressed) or "arrow" (Arrow
     #: IPC, memory-mapped on load: a hit costs about nothing, files are larger)
     frame_format: str = "parquet"
+    #: where ``f.map``/``f.submit`` run misses: "threads", "processes" or "dask"
+    executor: str = "threads"
+    #: workers of the thread or process pool (None: one per CPU)
+    max_workers: int | None = None
+    #: bytes of artifacts the cache may hold; after a write that leaves more, the least
+    #: recently used runs are removed (lifecycle.eviction.SizeBound). None: no bound
+    max_size: int | None = None
     #: modules whose @task functions the Jupyter server extension lists and can launch
     tasks: tuple[str, ...] = ()
     #: where artifacts live when not in ``cache_dir/artifacts``: any fsspec URL
@@ -52,9 +61,19 @@ class Settings:
         if self.max_file_output < 0:
             raise ConfigError(f"max_file_output must be a size of at least 0, got "
                               f"{self.max_file_output}")
+        if self.max_size is not None and (isinstance(self.max_size, bool)
+                                          or not isinstance(self.max_size, int)
+                                          or self.max_size < 0):
+            raise ConfigError(f"max_size must be a size such as '20GB' or a number of bytes, "
+                              f"got {self.max_size!r}")
         if self.frame_format not in FRAME_FORMATS:
             raise ConfigError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got "
                               f"{self.frame_format!r}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got "
+                              f"{self.executor!r}")
+        if self.max_workers is not None and self.max_workers < 1:
+            raise ConfigError(f"max_workers must be at least 1, got {self.max_workers}")
 
     @property
     def artifacts_dir(self) -> Path:
@@ -75,6 +94,7 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
+_INTS = {"max_workers"}
 _SIZES = {"artifacts_cache_bytes", "max_file_output"}
 
 
@@ -126,6 +146,22 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return False
             raise ConfigError(f"{name} in {origin} must be true or false, got {value!r}")
         return bool(value)
+    if name in _INTS:
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} in {origin} must be a whole number, got {value!r}") from exc
+    if name == "max_size":
+        if value is None or isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            if value.strip().lower() in ("", "none", "off"):
+                return None
+            try:
+                return parse_size(value)
+            except ValueError as exc:
+                raise ConfigError(f"max_size in {origin}: {exc}") from None
+        raise ConfigError(f"max_size in {origin} must be a size such as '20GB', got {value!r}")
     if name == "tasks":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(m, str) for m in items):

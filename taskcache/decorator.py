@@ -6,23 +6,18 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import inspect
 import os
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from taskcache.describe import short_repr, type_name
-from taskcache.errors import (
-    CacheWarning,
-    CatalogError,
-    CatalogUnavailableError,
-    FingerprintError,
-    StoreError,
-    UnstorableValueError,
-)
+from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
@@ -30,14 +25,12 @@ from taskcache.lifecycle.aliasing import (
     rebuild_views,
     restore_in_place,
 )
-from taskcache.lifecycle.runner import (
-    Hit,
-    current_run_id,
-    get_runner,
-    print_waiting,
-)
-from taskcache.lifecycle.tracking import path_values, tracking
-from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec
+from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, executing
+from taskcache.lifecycle.progress import SweepProgress
+from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
+from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
+from taskcache.lifecycle.tracking import path_values
+from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec, check_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,11 +38,6 @@ if TYPE_CHECKING:
     from taskcache.api import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class _Outcome:
-    result: Any = None
 
 
 class _Call:
@@ -69,7 +57,7 @@ class _Call:
 
     def arguments(self) -> dict[str, Any]:
         """The hashed arguments under their output names (``argument:<parameter>``)."""
-        return {ARGUMENT + name: value for name, value, _ in self.hashed}
+        return _arguments(self.hashed)
 
     def spec(self) -> RunSpec:
         d = self._definition
@@ -86,20 +74,31 @@ class TaskDefinition:
 
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None, version: str | None,
-        ignore: Iterable[str], tags: Iterable[str], cache: bool, track_files: bool = True,
-        files: Iterable[str | os.PathLike[str]] = (),
+        ignore: Iterable[str], tags: Iterable[str], cache: bool,
+        retry: RetryPolicy | None = None, timeout: float | None = None,
+        track_files: bool = True, files: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         self.fn = fn
         self.track_files = track_files
         if isinstance(files, str | os.PathLike):
             files = [files]
         self.files = tuple(files)
-        self.name = name or fn.__qualname__
-        self.version = None if version is None else str(version)
+        self.name = check_label(name if name is not None else default_task_name(fn),
+                                "task name")
+        self.version = None if version is None else check_label(str(version), "task version")
         self.ignore = frozenset(ignore)
-        self.tags = tuple(tags)
+        self.tags = tuple(check_label(tag, "tag") for tag in tags)
         self.cache = cache
+        self.retry = retry or RetryPolicy()
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"@task(timeout=...) must be a positive number of seconds, got {timeout}")
+        self.timeout = timeout
         self.signature = inspect.signature(fn)
+        params = self.signature.parameters.values()
+        #: parameter names when a call with all of them positional binds them in order
+        #: (the hit path skips Signature.bind then); None when the signature needs bind
+        self._in_order: tuple[str, ...] | None = tuple(self.signature.parameters) if all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) else None
         unknown = self.ignore - self.signature.parameters.keys()
         if unknown:
             raise ValueError(
@@ -108,12 +107,18 @@ class TaskDefinition:
             )
 
     # -- fingerprint ----------------------------------------------------------------------
-    def prepare(self, args: tuple, kwargs: dict) -> _Call:
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
+    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None) -> _Call:
+        """Fingerprint one call; ``code_hash``: the function's, already computed (a sweep
+        hashes the code once for all its points)."""
+        if not kwargs and self._in_order is not None and len(args) == len(self._in_order):
+            arguments: Iterable[tuple[str, Any]] = zip(self._in_order, args, strict=True)
+        else:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments.items()
         hashed = [(pname, value, hash_value(value, name=pname))
-                  for pname, value in bound.arguments.items() if pname not in self.ignore]
-        code_hash = hash_code(self.fn)
+                  for pname, value in arguments if pname not in self.ignore]
+        code_hash = code_hash or hash_code(self.fn)
         fingerprint = combine_key({
             "task": self.name,
             "kind": "function",
@@ -154,10 +159,16 @@ class TaskDefinition:
         """The outputs to store for one call: the return value, the arguments it changed
         in place and which returned arrays view an argument; and why a hit could not replay
         the call (an argument of a type that cannot be written back in place)."""
+        return self.outputs_of(call.hashed, result)
+
+    def outputs_of(self, hashed: list[tuple[str, Any, str]], result: Any,
+                   ) -> tuple[dict[str, Any], list[str]]:
+        """:meth:`aliasing_outputs` over the hashed arguments (parameter, value, hash), so
+        a worker can compute it beside its own copies of the arguments."""
         outputs: dict[str, Any] = {RETURN: result}
-        given = call.arguments()
+        given = _arguments(hashed)
         changed, problems = [], []
-        for pname, value, value_hash in call.hashed:
+        for pname, value, value_hash in hashed:
             try:
                 same = hash_value(value, name=pname) == value_hash
             except FingerprintError:
@@ -185,47 +196,31 @@ class TaskDefinition:
         env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
         return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
 
-    def start(self, call: _Call, *, force: bool) -> Claim | Hit:
-        """Claim the run, or (single-flight) the result of another process computing it."""
-        spec = self.run_spec(call)
-        if force or not self.cache or call.rerun:
-            return call.runner.start(spec)
-        return call.runner.acquire(spec, on_wait=print_waiting)
+    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+        """The miss of ``call`` as a Job that any executor can run (and that records what
+        the call changes in its arguments, like a call here)."""
+        return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
+                   force=force or not self.cache or call.rerun, timeout=self.timeout,
+                   outputs_of=functools.partial(self.outputs_of, call.hashed),
+                   track_files=self.track_files, files=self.files,
+                   named=self.named_paths(call))
 
-    @contextlib.contextmanager
-    def executing(self, call: _Call, claim: Claim) -> Iterator[_Outcome]:
-        """Mark the claimed run current, keep its lease alive, and record how the body
-        ended: failed or cancelled on an exception (re-raised unchanged), else completed."""
-        token = current_run_id.set(claim.run_id)
-        started = time.perf_counter()
-        outcome = _Outcome()
-        named = (path_values([self.fn, *(value for _, value, _ in call.hashed)])
-                 if self.track_files else [])
-        try:
-            with call.runner.heartbeat(claim), tracking(
-                enabled=self.track_files, declared=self.files, named=named,
-                cache_dir=call.runner.settings.cache_dir,
-            ) as files:
-                yield outcome
-        except BaseException as exc:  # the user's own error: recorded if possible, raised as is
-            call.runner.fail_quietly(claim, exc, duration=time.perf_counter() - started,
-                                     cancelled=isinstance(exc, KeyboardInterrupt | asyncio.CancelledError))
-            raise
-        finally:
-            current_run_id.reset(token)
-        duration = time.perf_counter() - started
-        outputs, problems = self.aliasing_outputs(call, outcome.result)
-        if problems:  # a hit would not leave the caller's objects as this run did
-            reason = "; ".join(problems)
-            call.runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
-                                     reason=f"not cached: {reason}")
-            warnings.warn(f"taskcache: {self.name}: result not cached: {reason}; return the "
-                          f"changed value instead", CacheWarning, stacklevel=4)
-            return
-        try:
-            call.runner.save(claim, self.name, outputs, duration=duration, files=files.result())
-        except (UnstorableValueError, StoreError, CatalogError) as exc:
-            warnings.warn(f"taskcache: {self.name}: result not cached: {exc}", CacheWarning, stacklevel=4)
+    def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
+        """Run the body as the claimed run of ``call`` and record how it ended, with what it
+        changed in its arguments and the files it read and wrote (see
+        :func:`taskcache.lifecycle.jobs.executing`)."""
+        return executing(call.runner, claim, self.name,
+                         outputs_of=functools.partial(self.outputs_of, call.hashed),
+                         track_files=self.track_files, files=self.files,
+                         named=self.named_paths(call))
+
+    def named_paths(self, call: _Call) -> tuple[str, ...]:
+        """The paths the function's arguments and string literals name (see
+        :func:`taskcache.lifecycle.tracking.path_values`): their state before the run counts
+        as read, or, when the run creates them, as written."""
+        if not self.track_files:
+            return ()
+        return tuple(path_values([self.fn, *(value for _, value, _ in call.hashed)]))
 
     def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
         """The catalog cannot be reached or written: say so once; the caller runs the
@@ -234,23 +229,43 @@ class TaskDefinition:
                       stacklevel=4)
 
     def call_sync(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
+        unavailable: CatalogUnavailableError | None = None
         try:
             call = self.prepare(args, kwargs)
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = self.start(call, force=force)
+            job = self.job(call, args, kwargs, force=force)
         except CatalogUnavailableError as exc:
-            self._warn_uncached(exc)
-            return self.fn(*args, **kwargs)
-        if isinstance(acquired, Hit):
-            found, value = self.from_hit(call, acquired.outputs)
-            if found:
-                return value
-            acquired = self.start(call, force=True)
-        with self.executing(call, acquired) as outcome:
-            outcome.result = self.fn(*args, **kwargs)
-        return outcome.result
+            unavailable = exc
+        attempts = self.retry.retries + 1
+        attempt = 1
+        while True:
+            if unavailable is not None:
+                # called outside the except block: the user's own error must not be shown as
+                # raised "during handling of" ours
+                self._warn_uncached(unavailable)
+                return self.fn(*args, **kwargs)
+            this = numbered(job, attempt, attempts)
+            try:
+                acquired = claim_job(this)
+            except CatalogUnavailableError as exc:
+                unavailable = exc
+                continue
+            if isinstance(acquired, Hit):  # computed meanwhile by another process
+                found, value = self.from_hit(call, acquired.outputs)
+                if found:
+                    return value
+                job = dataclasses.replace(job, force=True)  # it cannot be replayed here
+                continue
+            try:
+                return execute_job(this, acquired, enforce_timeout=True)
+            except Exception as exc:
+                attempt += 1
+                delay = self.retry.wait_before(attempt, exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
 
     async def call_async(self, args: tuple, kwargs: dict, *, force: bool = False) -> Any:
         try:
@@ -258,18 +273,100 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            acquired = await asyncio.to_thread(self.start, call, force=force)  # may wait
+            job = self.job(call, args, kwargs, force=force)
+            acquired: Claim | Hit | CatalogUnavailableError = await asyncio.to_thread(
+                claim_job, job)  # may wait
         except CatalogUnavailableError as exc:
-            self._warn_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):  # outside the except: see call_sync
+            self._warn_uncached(acquired)
             return await self.fn(*args, **kwargs)
         if isinstance(acquired, Hit):
             found, value = self.from_hit(call, acquired.outputs)
             if found:
                 return value
-            acquired = await asyncio.to_thread(self.start, call, force=True)
+            acquired = await asyncio.to_thread(claim_job, dataclasses.replace(job, force=True))
         with self.executing(call, acquired) as outcome:
             outcome.result = await self.fn(*args, **kwargs)
         return outcome.result
+
+    # -- sweeps ---------------------------------------------------------------------------
+    def map(self, *iterables: Iterable[Any], executor: Any = None, max_workers: int | None = None,
+            progress: bool = True) -> list[Any]:
+        """``[f(*args) for args in zip(*iterables)]``, hits served here, misses on
+        ``executor`` (default: the ``executor`` setting)."""
+        from taskcache.lifecycle.progress import open_progress
+        from taskcache.lifecycle.sweeps import run_sweep
+
+        code_hash = hash_code(self.fn)
+        calls = [(args, self.prepare(args, {}, code_hash=code_hash))
+                 for args in zip(*iterables, strict=True)]
+        results: list[Any] = [None] * len(calls)
+        bar = open_progress(len(calls), title=self.name, show=progress)
+        try:
+            misses: list[int] = []
+            for index, (_, call) in enumerate(calls):
+                found, value = self.lookup_value(call)
+                if found:
+                    results[index] = value
+                    bar.hit()
+                else:
+                    misses.append(index)
+            if misses:
+                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False) for i in misses]
+                pool = _pool(executor, max_workers)
+                for index, value in zip(misses, run_sweep(jobs, pool, self.retry, bar), strict=True):
+                    results[index] = value
+        finally:
+            bar.close()
+        return results
+
+    def submit(self, args: tuple, kwargs: dict, *, executor: Any = None,
+               max_workers: int | None = None, progress: SweepProgress | None = None,
+               ) -> TaskFuture:
+        """One call on ``executor``, as a future; futures among the arguments are waited
+        for first and replaced by their results. ``progress`` is told of a hit, the start
+        and the end (a flow watches its steps this way)."""
+        future = TaskFuture()
+        dependencies = [v for v in (*args, *kwargs.values()) if isinstance(v, Future)]
+        parent = current_run_id.get()
+        launched = threading.Lock()
+
+        def launch(_: Any = None) -> None:
+            if any(not d.done() for d in dependencies) or not launched.acquire(blocking=False):
+                return
+            if future.done():  # cancelled while it waited for its dependencies
+                return
+            try:
+                real_args = tuple(_resolved(a) for a in args)
+                real_kwargs = {k: _resolved(v) for k, v in kwargs.items()}
+                token = current_run_id.set(parent)  # lineage: a submit inside a task is its child
+                try:
+                    call = self.prepare(real_args, real_kwargs)
+                finally:
+                    current_run_id.reset(token)
+                found, value = self.lookup_value(call)
+                if found:
+                    if progress is not None:
+                        progress.hit()
+                    future.set_result(value)
+                    return
+                from taskcache.lifecycle.sweeps import Attempts
+
+                job = self.job(call, real_args, real_kwargs, force=False)
+                Attempts(job, _pool(executor, max_workers), self.retry, future, progress).start()
+            except BaseException as exc:  # a failed dependency, an unhashable argument
+                if not future.done():
+                    if progress is not None:
+                        progress.started()
+                        progress.finished(failed=True)
+                    future.set_exception(exc)
+
+        if not dependencies:
+            launch()
+        for dependency in dependencies:
+            dependency.add_done_callback(launch)
+        return future
 
     # -- helpers exposed on the wrapper ---------------------------------------------------
     def lookup(self, *args: Any, **kwargs: Any) -> Run | None:
@@ -285,13 +382,50 @@ class TaskDefinition:
         return runs(task=self.name, **filters)
 
     def clear(self) -> int:
-        """Delete every recorded run of this task and its artifacts; returns how many."""
+        """Delete every finished run of this task and its artifacts; returns how many.
+        Running runs (this process's or another's) are left to finish."""
         from taskcache.api import delete_runs
 
         runner = get_runner()
-        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=1_000_000_000)]
+        ids = [r.id for r in runner.catalog.query_runs(task=self.name, limit=2**62)
+               if r.status != "running"]
         return delete_runs(ids, runner=runner)
 
+
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """A function's identity in the catalog: ``module.qualname`` (the qualified name alone
+    for a notebook's or a script's ``__main__``); a lambda's also names the line that
+    defines it (a short hash of its source). Two functions never share runs, so ``clear()``
+    of one never touches another's."""
+    module = getattr(fn, "__module__", None)
+    name = fn.__qualname__
+    if module and module != "__main__":
+        name = f"{module}.{name}"
+    if "<lambda>" in fn.__qualname__:
+        code = getattr(fn, "__code__", None)
+        site = _source_of(fn).strip() or (
+            f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn))
+        digest = hashlib.blake2b(site.encode("utf-8", "surrogatepass"), digest_size=4)
+        name = f"{name}:{digest.hexdigest()}"
+    return name
+
+
+def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
+    """Hashed arguments (parameter, value, hash) under their output names."""
+    return {ARGUMENT + name: value for name, value, _ in hashed}
+
+
+def _resolved(value: Any) -> Any:
+    """An argument of ``submit``: a future stands for its result (its error, if it failed)."""
+    return value.result() if isinstance(value, Future) else value
+
+
+def _pool(executor: Any, max_workers: int | None) -> Any:
+    from taskcache.lifecycle.executors import get_pool
+
+    settings = get_runner().settings
+    return get_pool(settings.executor if executor is None else executor,
+                    max_workers if max_workers is not None else settings.max_workers)
 
 
 def _source_file(fn: Callable[..., Any]) -> str | None:
@@ -314,29 +448,45 @@ def task(fn: F) -> F: ...
 def task(
     fn: None = None, *, name: str | None = None, version: str | int | None = None,
     ignore: Iterable[str] = (), tags: Iterable[str] = (), cache: bool = True,
-    track_files: bool = True, files: Iterable[str | os.PathLike[str]] = (),
+    retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float | None = None, track_files: bool = True,
+    files: Iterable[str | os.PathLike[str]] = (),
 ) -> Callable[[F], F]: ...
 
 
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     version: str | int | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
-    cache: bool = True, track_files: bool = True, files: Iterable[str | os.PathLike[str]] = (),
+    cache: bool = True, retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float | None = None, track_files: bool = True,
+    files: Iterable[str | os.PathLike[str]] = (),
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
-    ``name`` defaults to the function's qualified name; bump ``version`` to invalidate by hand;
-    ``ignore`` leaves arguments out of the key; ``cache=False`` records runs but never serves
-    from cache. The files and folders the function reads are recorded and checked on
-    every hit, the files it writes stored and put back (``track_files=False`` turns that
-    off); ``files`` names more it depends on that tracking cannot see. The wrapper keeps ``fn``'s signature and docstring and adds ``.runs()``,
-    ``.lookup(*args, **kw)``, ``.force(*args, **kw)`` and ``.clear()``.
+    ``name`` defaults to ``module.qualname`` (see :func:`default_task_name`); bump
+    ``version`` to invalidate by hand; ``ignore`` leaves arguments out of the key;
+    ``cache=False`` records runs but never serves from cache. ``retries``: run again after an exception of a ``retry_on`` type, waiting
+    ``retry_delay * retry_backoff ** k`` seconds; every attempt is a recorded run and the last
+    error is raised. ``timeout`` (seconds): stop a run that takes longer and record it failed,
+    reason "timeout" (on processes and Dask the worker is stopped; a plain call only in the
+    main thread, through SIGALRM; not on the thread executor). The files and folders the
+    function reads are recorded and checked on every hit, the files it writes stored and
+    put back (``track_files=False`` turns that off); ``files`` names more it depends on
+    that tracking cannot see. The wrapper keeps ``fn``'s
+    signature and docstring and adds ``.map(*iterables, executor=, max_workers=,
+    progress=)``, ``.submit(*args, **kw)``, ``.runs()``, ``.lookup(*args, **kw)``,
+    ``.force(*args, **kw)`` and ``.clear()``.
     """
+    policy = RetryPolicy(int(retries), float(retry_delay), float(retry_backoff),
+                         retry_on if isinstance(retry_on, tuple) else (retry_on,))
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         definition = TaskDefinition(
             f, name=name, version=None if version is None else str(version), ignore=ignore,
-            tags=tags, cache=cache, track_files=track_files, files=files,
+            tags=tags, cache=cache, retry=policy, timeout=timeout,
+            track_files=track_files, files=files,
         )
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)
@@ -352,6 +502,15 @@ def task(
 
             def force(*args: Any, **kwargs: Any) -> Any:
                 return definition.call_sync(args, kwargs, force=True)
+
+            def submit(*args: Any, **kwargs: Any) -> TaskFuture:
+                # like Dask's client.submit: executor/max_workers are ours, unless fn has them
+                options = {k: kwargs.pop(k) for k in ("executor", "max_workers")
+                           if k in kwargs and k not in definition.signature.parameters}
+                return definition.submit(args, kwargs, **options)
+
+            wrapper.map = definition.map  # type: ignore[attr-defined]
+            wrapper.submit = submit  # type: ignore[attr-defined]
 
         wrapper.__taskcache__ = definition  # type: ignore[attr-defined]
         wrapper.force = force  # type: ignore[attr-defined]

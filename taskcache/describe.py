@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import reprlib
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["describe", "display_path", "format_bytes", "short_repr", "type_name"]
+__all__ = ["describe", "display_path", "error_line", "format_bytes", "format_duration",
+           "format_when", "short_repr", "type_name"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 120
@@ -53,16 +55,55 @@ def describe(value: Any) -> dict[str, Any]:
     return info
 
 
+def format_duration(seconds: float | None) -> str:
+    """How long something took, for people: 1.5 ms, 820 ms, 2.1 s, 4 min 05 s, 2 h 03 min;
+    "-" when unknown."""
+    if seconds is None or seconds != seconds:  # None or NaN
+        return "-"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2g} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def format_bytes(size: int | None) -> str:
-    """512 B, 1.5 KB, 20.3 MB, 1.2 GB (powers of 1024)."""
+    """A size for people, in decimal units as disks and ``gc --max-size`` count them:
+    512 B, 1.5 KB, 2.4 MB, 1.2 GB; "-" when unknown."""
     if size is None:
         return "-"
     value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.3g} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 999.95:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:,.1f} TB"
+
+
+def format_when(moment: datetime | None, now: datetime | None = None) -> str:
+    """A moment in local wall-clock time, to the second; the date too when it is not today."""
+    if moment is None:
+        return "-"
+    now = (now or datetime.now(UTC)).astimezone()
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone()
+    return local.strftime("%H:%M:%S" if local.date() == now.date() else "%Y-%m-%d %H:%M")
+
+
+def error_line(error_type: str | None, message: str | None, limit: int = 160) -> str:
+    """``KeyError: 'amout'``: a failed run's error in one line (the type without its
+    ``builtins.`` module, the first line of the message); "" when there is no error."""
+    if not error_type and not message:
+        return ""
+    kind = (error_type or "").removeprefix("builtins.")
+    first = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    text = f"{kind}: {first}" if kind and first else kind or first
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def display_path(path: str) -> str:

@@ -13,12 +13,17 @@ Every message names the thing that went wrong and the way out::
     │   └── PickleDisabledError               a pickled artifact while allow_pickle is off
     ├── UnknownCodecError (+ KeyError)        an artifact written by a codec not registered here
     ├── RepeatedlyAbandonedError              a run whose process keeps dying; not retried
+    ├── TaskTimeoutError (+ TimeoutError)     a run stopped after its @task(timeout=...)
+    ├── WorkerDiedError                       the worker process running a task died
+    ├── FlowError (+ ValueError)              a flow file or Flow(...) that cannot run
     └── CatalogError                          the SQLite/SQLAlchemy catalog
         ├── RunNotFoundError (+ KeyError)
+        │   └── RunDeletedError               a run deleted (gc, clear) while it was running
         ├── InvalidTransitionError            e.g. completed -> running
         ├── LeaseLostError                    completion by a process that no longer owns the run
         ├── SchemaVersionError                catalog written by a newer taskcache
         └── CatalogUnavailableError           locked past the busy timeout, disk full, I/O error
+            └── CatalogDamagedError           not a database, or a malformed (truncated) one
 """
 
 from __future__ import annotations
@@ -38,12 +43,17 @@ __all__ = [
     "PickleDisabledError",
     "UnknownCodecError",
     "RepeatedlyAbandonedError",
+    "TaskTimeoutError",
+    "WorkerDiedError",
+    "FlowError",
     "CatalogError",
     "RunNotFoundError",
+    "RunDeletedError",
     "InvalidTransitionError",
     "LeaseLostError",
     "SchemaVersionError",
     "CatalogUnavailableError",
+    "CatalogDamagedError",
 ]
 
 
@@ -159,6 +169,32 @@ class RepeatedlyAbandonedError(TaskcacheError):
         )
 
 
+class TaskTimeoutError(TaskcacheError, TimeoutError):
+    """A run took longer than its ``@task(timeout=...)``; it was stopped and recorded failed
+    with reason "timeout"."""
+
+    def __init__(self, task: str, timeout: float) -> None:
+        self.task = task
+        self.timeout = timeout
+        super().__init__(f"{task} did not finish within its timeout of {timeout:g} s; it was "
+                         f"stopped. Raise @task(timeout=...) if it needs longer")
+
+
+class WorkerDiedError(TaskcacheError):
+    """The worker process running a task exited (killed, out of memory, a crash)."""
+
+    def __init__(self, task: str, exitcode: int | None) -> None:
+        self.task = task
+        self.exitcode = exitcode
+        super().__init__(f"the worker process running {task} died (exit code {exitcode}); "
+                         f"the run was recorded failed. Re-run to try again")
+
+
+class FlowError(TaskcacheError, ValueError):
+    """A flow that cannot run: unknown function, cycle, missing step, arguments that do not
+    fit the function's signature, a malformed file. Raised before any step runs."""
+
+
 class CatalogError(TaskcacheError):
     """A problem with the run catalog database."""
 
@@ -170,6 +206,17 @@ class RunNotFoundError(CatalogError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
+
+
+class RunDeletedError(RunNotFoundError):
+    """The run was deleted from the catalog (by ``gc``, ``clear()`` or the run browser,
+    maybe in another process) while its code ran; its result could not be recorded."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        KeyError.__init__(
+            self, f"run #{run_id} was deleted from the catalog while it ran (by gc, clear() "
+                  f"or the run browser, maybe in another process); its result was not cached")
 
 
 class InvalidTransitionError(CatalogError):
@@ -210,6 +257,11 @@ class CatalogUnavailableError(CatalogError):
         self.location = location
         self.cause = cause
         super().__init__(f"the catalog {location} cannot be used: {cause}; {advice}")
+
+
+class CatalogDamagedError(CatalogUnavailableError):
+    """The catalog file is not a database, or a damaged one (truncated, overwritten): it
+    stays unusable until it is moved aside; ``taskcache verify`` reports it."""
 
 
 class CacheWarning(UserWarning):

@@ -1,6 +1,7 @@
 """Files at the byte level, shared by hashing, codecs and storage: the chunked xxh3 of a
-file, the atomic write (temp file, fsync, rename, fsync the folder) and a private
-copy-on-write mapping of a file."""
+file, a file's identity and the per-process memo of file digests built on it, the atomic
+write (temp file, fsync, rename, fsync the folder) and a private copy-on-write mapping of a
+file."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ import mmap
 import os
 import secrets
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import xxhash
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "fsync_dir", "hash_file", "map_copy_on_write"]
+__all__ = ["SETTLED_NS", "SQLITE_SUFFIXES", "TEMP_PREFIX", "FileDigests", "atomic_write",
+           "file_identity", "fsync_dir", "hash_file", "map_copy_on_write"]
 
 #: name prefix of the temp files of atomic writes; a sweep removes the ones left behind
 TEMP_PREFIX = ".tmp-"
+#: the files of one SQLite database in WAL mode (SQLite creates the -wal and -shm files with
+#: the permissions of the database file)
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 _SMALL = 256 * 1024  # most files fit in one read: no big buffer to allocate
 _CHUNK = 4 * 1024 * 1024
@@ -43,6 +50,53 @@ def hash_file(path: str | Path) -> tuple[int, Any]:
     return size, digest
 
 
+#: a file whose ctime is this recent may still change within the same timestamp tick, so
+#: what was read of it is not remembered (git's "racily clean" rule)
+SETTLED_NS = 2_000_000_000
+
+
+def file_identity(st: os.stat_result) -> tuple[int, ...]:
+    """(device, inode, size, mtime, ctime) of a stat, ctime last. Writing, truncating,
+    renaming over or ``touch``-ing a file changes its ctime (which no unprivileged call can
+    set back) or its inode, so an unchanged identity of a settled file (ctime at least
+    SETTLED_NS old when it was read) means unchanged bytes."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FileDigests:
+    """xxh3_128 digests of files, remembered per process while each file keeps its
+    identity (see :func:`file_identity`), so a big file that did not change is hashed once;
+    one ``stat`` per lookup. Files changed less than SETTLED_NS before they were read are
+    read again every time."""
+
+    LIMIT = 100_000  # remembered files before starting afresh
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[tuple[int, ...], bytes]] = {}
+
+    def digest(self, path: str | Path) -> bytes:
+        """The 16-byte xxh3_128 digest of the file's bytes. Raises OSError when it cannot
+        be read."""
+        key = os.path.abspath(path)
+        identity = file_identity(os.stat(key))
+        found = self._seen.get(key)
+        if found is not None and found[0] == identity:
+            return found[1]
+        digest = hash_file(key)[1].digest()
+        after = file_identity(os.stat(key))  # a change while reading shows here
+        if after == identity and time.time_ns() - identity[-1] >= SETTLED_NS:
+            with self._lock:
+                if len(self._seen) >= self.LIMIT:
+                    self._seen.clear()
+                self._seen[key] = (identity, digest)
+        return digest
+
+    def forget(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -63,14 +117,15 @@ def atomic_write(
     writer: Callable[[Path], None],
     *,
     mode: int = 0o600,
+    final_mode: int | None = None,
     inspect: Callable[[Path], T] | None = None,
 ) -> T | None:
     """Write ``target`` so that a reader sees either the old state or the complete file.
 
     ``writer(tmp)`` fills a fresh temp file (created with ``mode``) beside ``target``; it is
-    fsynced, given to ``inspect`` (e.g. to checksum it; its result is returned), renamed
-    over ``target`` and the folder fsynced. On any error the temp file is removed and the
-    error propagates unchanged."""
+    fsynced, given to ``inspect`` (e.g. to checksum it; its result is returned), given
+    ``final_mode`` (default ``mode``), renamed over ``target`` and the folder fsynced. On
+    any error the temp file is removed and the error propagates unchanged."""
     tmp: Path | None = target.with_name(
         f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{target.name}")
     try:
@@ -79,7 +134,8 @@ def atomic_write(
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         result = inspect(tmp) if inspect is not None else None
-        os.chmod(tmp, mode)  # a writer may have replaced the file it was given
+        # a writer may have replaced the file it was given
+        os.chmod(tmp, mode if final_mode is None else final_mode)
         os.replace(tmp, target)
         tmp = None
         fsync_dir(target.parent)

@@ -30,6 +30,21 @@ OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cel
                  CELL_DELETED: "deleted names", ALIASING: "views and objects changed in place",
                  SETTINGS: "library settings changed", RANDOM_STATE: "random generators"}
 CELL_OUTPUTS = frozenset(OUTPUT_LABELS)  # a cell's outputs that are not variables
+OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result"}
+def check_label(text: str, what: str) -> str:
+    """``text`` (a task name, tag or version), or ValueError naming ``what`` when the
+    catalog cannot store it as text: a lone surrogate (not valid UTF-8)."""
+    if not isinstance(text, str):
+        raise ValueError(f"the {what} must be a str, not {type(text).__qualname__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the {what} {text!r} contains a lone surrogate ({text[exc.start]!r} at position "
+            f"{exc.start}), which cannot be stored as text; use valid Unicode text") from None
+    return text
+
+
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "cancelled", "failed"}),
     "running": frozenset({"completed", "failed", "cancelled"}),
@@ -64,6 +79,9 @@ class ArtifactRecord:
     repr: str = ""
     id: int | None = None
     run_id: int | None = None
+    #: the hash of the value as decoding the file gives it back, when that differs from
+    #: value_hash (a type whose pickle drops state); None when they are equal
+    restored_hash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ def test_miss_then_hit_returns_same_value(make_module):
     assert mod.compute(3) == 7
     assert mod.compute(3) == 7
     assert mod.CALLS == [(3, 1)]
-    runs = tc.runs(task="compute")
+    runs = tc.runs(task="m_basic.compute")
     assert list(runs["status"]) == ["completed"]
     assert runs["hit_count"].iloc[0] == 1
 
@@ -52,19 +53,19 @@ def test_argument_change_is_a_miss(make_module):
 
 
 def test_code_change_is_a_miss_but_comment_change_is_a_hit(make_module):
-    make_module("m_v1", COUNTER).compute(5)
+    make_module("m_v", COUNTER).compute(5)
     commented = COUNTER.replace("return helper(x) + y", "return helper(x) + y  # same")
     commented = commented.replace("def compute(x, y=1):", 'def compute(x, y=1):\n    """Doc."""')
-    v2 = make_module("m_v2", commented)
+    v2 = make_module("m_v", commented)  # the same module, edited
     assert v2.compute(5) == 11 and v2.CALLS == []  # hit: only comments/docstring changed
-    v3 = make_module("m_v3", COUNTER.replace("return helper(x) + y", "return helper(x) + y + 0"))
+    v3 = make_module("m_v", COUNTER.replace("return helper(x) + y", "return helper(x) + y + 0"))
     v3.compute(5)
     assert v3.CALLS == [(5, 1)]
 
 
 def test_editing_a_referenced_helper_is_a_miss(make_module):
-    make_module("m_h1", COUNTER).compute(5)
-    edited = make_module("m_h2", COUNTER.replace("return x * 2", "return x * 3"))
+    make_module("m_h", COUNTER).compute(5)
+    edited = make_module("m_h", COUNTER.replace("return x * 2", "return x * 3"))
     assert edited.compute(5) == 16
     assert edited.CALLS == [(5, 1)]
 
@@ -116,7 +117,7 @@ def test_outputs_round_trip_exactly(make_module, value):
         assert again.dtype == value.dtype and np.array_equal(again, value)
     else:
         assert again == value and first == value
-    assert tc.runs(task="echo")["hit_count"].iloc[0] == 1
+    assert tc.runs(task="m_rt.echo")["hit_count"].iloc[0] == 1
 
 
 def test_failure_is_recorded_and_reraised_unchanged(make_module):
@@ -131,7 +132,7 @@ def test_failure_is_recorded_and_reraised_unchanged(make_module):
     with pytest.raises(ValueError) as info:
         mod.boom(1)
     assert info.value is mod.ERR
-    (run_id,) = tc.runs(task="boom").index
+    (run_id,) = tc.runs(task="m_fail.boom").index
     run = tc.run(run_id)
     assert run.status == "failed"
     assert run.error["type"] == "builtins.ValueError"
@@ -139,7 +140,7 @@ def test_failure_is_recorded_and_reraised_unchanged(make_module):
     assert [h.to_status for h in run.history()][-2:] == ["running", "failed"]
     with pytest.raises(ValueError):  # failures are never served from cache
         mod.boom(1)
-    assert len(tc.runs(task="boom")) == 2
+    assert len(tc.runs(task="m_fail.boom")) == 2
 
 
 def test_keyboard_interrupt_marks_cancelled(make_module):
@@ -152,7 +153,7 @@ def test_keyboard_interrupt_marks_cancelled(make_module):
     """)
     with pytest.raises(KeyboardInterrupt):
         mod.interrupted()
-    assert list(tc.runs(task="interrupted")["status"]) == ["cancelled"]
+    assert list(tc.runs(task="m_cancel.interrupted")["status"]) == ["cancelled"]
 
 
 def test_unhashable_argument_names_it_and_does_not_run(make_module):
@@ -208,7 +209,7 @@ def test_unstorable_result_warns_returns_and_records_why(make_module):
     with pytest.warns(CacheWarning, match="Opaque"):
         value = mod.make()
     assert isinstance(value, mod.Opaque)
-    (run_id,) = tc.runs(task="make").index
+    (run_id,) = tc.runs(task="m_unstorable.make").index
     run = tc.run(run_id)
     assert run.status == "failed" and "not cached" in tc.run(run_id).history()[-1].reason
 
@@ -216,7 +217,7 @@ def test_unstorable_result_warns_returns_and_records_why(make_module):
 def test_corrupt_artifact_is_detected_and_recomputed(make_module):
     mod = make_module("m_corrupt", COUNTER)
     mod.compute(2)
-    run = tc.run(int(tc.runs(task="compute").index[0]))
+    run = tc.run(int(tc.runs(task="m_corrupt.compute").index[0]))
     path = get_runner().store.path_of(run.artifacts[0].relpath)
     path.write_bytes(path.read_bytes()[:-1] + b"9")
     with pytest.warns(CacheWarning, match="corrupt"):
@@ -231,7 +232,7 @@ def test_corrupt_artifact_is_detected_and_recomputed(make_module):
 def test_deleted_artifact_is_recomputed(make_module):
     mod = make_module("m_deleted", COUNTER)
     mod.compute(2)
-    run = tc.run(int(tc.runs(task="compute").index[0]))
+    run = tc.run(int(tc.runs(task="m_deleted.compute").index[0]))
     get_runner().store.path_of(run.artifacts[0].relpath).unlink()
     with pytest.warns(CacheWarning, match="missing"):
         assert mod.compute(2) == 5
@@ -269,8 +270,8 @@ def test_lineage_links_an_input_to_the_run_that_produced_it(make_module):
     """)
     stats = mod.stats(mod.load(10))
     assert stats == {"mean": 4.5}
-    load_run = tc.run(int(tc.runs(task="load").index[0]))
-    stats_run = tc.run(int(tc.runs(task="stats").index[0]))
+    load_run = tc.run(int(tc.runs(task="m_lineage.load").index[0]))
+    stats_run = tc.run(int(tc.runs(task="m_lineage.stats").index[0]))
     assert stats_run.upstream() == [load_run]
     assert load_run.downstream() == [stats_run]
     assert stats_run.inputs["frame"].producer_run_id == load_run.id
@@ -289,8 +290,8 @@ def test_nested_task_records_its_parent(make_module):
             return inner(x) * 10
     """)
     assert mod.outer(1) == 20
-    outer_id = int(tc.runs(task="outer").index[0])
-    inner_run = tc.run(int(tc.runs(task="inner").index[0]))
+    outer_id = int(tc.runs(task="m_nested.outer").index[0])
+    inner_run = tc.run(int(tc.runs(task="m_nested.inner").index[0]))
     assert inner_run.parent_run_id == outer_id
 
 
@@ -308,8 +309,8 @@ def test_editing_a_nested_task_invalidates_its_caller(make_module):
             CALLS.append(x)
             return inner(x) * 10
     """
-    make_module("m_nest1", src).outer(1)
-    edited = make_module("m_nest2", src.replace("return x + 1", "return x + 2"))
+    make_module("m_nest", src).outer(1)
+    edited = make_module("m_nest", src.replace("return x + 1", "return x + 2"))
     assert edited.outer(1) == 30
     assert edited.CALLS == [1]
 
@@ -368,8 +369,8 @@ def test_user_version_change_is_a_miss(make_module):
             CALLS.append(x)
             return x
     """
-    make_module("m_ver1", src).f(1)
-    bumped = make_module("m_ver2", src.replace("version=1", "version=2"))
+    make_module("m_ver", src).f(1)
+    bumped = make_module("m_ver", src.replace("version=1", "version=2"))
     bumped.f(1)
     assert bumped.CALLS == [1]
 
@@ -397,7 +398,7 @@ def test_events_fire_after_commit(make_module):
         make_module("m_events", COUNTER).compute(1)
     finally:
         off()
-    assert seen == [("compute", "completed")]
+    assert seen == [("m_events.compute", "completed")]
 
 
 def test_summary_counts_hits_and_time_saved(make_module):
@@ -425,11 +426,11 @@ def test_hit_counts_reach_the_catalog_without_a_read_from_this_process(make_modu
     mod.compute(1)
     other = Catalog(get_runner().settings.db_url)  # as another kernel would read it
     try:
-        (record,) = other.query_runs(task="compute")
+        (record,) = other.query_runs(task="m_hits.compute")
         deadline = time.monotonic() + 10
         while record.hit_count < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-            (record,) = other.query_runs(task="compute")
+            (record,) = other.query_runs(task="m_hits.compute")
         assert record.hit_count == 2 and record.last_hit_at is not None
     finally:
         other.dispose()
@@ -454,7 +455,7 @@ def test_frame_format_setting_and_loaded_frames_are_private_copies(make_module, 
     tc.configure(frame_format=frame_format)
     mod = make_module(f"m_frames_{frame_format}", FRAMES)
     first = mod.make(1000)
-    assert tc.runs(task="make", limit=1)["status"].iloc[0] == "completed"
+    assert tc.runs(task=f"m_frames_{frame_format}.make", limit=1)["status"].iloc[0] == "completed"
     run = mod.make.lookup(1000)
     assert run.record.artifacts[0].codec == frame_format
     hit = mod.make(1000)
@@ -525,3 +526,85 @@ def test_big_corrupt_or_missing_frame_is_recomputed(make_module, frame_format):
     with pytest.warns(CacheWarning, match="missing|not found|No such"):
         assert mod.make(200_000).equals(first)
     assert len(mod.CALLS) == 3
+
+
+# -- issue 13: a task's identity, names the catalog cannot store --------------------------------
+
+LAMBDAS = """
+import taskcache as tc
+
+square = tc.task(lambda x: x * x)
+cube = tc.task(lambda x: x ** 3)
+"""
+
+
+def test_clear_of_one_lambda_keeps_the_runs_of_another(make_module):
+    mod = make_module("m_lambdas", LAMBDAS)
+    assert mod.square.task_name != mod.cube.task_name
+    assert mod.square.task_name.startswith("m_lambdas.<lambda>:")
+    assert mod.square(3) == 9 and mod.cube(3) == 27
+    assert mod.square.clear() == 1
+    assert list(mod.cube.runs()["status"]) == ["completed"]
+    assert len(tc.runs()) == 1
+
+
+def test_same_named_functions_of_two_modules_are_two_tasks(make_module):
+    source = "import taskcache as tc\n\n@tc.task\ndef fit(x):\n    return x + {}\n"
+    a, b = make_module("m_models_a", source.format(1)), make_module("m_models_b", source.format(2))
+    assert (a.fit.task_name, b.fit.task_name) == ("m_models_a.fit", "m_models_b.fit")
+    assert a.fit(1) == 2 and b.fit(1) == 3
+    assert a.fit.clear() == 1
+    assert list(b.fit.runs()["status"]) == ["completed"] and len(tc.runs()) == 1
+
+
+SLOW_IN_OTHER_PROCESS = """
+import sys, time
+import taskcache as tc
+
+@tc.task(name="slow")
+def slow(x):
+    print("started", flush=True)
+    time.sleep(float(sys.argv[1]))
+    return x
+
+print(slow(1), flush=True)
+"""
+
+
+def test_clear_leaves_the_running_runs_of_other_processes_alone(tmp_path, cache_dir):
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_IN_OTHER_PROCESS)
+    env = {**os.environ, "TASKCACHE_DIR": str(cache_dir)}
+
+    @tc.task(name="slow")
+    def slow(x):
+        return x
+
+    assert slow(0) == 0  # a finished run of the same task, in this process
+    other = subprocess.Popen([sys.executable, str(script), "3"], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    assert other.stdout.readline().strip() == "started"
+    (running,) = get_runner().catalog.query_runs(task="slow", status="running")
+    assert slow.clear() == 1
+    assert [r.id for r in get_runner().catalog.query_runs(task="slow")] == [running.id]
+    out, _ = other.communicate(timeout=60)
+    assert other.returncode == 0 and out.strip() == "1"
+    assert get_runner().catalog.get_run(running.id).status == "completed"
+
+
+@pytest.mark.parametrize("options", [{"name": "a\ud800"}, {"tags": ["t\udcff"]},
+                                     {"name": "a\ud800\x00"}, {"version": "v\ud800"}],
+                         ids=["surrogate name", "surrogate tag", "surrogate and NUL", "surrogate version"])
+def test_a_name_the_catalog_cannot_store_is_refused_when_decorating(options):
+    with pytest.raises(ValueError, match="lone surrogate"):
+        tc.task(**options)(lambda x: x)
+    assert tc.runs(task="a\ud800").empty and tc.runs(tag="t\udcff").empty
+
+
+def test_a_surrogate_in_a_cell_name_or_tag_is_a_usage_error(ip):
+    from IPython.core.error import UsageError
+
+    for line in ("a\ud800", "ok -t t\udcff"):
+        with pytest.raises(UsageError, match="lone surrogate"):
+            ip.run_cell_magic("task", line, "y = 1")
+    assert "y" not in ip.user_ns

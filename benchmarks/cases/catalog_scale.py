@@ -149,8 +149,8 @@ def run(ctx: Context) -> CaseResult:
                    f"{fmt_time(med['lookup_noin'])} hit path (first lookup); "
                    f"{fmt_time(med['lookup_memo'])} repeat; {fmt_time(med['lookup'])} with inputs",
                    med["lookup_noin"] <= 100e-6, med["lookup_noin"]),
-            target(f"{n:,}-run catalog: browser first page < 1 s",
-                   f"{fmt_time(first_page)} to open the panel", first_page < 1, first_page),
+            target(f"{n:,}-run catalog: browser opens in <= 300 ms",
+                   f"{fmt_time(first_page)} to open the panel", first_page <= 0.3, first_page),
             target(f"{n:,}-run catalog: browser paging < 200 ms",
                    f"{fmt_time(med['next'])} next page, {fmt_time(med['deep'])} page 1,000",
                    max(med["next"], med["deep"]) < 0.2, max(med["next"], med["deep"])),

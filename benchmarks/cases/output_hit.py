@@ -15,6 +15,7 @@ from benchmarks.harness import (
     Context,
     fmt_bytes,
     round_robin,
+    settle,
     speedup,
     stats,
     target,
@@ -33,15 +34,6 @@ def bench_make_numeric(rows):
 
 def bench_make_strings(rows):
     return string_frame(rows)
-
-
-def settle(since: float) -> None:
-    """Wait until files written at ``since`` (a time.time()) count as settled for taskcache's
-    verified-file memo (SETTLED_NS: a file changed in the same clock tick as its check could
-    hide the change), so that repeat hits are timed as a user's would be."""
-    from benchmarks.internals import SETTLED_NS
-
-    time.sleep(max(0.0, since + SETTLED_NS / 1e9 + 0.1 - time.time()))
 
 
 def _output_hits(label: str, make: Callable[[int], Any], n: int, memories: tuple[Any, Any],

@@ -5,9 +5,19 @@ scopes (def, lambda, class, comprehension) it contains."""
 from taskcache.analysis.cell import (
     CellAnalysis,
     analyze_cell,
+    definition_reads,
     free_names,
     normalize_source,
     sink_names,
 )
+from taskcache.analysis.scopes import attribute_reads
 
-__all__ = ["CellAnalysis", "analyze_cell", "free_names", "normalize_source", "sink_names"]
+__all__ = [
+    "CellAnalysis",
+    "analyze_cell",
+    "attribute_reads",
+    "definition_reads",
+    "free_names",
+    "normalize_source",
+    "sink_names",
+]

@@ -29,7 +29,8 @@ from taskcache.analysis.scopes import (
     timed_code,
 )
 
-__all__ = ["CellAnalysis", "normalize_source", "analyze_cell", "free_names", "sink_names"]
+__all__ = ["CellAnalysis", "normalize_source", "analyze_cell", "free_names", "sink_names",
+           "definition_reads"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,15 @@ def free_names(source: str) -> tuple[str, ...]:
     for stmt in parse_cell(source):
         col.visit(stmt)
     return tuple(sorted(col.loads))
+
+
+def definition_reads(node: ast.stmt) -> frozenset[str]:
+    """Names a def/class statement reads where it runs (decorators, defaults, annotations,
+    bases), not when called; empty for any other statement."""
+    if not isinstance(node, (*FUNCS, ast.ClassDef)):
+        return frozenset()
+    return frozenset(n.id for expr in definition_time_exprs(node) for n in ast.walk(expr)
+                     if isinstance(n, ast.Name))
 
 
 # --------------------------------------------------------------------------- cell flow

@@ -207,6 +207,27 @@ def sink_names(source: str) -> frozenset[str]:
     return frozenset(sinks - {n.id for n in loads if id(n) not in sink_ids})
 
 
+@lru_cache(maxsize=4096)
+def attribute_reads(source: str) -> dict[str, frozenset[str] | None]:
+    """For each name the code loads, the attributes it reads from it (``cfg.alpha`` ->
+    ``{"cfg": {"alpha"}}``), or None when the name is also used on its own (passed,
+    returned, given to getattr), so that any of its attributes may be read."""
+    reads: dict[str, set[str]] = {}
+    bases: set[int] = set()
+    loads: list[ast.Name] = []
+    for node in ast.walk(ast.Module(body=parse_cell(source), type_ignores=[])):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            reads.setdefault(node.value.id, set()).add(node.attr)
+            bases.add(id(node.value))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.append(node)
+    result: dict[str, frozenset[str] | None] = {k: frozenset(v) for k, v in reads.items()}
+    for name in loads:
+        if id(name) not in bases:
+            result[name.id] = None
+    return result
+
+
 _TIMED = {"run_line_magic": 1, "run_cell_magic": 2}  # position of the code argument
 
 

@@ -23,7 +23,10 @@ PREVIEW_LIMIT = 32 * 1024 * 1024  # bytes: larger outputs are described, not rea
 
 
 def _button(description: str, css: str, **kwargs: Any) -> w.Button:
-    button = w.Button(description=description, layout=w.Layout(width="auto"), **kwargs)
+    """A button as wide as its label, never squeezed by its neighbours."""
+    button = w.Button(description=description,
+                      layout=w.Layout(width="auto", flex="0 0 auto", overflow="visible"),
+                      **kwargs)
     button.add_class(css)
     return button
 
@@ -49,14 +52,21 @@ class RunDetail(w.VBox):
         self._delete = _button("Delete", "tc-action-delete", icon="trash", button_style="danger")
         self._copy = w.HTML()
         self._copy.add_class("tc-action-copy")
-        self._confirm_text = w.HTML()
+        self._confirm_text = w.HTML(layout=w.Layout(flex="1 1 240px", min_width="0"))
+        self._confirm_text.add_class("tc-delete-text")
         self._confirm_yes = _button("Delete", "tc-delete-yes", button_style="danger")
         self._confirm_no = _button("Cancel", "tc-delete-no")
         self._confirm = w.HBox([self._confirm_text, self._confirm_yes, self._confirm_no],
-                               layout=w.Layout(display="none", align_items="center"))
+                               layout=w.Layout(display="none", align_items="center",
+                                               flex_flow="row wrap"))
         self._confirm.add_class("tc-delete-confirm")
-        self._message = w.HTML()
+        self._message = w.HTML(layout=w.Layout(flex="1 1 200px", min_width="0"))
         self._message.add_class("tc-detail-message")
+        self._message.add_class("tc-action-message")
+        # moves the detail into view after a click shows another run (see bring_into_view)
+        self._scroll = w.HTML(layout=w.Layout(height="0px", overflow="hidden", margin="0"))
+        self._scrolls = 0
+        self._rerunning = False
         self._output = w.Output()
         self._output.add_class("tc-action-output")
         self._pages = {name: w.HTML() for name in TABS}
@@ -77,10 +87,10 @@ class RunDetail(w.VBox):
                                 (self._confirm_no, self._on_confirm_no_click)):
             button.on_click(handler)
         self._tabs.observe(self._on_tabs_selected_index, "selected_index")
-        actions = w.HBox([self._load, self._rerun, self._delete, self._copy],
+        actions = w.HBox([self._load, self._rerun, self._delete, self._copy, self._message],
                          layout=w.Layout(align_items="center"))
         actions.add_class("tc-detail-actions")
-        super().__init__([self._title, actions, self._confirm, self._message, self._output,
+        super().__init__([self._scroll, self._title, actions, self._confirm, self._output,
                           self._tabs], layout=w.Layout(display="none", margin="10px 0 0 0"))
         self.add_class("tc-detail")
 
@@ -95,9 +105,20 @@ class RunDetail(w.VBox):
     # -- traits -------------------------------------------------------------------------
     @observe("run_id")
     def _on_run_id_change(self, change: dict) -> None:
-        self._message.value = ""
-        self._output.clear_output()
+        if not self._rerunning:  # a re-run moves to its new run and keeps what it printed
+            self._message.value = ""
+            self._output.clear_output()
         self._show(change["new"], keep_tab=False)
+
+    def bring_into_view(self) -> None:
+        """After a click that shows another run: ask the front end to scroll the detail's top
+        into view if it is off screen (a long table, a short window). An image that fails to
+        load runs the scroll; a new counter each time makes the front end draw a new one."""
+        self._scrolls += 1
+        self._scroll.value = (
+            f'<img alt="" data-n="{self._scrolls}" src="data:," style="display:none" '
+            "onerror=\"var d=this.closest('.tc-detail');"
+            "if(d){d.scrollIntoView({block:'nearest'});}\"/>")
 
     def _show(self, run_id: int | None, *, keep_tab: bool) -> None:
         self._confirm.layout.display = "none"
@@ -111,21 +132,22 @@ class RunDetail(w.VBox):
         self._title.value = (
             f'<span style="font-size:15px"><b>run #{record.id}</b> '
             f"{fmt.esc(record.task)}</span> {fmt.status_badge(record.status)} "
-            f'<span style="color:#868e96">taskcache.run({record.id})</span>')
+            f'<span class="tc-muted tc-mono">taskcache.run({record.id})</span>')
         self._copy.value = (
-            f'<button class="tc-copy-id" title="copy the run id" '
-            f"onclick=\"navigator.clipboard.writeText('{record.id}')\" "
-            f'style="cursor:pointer">copy id</button>')
+            f'<button class="jupyter-button widget-button tc-copy-id" '
+            f'title="copy the run id ({record.id})" '
+            f"onclick=\"navigator.clipboard.writeText('{record.id}')\">copy id</button>")
         completed = record.status == "completed" and not record.invalid_reason
-        self._load.disabled = not completed
-        self._rerun.disabled = record.kind != "cell" or record.status == "running"
+        self._load.disabled = not completed or self._rerunning
+        self._rerun.disabled = (record.kind != "cell" or record.status == "running"
+                                or self._rerunning)
         self._rerun.tooltip = (
             "run this cell again with --force in this notebook" if record.kind == "cell"
             else "function arguments are not stored: call f.force(...) in the notebook")
-        self._delete.disabled = record.status == "running"
+        self._delete.disabled = record.status == "running" or self._rerunning
         self._drawn = set()
-        if not keep_tab:
-            self._tabs.selected_index = 0
+        if not keep_tab:  # a failed run opens on its error
+            self._tabs.selected_index = TABS.index("Error") if record.error_type else 0
         self._draw(0)
         self._draw(self._tabs.selected_index or 0)
 
@@ -209,8 +231,12 @@ class RunDetail(w.VBox):
 
     def _goto_button(self, run_id: int, text: str, css: str) -> w.Button:
         button = _button(text, css, tooltip=f"show run #{run_id}")
-        button.on_click(lambda _b, target=run_id: setattr(self, "run_id", target))
+        button.on_click(lambda _b, target=run_id: self._go_to(target))
         return button
+
+    def _go_to(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.bring_into_view()
 
     # -- actions ------------------------------------------------------------------------
     def _on_load_click(self, _button: w.Button) -> None:
@@ -237,14 +263,31 @@ class RunDetail(w.VBox):
         line = str(record.env.get("magic_line") or f"%%task {record.task}")
         args = line.removeprefix("%%task").strip()
         newest_before = self.runner.catalog.query_runs(task=record.task, limit=1)
-        with self._output:
-            self._shell.run_cell_magic("task", f"{args} --force".strip(), record.source)
-        newest = self.runner.catalog.query_runs(task=record.task, limit=1)
-        if newest and newest != newest_before:
-            self._on_change(f"re-ran {record.task}: run #{newest[0].id}")
-            self.run_id = newest[0].id
-        else:
-            self._on_change(None)
+        self._output.clear_output()
+        self._set_running(True)
+        self._say(f"re-running {record.task} …", "info")
+        try:
+            with self._output:  # what the re-run prints and its status line stay shown here
+                self._shell.run_cell_magic("task", f"{args} --force".strip(), record.source)
+            newest = self.runner.catalog.query_runs(task=record.task, limit=1)
+            if newest and newest != newest_before:
+                self.run_id = newest[0].id
+                message = f"re-ran {record.task}: run #{newest[0].id} ({newest[0].status})"
+            else:
+                message = f"re-ran {record.task}: nothing new was recorded"
+        finally:
+            self._set_running(False)
+        self._on_change(None)
+        self._say(message, "ok")
+
+    def _set_running(self, running: bool) -> None:
+        """While a re-run runs: its button says so and the actions wait."""
+        self._rerunning = running
+        for button in (self._load, self._rerun, self._delete):
+            button.disabled = running
+        self._rerun.description = "Re-running…" if running else "Re-run"
+        if not running and self._record is not None:
+            self._show(self.run_id, keep_tab=True)
 
     def _on_delete_click(self, _button: w.Button) -> None:
         record = self._record

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from taskcache.browser.lineage import status_colour
-from taskcache.describe import format_bytes
+from taskcache.describe import error_line, format_bytes, format_duration, format_when
 from taskcache.records import (
     CELL_RESULT,
     FILE_OUTPUT,
@@ -26,38 +26,13 @@ from taskcache.records import (
     StateChange,
 )
 
-#: outputs a %%task cell stores besides its variables, and how the panel names them
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_CELL = "padding:2px 8px;text-align:left;vertical-align:top;border-bottom:1px solid #e9ecef"
-_MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
+#: environment keys the overview shows in rows of their own, or not at all
+_ENV_SHOWN_ELSEWHERE = frozenset({"host", "pid", "packages", "magic_line"})
 
 
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def format_duration(seconds: float | None) -> str:
-    """1.5 ms, 820 ms, 3.2 s, 4 min 05 s, 2 h 03 min; "-" when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.3g} ms"
-    if seconds < 60:
-        return f"{seconds:.3g} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def format_when(moment: datetime | None, now: datetime | None = None) -> str:
-    """Local wall-clock time; the date only when it is not today."""
-    if moment is None:
-        return "-"
-    now = (now or datetime.now(UTC)).astimezone()
-    local = moment.astimezone()
-    return local.strftime("%H:%M:%S" if local.date() == now.date() else "%Y-%m-%d %H:%M")
 
 
 def strip_ansi(text: str) -> str:
@@ -78,20 +53,21 @@ def output_names(run: RunRecord) -> str:
 
 
 def header_html(summary: Mapping[str, Any], catalog: str) -> str:
-    """Catalog summary: runs by status, hits, compute time saved, disk used."""
+    """Catalog summary: runs by status, hits, compute time saved, disk used, and where the
+    catalog is (``catalog``: a folder or a database URL without its password)."""
     badges = " ".join(
         f"{status_badge(status)}&nbsp;{count:,}"
         for status, count in sorted(summary.get("by_status", {}).items())
     )
     return (
-        f'<div style="display:flex;flex-wrap:wrap;gap:18px;align-items:baseline">'
-        f'<b style="font-size:14px">taskcache runs</b>'
-        f'<span class="tc-summary-runs">{summary.get("runs", 0):,} runs</span>'
-        f"<span>{badges}</span>"
-        f'<span class="tc-summary-hits">{summary.get("hits", 0):,} hits</span>'
+        '<div class="tc-header-line">'
+        '<b style="font-size:14px">taskcache runs</b>'
+        f'<span class="tc-summary-runs">{_count(summary.get("runs", 0), "run")}</span>'
+        + (f"<span>{badges}</span>" if badges else "")
+        + f'<span class="tc-summary-hits">{_count(summary.get("hits", 0), "hit")}</span>'
         f'<span>{format_duration(summary.get("time_saved", 0.0))} saved</span>'
         f'<span>{format_bytes(summary.get("disk_bytes", 0))} on disk</span>'
-        f'<span style="color:#868e96;{_MONO}">{esc(catalog)}</span></div>'
+        f'<span class="tc-muted tc-mono" title="{esc(catalog)}">{esc(catalog)}</span></div>'
     )
 
 
@@ -99,18 +75,24 @@ def table_html(rows: Iterable[Sequence[str]], header: Sequence[str] | None = Non
     """An HTML table from cells that are already HTML (callers escape)."""
     head = ""
     if header:
-        head = "<tr>" + "".join(f'<th style="{_CELL}">{h}</th>' for h in header) + "</tr>"
-    body = "".join(
-        "<tr>" + "".join(f'<td style="{_CELL}">{cell}</td>' for cell in row) + "</tr>"
-        for row in rows
-    )
-    return f'<table style="border-collapse:collapse;font-size:12px">{head}{body}</table>'
+        head = "<tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f'<table class="tc-table">{head}{body}</table>'
+
+
+def error_box_html(run: RunRecord) -> str:
+    """The error line of a failed run (type and message), or "" when it has none."""
+    line = error_line(run.error_type, run.error_message)
+    return f'<div class="tc-error-line">{esc(line)}</div>' if line else ""
 
 
 def overview_html(run: RunRecord, history: Sequence[StateChange] = ()) -> str:
-    """Metadata, environment and state history of a run."""
-    env = dict(run.env)
-    packages = env.pop("packages", None) or {}
+    """The error line of a failed run first, then metadata, environment (each key once,
+    empty values left out) and state history."""
+    env = {k: v for k, v in run.env.items()
+           if k not in _ENV_SHOWN_ELSEWHERE and v not in (None, "", [], {})}
+    packages = run.env.get("packages") or {}
     rows = [
         ("status", status_badge(run.status)
          + (f" <i>{esc(run.invalid_reason)}</i>" if run.invalid_reason else "")),
@@ -121,8 +103,8 @@ def overview_html(run: RunRecord, history: Sequence[StateChange] = ()) -> str:
         ("duration", esc(format_duration(run.duration))),
         ("hits", f"{run.hit_count:,}" + (f" (last {esc(format_when(run.last_hit_at))})"
                                          if run.last_hit_at else "")),
-        ("fingerprint", f'<code style="{_MONO}">{esc(run.fingerprint)}</code>'),
-        ("code hash", f'<code style="{_MONO}">{esc(run.code_hash)}</code>'),
+        ("fingerprint", f'<code class="tc-mono">{esc(run.fingerprint)}</code>'),
+        ("code hash", f'<code class="tc-mono">{esc(run.code_hash)}</code>'),
         ("host / pid", f"{esc(run.host or '-')} / {esc(run.pid or '-')}"),
     ]
     if run.tags:
@@ -134,7 +116,7 @@ def overview_html(run: RunRecord, history: Sequence[StateChange] = ()) -> str:
     rows += [(esc(key), esc(_short(value, 200))) for key, value in sorted(env.items())]
     if packages:
         rows.append(("packages", esc(", ".join(f"{k} {v}" for k, v in sorted(packages.items())))))
-    parts = [table_html((f"<b>{k}</b>", v) for k, v in rows)]
+    parts = [error_box_html(run), table_html((f"<b>{k}</b>", v) for k, v in rows)]
     if history:
         parts.append("<div style='margin-top:8px'><b>history</b></div>")
         parts.append(table_html(
@@ -144,16 +126,15 @@ def overview_html(run: RunRecord, history: Sequence[StateChange] = ()) -> str:
 
 
 def code_html(source: str) -> str:
-    """Syntax-highlighted Python (inline styles: no stylesheet needed in any front end)."""
+    """Syntax-highlighted Python: pygments classes, coloured by the theme (theme.py)."""
     try:
         from pygments import highlight
         from pygments.formatters import HtmlFormatter
         from pygments.lexers import PythonLexer
     except ImportError:  # pragma: no cover - pygments comes with IPython
-        return f'<pre class="tc-code" style="{_MONO}">{esc(source)}</pre>'
-    body = highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True))
-    return (f'<pre class="tc-code" style="{_MONO};background:#f8f9fa;padding:8px;'
-            f'overflow:auto;max-height:420px">{body}</pre>')
+        return f'<pre class="tc-code">{esc(source)}</pre>'
+    body = highlight(source, PythonLexer(), HtmlFormatter(nowrap=True))
+    return f'<pre class="tc-code">{body}</pre>'
 
 
 def inputs_html(inputs: Sequence[InputRecord]) -> str:
@@ -161,9 +142,9 @@ def inputs_html(inputs: Sequence[InputRecord]) -> str:
         return "<i>no inputs</i>"
     return table_html(
         ((f"<b>{esc(i.name)}</b>", esc(i.type_name),
-          f'<code style="{_MONO}">{esc(_hash_text(i.value_hash))}</code>',
+          f'<code class="tc-mono">{esc(_hash_text(i.value_hash))}</code>',
           f"run #{i.producer_run_id}" if i.producer_run_id else "-",
-          f'<code style="{_MONO}">{esc(_short(i.repr, 120))}</code>') for i in inputs),
+          f'<code class="tc-mono">{esc(_short(i.repr, 120))}</code>') for i in inputs),
         header=("name", "type", "value hash", "produced by", "value"),
     )
 
@@ -193,33 +174,50 @@ def outputs_html(artifacts: Sequence[ArtifactRecord], previews: Mapping[str, str
             name = f"file {a.repr or a.name.removeprefix(FILE_OUTPUT)}"
         parts.append(
             f'<div class="tc-output" style="margin-bottom:10px"><b>{esc(name)}</b> '
-            f'<span style="color:#495057">{esc(a.type_name)} · {esc(artifact_shape(a))} · '
+            f'<span class="tc-muted">{esc(a.type_name)} · {esc(artifact_shape(a))} · '
             f"{esc(format_bytes(a.size))} · {esc(a.codec)} · "
-            f'<code style="{_MONO}">{esc(_hash_text(a.value_hash))}</code></span>'
+            f'<code class="tc-mono">{esc(_hash_text(a.value_hash))}</code></span>'
             f'<div style="margin-top:4px">{previews.get(a.name, "")}</div></div>'
         )
     return "".join(parts)
 
 
 def preview_html(value: Any, *, rows: int = 5, chars: int = 2000) -> str:
-    """A small, safe preview: a DataFrame's head as a table, JSON pretty-printed, an array
-    summarised; anything else by its (truncated) repr."""
+    """A small, safe preview: a DataFrame's head as a table in JupyterLab's style, JSON
+    pretty-printed, an array summarised, a figure as a thumbnail; anything else by its
+    (truncated) repr."""
     kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
     if kind in ("pandas.DataFrame", "pandas.Series"):
         head = value.head(rows)
         frame = head.to_frame() if kind == "pandas.Series" else head
-        return f'<div style="overflow:auto;font-size:12px">{frame.to_html(max_cols=12)}</div>'
+        table = frame.to_html(max_cols=12, border=0)
+        return f'<div class="jp-RenderedHTMLCommon" style="overflow:auto;padding:0">{table}</div>'
     if kind == "numpy.ndarray":
-        return f'<pre style="{_MONO}">{esc(array_summary(value))}</pre>'
+        return f'<pre class="tc-mono">{esc(array_summary(value))}</pre>'
     if kind == "pyarrow.Table":
         return preview_html(value.slice(0, rows).to_pandas(), rows=rows, chars=chars)
+    if kind == "matplotlib.Figure":
+        thumbnail = figure_thumbnail(value)
+        if thumbnail:
+            return (f'<img class="tc-thumbnail" alt="{esc(repr(value))}" '
+                    f'src="data:image/png;base64,{thumbnail}"/>')
     if isinstance(value, dict | list | tuple | str | int | float | bool) or value is None:
         try:
             text = json.dumps(value, indent=2, default=repr, ensure_ascii=False)
         except (TypeError, ValueError):
             text = repr(value)
-        return f'<pre style="{_MONO}">{esc(_short(text, chars))}</pre>'
-    return f'<pre style="{_MONO}">{esc(_short(repr(value), chars))}</pre>'
+        return f'<pre class="tc-mono">{esc(_short(text, chars))}</pre>'
+    return f'<pre class="tc-mono">{esc(_short(repr(value), chars))}</pre>'
+
+
+def figure_thumbnail(figure: Any, dpi: int = 40) -> str | None:
+    """A small PNG of a matplotlib figure, base64; None when it cannot be drawn."""
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=dpi)
+    except Exception:  # a preview must never break the panel
+        return None
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def array_summary(array: Any) -> str:
@@ -241,8 +239,8 @@ def printed_html(items: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for item in items:
         if item.get("output_type") == "stream":
-            colour = "#c92a2a" if item.get("name") == "stderr" else "inherit"
-            parts.append(f'<pre style="{_MONO};margin:0;color:{colour}">'
+            css = "tc-printed tc-stderr" if item.get("name") == "stderr" else "tc-printed"
+            parts.append(f'<pre class="{css}" style="border:0;padding:0 0 2px 0">'
                          f"{esc(strip_ansi(str(item.get('text', ''))))}</pre>")
             continue
         data = item.get("data") or {}
@@ -252,21 +250,28 @@ def printed_html(items: Sequence[Mapping[str, Any]]) -> str:
         if png:
             parts.append(f'<img style="max-width:100%" src="data:image/png;base64,{esc(png)}"/>')
         elif "text/plain" in data:
-            parts.append(f'<pre style="{_MONO};margin:0">{esc(data["text/plain"])}</pre>')
+            parts.append(f'<pre class="tc-printed" style="border:0;padding:0">'
+                         f'{esc(data["text/plain"])}</pre>')
     return "".join(parts)
 
 
 def error_html(run: RunRecord) -> str:
+    """The error line first, then the traceback (the user's frames, as recorded)."""
     if not run.error_type and not run.traceback:
         return "<i>no error</i>"
     text = strip_ansi(run.traceback or f"{run.error_type}: {run.error_message}")
-    return (f'<pre class="tc-traceback" style="{_MONO};background:#fff5f5;color:#862e2e;'
-            f'padding:8px;overflow:auto;max-height:420px">{esc(text)}</pre>')
+    return error_box_html(run) + f'<pre class="tc-traceback">{esc(text)}</pre>'
 
 
 def message_html(text: str, level: str = "error") -> str:
-    colour = {"error": "#c92a2a", "info": "#1864ab", "ok": "#2b8a3e"}.get(level, "#495057")
-    return f'<div style="color:{colour};padding:4px 0">{esc(text)}</div>'
+    """A one-line message; errors in the theme's error colour, the rest as plain text."""
+    css = "tc-message-line tc-message-error" if level == "error" else "tc-message-line"
+    mark = "✓ " if level == "ok" else ""
+    return f'<div class="{css}">{mark}{esc(text)}</div>'
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _short(value: object, limit: int) -> str:

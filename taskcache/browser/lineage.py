@@ -10,6 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from taskcache.describe import format_duration
 from taskcache.records import RunRecord
 
 MARGIN = 20.0
@@ -18,13 +19,14 @@ _LANE = 26.0           # band above the drawing where edges that go backwards ru
 _SWEEPS = 4
 _TASK_CHARS = 22
 _EDGE_LABEL_CHARS = 18  # about what fits in the default gap between layers
-_EDGE_COLOUR = "#868e96"
+_EDGE_COLOUR = "#868e96"  # outside a themed panel (the SVG alone); theme.py overrides it
+#: (fill, text and border) per status: the same in every theme, at least 5.5:1 contrast
 _COLOURS = {
-    "completed": ("#d3f9d8", "#2b8a3e"),
-    "failed": ("#ffe3e3", "#c92a2a"),
-    "running": ("#d0ebff", "#1864ab"),
-    "pending": ("#fff3bf", "#e67700"),
-    "cancelled": ("#f1f3f5", "#868e96"),
+    "completed": ("#d3f9d8", "#1b6b2c"),
+    "failed": ("#ffe3e3", "#a61e1e"),
+    "running": ("#d0ebff", "#14548f"),
+    "pending": ("#fff3bf", "#8a4600"),
+    "cancelled": ("#f1f3f5", "#495057"),
 }
 
 
@@ -79,22 +81,13 @@ def status_colour(status: str) -> tuple[str, str]:
 
 # -- collecting ---------------------------------------------------------------------------------
 
-def _format_duration(seconds: float) -> str:
-    """As ``formatting.format_duration`` (which imports this module, hence the copy)."""
-    if seconds < 60:
-        return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, mins = divmod(minutes, 60)
-    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{hours} h {mins:02d} min"
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _node(run: RunRecord, selected: bool) -> Node:
     task = _clip(run.task, _TASK_CHARS)
-    sub = run.status if run.duration is None else f"{run.status} · {_format_duration(run.duration)}"
+    sub = run.status if run.duration is None else f"{run.status} · {format_duration(run.duration)}"
     return Node(run.id, f"#{run.id} {task}", sub, run.status, selected)
 
 
@@ -345,7 +338,8 @@ def render_svg(layout: Layout, *, css_class: str = "tc-lineage-svg") -> str:
            'font-family="sans-serif" font-size="12">',
            '<defs><marker id="tc-lineage-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
            'markerWidth="7" markerHeight="7" orient="auto">'
-           f'<path d="M 0 0 L 10 5 L 0 10 z" fill="{_EDGE_COLOUR}"/></marker></defs>']
+           f'<path class="tc-lineage-arrow" d="M 0 0 L 10 5 L 0 10 z" fill="{_EDGE_COLOUR}"/>'
+           '</marker></defs>']
     paths, labels = [], []
     for pe in layout.edges:
         e = pe.edge
@@ -359,7 +353,8 @@ def render_svg(layout: Layout, *, css_class: str = "tc-lineage-svg") -> str:
                           f'y="{_num(pe.label_y + 4)}">'
                           f'{esc(_clip(e.label, _EDGE_LABEL_CHARS))}{tip}</text>')
     # labels after all edges, with a white halo, so no edge is drawn over a label
-    out += [f'<g fill="none" stroke="{_EDGE_COLOUR}" stroke-width="1.5">', *paths, "</g>",
+    out += [f'<g class="tc-lineage-edges" fill="none" stroke="{_EDGE_COLOUR}" stroke-width="1.5">',
+            *paths, "</g>",
             '<g text-anchor="middle" fill="#495057" stroke="#ffffff" stroke-width="4" '
             'stroke-linejoin="round" paint-order="stroke">', *labels, "</g>"]
     for pn in layout.nodes:

@@ -21,7 +21,10 @@ from taskcache.browser import formatting as fmt
 from taskcache.browser.detail import RunDetail
 from taskcache.browser.live import Poller
 from taskcache.browser.table import RunTable
+from taskcache.browser.theme import stylesheet
+from taskcache.config import Settings
 from taskcache.errors import TaskcacheError
+from taskcache.lifecycle.environment import cell_number
 from taskcache.lifecycle.runner import Runner, current_settings, get_runner
 from taskcache.records import STATUSES, RunRecord
 
@@ -33,6 +36,19 @@ _ANY = "any"
 def _day_start(day: date) -> datetime:
     """Local midnight of ``day`` as an aware datetime (the catalog compares in UTC)."""
     return datetime(day.year, day.month, day.day).astimezone()
+
+
+def catalog_location(settings: Settings) -> str:
+    """Where the catalog is, for people: its folder when it is the default SQLite file
+    there, else its URL without a password."""
+    if settings.db_url == f"sqlite:///{settings.cache_dir / 'catalog.db'}":
+        return str(settings.cache_dir)
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(settings.db_url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: the engine says so elsewhere
+        return settings.db_url
 
 
 class RunBrowser(w.VBox):
@@ -61,10 +77,12 @@ class RunBrowser(w.VBox):
         self._poller: Poller | None = None
         self._message = w.HTML()
         self._message.add_class("tc-message")
+        self._displayed_in: int | None = None  # the cell in which browse() displayed it
         self._runner = runner or self._guard(get_runner, "opening the catalog")
         self._lock = threading.RLock()
         self._marker: tuple[int, int, int] | None = None
         self._hidden_since: float | None = None
+        self._ready = False  # pages load from refresh() once the panel is built, not before
         self._header = w.HTML()
         self._header.add_class("tc-header")
         self._task_box = self._filter(w.Combobox(placeholder="task", ensure_option=False),
@@ -106,13 +124,22 @@ class RunBrowser(w.VBox):
                        layout=w.Layout(align_items="center"))
         pager.add_class("tc-pager")
         self._table = RunTable(page_size=page_size)
+        table_box = w.Box([self._table])
+        table_box.add_class("tc-table-scroll")
         self._detail = RunDetail(self._runner, shell=shell, guard=self._guard,
                                  on_change=self._on_detail_change)
+        self._detail.layout.flex = "1 1 480px"
+        self._detail.layout.min_width = "0"
+        # the detail beside the table when there is room for both, below it otherwise
+        runs_box = w.VBox([self._message, table_box, pager],
+                          layout=w.Layout(flex="1 1 600px", min_width="0", margin="0 12px 0 0"))
+        body = w.HBox([runs_box, self._detail],
+                      layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
+        body.add_class("tc-body")
         self._wire()
-        super().__init__([self._header, filters_box, self._launch_box, self._message,
-                          self._table, pager, self._detail], page_size=page_size, live=live,
-                         refresh_interval=refresh_interval,
-                         layout=w.Layout(border="1px solid #dee2e6", padding="8px"))
+        super().__init__([w.HTML(stylesheet()), self._header, filters_box, self._launch_box,
+                          body], page_size=page_size, live=live,
+                         refresh_interval=refresh_interval)
         self.add_class("tc-browser")
         with self.hold_trait_notifications():
             for name, value in filters.items():
@@ -120,6 +147,7 @@ class RunBrowser(w.VBox):
                     raise TypeError(f"unknown filter {name!r}; filters are {', '.join(FILTERS)}")
                 setattr(self, name, value)
         self._sync_filter_boxes()
+        self._ready = True
         self.refresh()
         self._view_count = 0  # let the front end count views, so polling can stop unseen
         if live:
@@ -160,7 +188,8 @@ class RunBrowser(w.VBox):
             self._marker = marker
             summary = self._guard(self._catalog_summary, "reading the catalog summary")
             if summary is not None:
-                self._header.value = fmt.header_html(summary, self._runner.settings.db_url)
+                self._header.value = fmt.header_html(summary,
+                                                     catalog_location(self._runner.settings))
                 self._task_box.options = tuple(summary["by_task"])
                 self._tag_box.options = tuple(self._guard(self._runner.catalog.tag_names,
                                                           "reading tags") or ())
@@ -184,7 +213,7 @@ class RunBrowser(w.VBox):
     # -- data ---------------------------------------------------------------------------
     def _query(self) -> dict[str, Any]:
         return {
-            "task": self.task or None, "status": self.status, "tag": self.tag or None,
+            "task_contains": self.task or None, "status": self.status, "tag": self.tag or None,
             "text": self.text or None,
             "since": _day_start(self.since) if self.since else None,
             "until": _day_start(self.until + timedelta(days=1)) if self.until else None,
@@ -269,6 +298,7 @@ class RunBrowser(w.VBox):
     def _wire(self) -> None:
         link((self._table, "selected_id"), (self._detail, "run_id"))
         self._table.observe(self._on_table_sort, ["sort", "descending"])
+        self._table.observe(self._on_table_clicks, "clicks")
         self._detail.observe(self._on_detail_run_id, "run_id")
         self._task_box.observe(self._on_task_box_value, "value")
         self._status_box.observe(self._on_status_box_value, "value")
@@ -322,6 +352,9 @@ class RunBrowser(w.VBox):
     def _on_table_sort(self, change: dict) -> None:
         self.sort, self.descending = self._table.sort, self._table.descending
 
+    def _on_table_clicks(self, change: dict) -> None:
+        self._detail.bring_into_view()
+
     def _on_detail_run_id(self, change: dict) -> None:
         self.selected_run_id = change["new"]
 
@@ -334,28 +367,36 @@ class RunBrowser(w.VBox):
     @observe(*FILTERS)
     def _on_filter_change(self, change: dict) -> None:
         self._sync_filter_boxes()
+        if not self._ready:
+            return
         if self.page != 0:
             self.page = 0  # observed: reloads
         else:
             with self._lock:
                 self._load_page()
+        if self.selected_run_id is not None and all(
+                r.id != self.selected_run_id for r in self.shown_runs):
+            self.selected_run_id = None  # the filters hide it: close its detail
 
     @observe("sort", "descending")
     def _on_sort_change(self, change: dict) -> None:
         self._table.sort, self._table.descending = self.sort, self.descending
-        with self._lock:
-            self._load_page()
+        if self._ready:
+            with self._lock:
+                self._load_page()
 
     @observe("page")
     def _on_page_change(self, change: dict) -> None:
-        with self._lock:
-            self._load_page()
+        if self._ready:
+            with self._lock:
+                self._load_page()
 
     @observe("page_size")
     def _on_page_size_change(self, change: dict) -> None:
         self._table.page_size = change["new"]
-        with self._lock:
-            self._load_page()
+        if self._ready:
+            with self._lock:
+                self._load_page()
 
     @observe("selected_run_id")
     def _on_selected_run_id_change(self, change: dict) -> None:
@@ -370,9 +411,33 @@ class RunBrowser(w.VBox):
             self.stop_polling()
 
 
+    # -- display --------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        """Stands in for the panel where widgets are not drawn (and in saved notebooks)."""
+        shown = {name: getattr(self, name) for name in FILTERS if getattr(self, name)}
+        filters = "".join(f", {name}={value!r}" for name, value in shown.items())
+        runs = "run" if self.total == 1 else "runs"
+        return f"<taskcache run browser: {self.total:,} {runs}{filters}>"
+
+    def _ipython_display_(self) -> None:
+        """Show the panel, except as the result of the cell in which ``browse()`` has just
+        shown it: ``tc.browse()`` as a cell's last line shows one panel, not two."""
+        from IPython.display import display
+
+        if self._displayed_in is not None and self._displayed_in == _cell_number(self._shell):
+            self._displayed_in = None
+            return
+        display(self._repr_mimebundle_(), raw=True)
+
+
+def _cell_number(shell: Any) -> int | None:
+    return None if shell is None else cell_number(shell)
+
+
 def browse(*, shell: Any = None, **options: Any) -> RunBrowser:
-    """Display and return the run browser (filters as keywords: task, status, tag, text,
-    since, until; page_size, live, refresh_interval)."""
+    """Display the run browser and return it, for scripting (filters as keywords: task,
+    status, tag, text, since, until; page_size, live, refresh_interval). As a cell's last
+    line it is displayed once."""
     from IPython.display import display
 
     if shell is None:
@@ -381,4 +446,5 @@ def browse(*, shell: Any = None, **options: Any) -> RunBrowser:
         shell = get_ipython()
     browser = RunBrowser(shell=shell, **options)
     display(browser)
+    browser._displayed_in = _cell_number(shell)
     return browser

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_string import HTMLStyle
 from traitlets import Bool, Int, Unicode, observe
 
 from taskcache.browser.formatting import (
+    error_line,
     esc,
     format_duration,
     format_when,
@@ -17,35 +19,40 @@ from taskcache.browser.formatting import (
 )
 from taskcache.records import RunRecord
 
-#: (sort key or None, title, flex of the column)
-COLUMNS: tuple[tuple[str | None, str, str], ...] = (
-    ("status", "status", "0 0 100px"),
-    ("id", "run", "0 0 80px"),
-    ("task", "task", "1 1 200px"),
-    ("started_at", "started", "0 0 140px"),
-    ("duration", "duration", "0 0 100px"),
-    ("hit_count", "hits", "0 0 60px"),
-    (None, "outputs", "1 1 180px"),
+#: (sort key or None, title, flex of the column, its minimum width). Minimum widths keep
+#: names and headers whole in a narrow window; the table scrolls sideways below them.
+COLUMNS: tuple[tuple[str | None, str, str, str], ...] = (
+    ("status", "status", "0 0 96px", "96px"),
+    ("id", "run", "0 0 64px", "64px"),
+    ("task", "task", "1 1 160px", "120px"),
+    ("started_at", "started", "0 0 128px", "96px"),
+    ("duration", "duration", "0 0 88px", "88px"),
+    ("hit_count", "hits", "0 0 64px", "64px"),
+    (None, "outputs / error", "2 1 200px", "130px"),
 )
 
 
-def _cell_layout(flex: str) -> w.Layout:
-    return w.Layout(flex=flex, min_width="0", overflow="hidden", margin="0 4px 0 0")
+def _cell_layout(flex: str, min_width: str) -> w.Layout:
+    return w.Layout(flex=flex, min_width=min_width, overflow="hidden", margin="0 4px 0 0")
 
 
 class _Row(w.HBox):
-    """One row of the table; ``run_id`` is the run it shows, None while unused."""
+    """One row of the table; ``run_id`` is the run it shows, None while unused. ``shared``
+    holds the cells' layouts (one per column, then the id button's) and styles (the
+    cells', the button's), shared by the rows of a table: they never change, and a table
+    builds its rows several times faster without a layout and a style per cell."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Sequence[w.Widget]) -> None:
         self.run_id: int | None = None
-        self._cells = [w.HTML(layout=_cell_layout(flex)) for _, _, flex in COLUMNS]
-        self.select_button = w.Button(layout=w.Layout(flex=COLUMNS[1][2], width="auto",
-                                                      height="24px", margin="0 4px 0 0"))
+        *layouts, button_layout, cell_style, button_style = shared
+        self._cells = [w.HTML(layout=layout, style=cell_style) for layout in layouts]
+        for cell in self._cells:
+            cell.add_class("tc-cell")
+        self.select_button = w.Button(layout=button_layout, style=button_style)
         self.select_button.add_class("tc-run-select")
         children = list(self._cells)
         children[1] = self.select_button
-        super().__init__(children, layout=w.Layout(display="none", align_items="center",
-                                                   border_bottom="1px solid #e9ecef"))
+        super().__init__(children, layout=w.Layout(display="none", align_items="center"))
         self.add_class("tc-run-row")
 
     def show(self, run: RunRecord | None, selected: bool) -> None:
@@ -53,23 +60,31 @@ class _Row(w.HBox):
         if run is None:
             self.layout.display = "none"
             return
-        values = (status_badge(run.status), "", f"<b>{esc(run.task)}</b>",
+        error = error_line(run.error_type, run.error_message)
+        last = error or output_names(run)
+        values = (status_badge(run.status), "",
+                  f'<b title="{esc(run.task)}">{esc(run.task)}</b>',
                   esc(format_when(run.started_at or run.created_at)),
                   esc(format_duration(run.duration)), f"{run.hit_count:,}",
-                  esc(output_names(run)))
+                  f'<span title="{esc(last)}">{esc(last)}</span>')
         for cell, value in zip(self._cells, values, strict=True):
             if cell.value != value:
                 cell.value = value
+        if error:
+            self._cells[-1].add_class("tc-error-cell")
+        else:
+            self._cells[-1].remove_class("tc-error-cell")
         self.select_button.description = f"#{run.id}"
         self.select_button.tooltip = f"show run #{run.id} ({run.task})"
         self.mark(selected)
         self.layout.display = "flex"
 
     def mark(self, selected: bool) -> None:
-        """Highlight the selected run (a filled id button: row box styles do not show in
-        JupyterLab 4)."""
-        self.box_style = "info" if selected else ""
-        self.select_button.button_style = "info" if selected else ""
+        """Highlight the selected run (a CSS class: the theme gives its colours)."""
+        if selected:
+            self.add_class("tc-selected")
+        else:
+            self.remove_class("tc-selected")
 
 
 class RunTable(w.VBox):
@@ -77,6 +92,7 @@ class RunTable(w.VBox):
     ``descending`` (set by clicking a column header)."""
 
     selected_id = Int(None, allow_none=True)
+    clicks = Int(0)  # how many times a run id was clicked (the panel brings the detail in view)
     sort = Unicode("id")
     descending = Bool(True)
     page_size = Int(25)
@@ -84,21 +100,28 @@ class RunTable(w.VBox):
     def __init__(self, page_size: int = 25) -> None:
         self._header_buttons: dict[str, w.Button] = {}
         header_cells: list[w.Widget] = []
-        for key, title, flex in COLUMNS:
+        for key, title, flex, low in COLUMNS:
             if key is None:
-                header_cells.append(w.HTML(f"<b>{title}</b>", layout=_cell_layout(flex)))
+                label = w.HTML(title, layout=_cell_layout(flex, low))
+                label.add_class("tc-col-title")
+                header_cells.append(label)
                 continue
-            button = w.Button(description=title, layout=w.Layout(flex=flex, width="auto",
-                                                                 height="26px", margin="0 4px 0 0"))
+            button = w.Button(description=title, tooltip=f"sort by {title}",
+                              layout=w.Layout(flex=flex, min_width=low, width="auto",
+                                              height="28px", margin="0 4px 0 0"))
             button.add_class("tc-sort-button")
             button.on_click(self._on_header_click)
             self._header_buttons[key] = button
             header_cells.append(button)
-        self._header = w.HBox(header_cells, layout=w.Layout(border_bottom="2px solid #dee2e6"))
+        self._header = w.HBox(header_cells)
         self._header.add_class("tc-run-table-header")
         self._empty = w.HTML("<i>no runs match these filters</i>", layout=w.Layout(display="none"))
         self._rows: list[_Row] = []
         self._shown: list[RunRecord] = []
+        _, _, flex, low = COLUMNS[1]
+        self._row_shared = [*(_cell_layout(flex, low) for _, _, flex, low in COLUMNS),
+                            w.Layout(flex=flex, min_width=low, width="auto", height="26px",
+                                     margin="0 4px 0 0"), HTMLStyle(), w.ButtonStyle()]
         super().__init__([self._header, self._empty], page_size=page_size)
         self.add_class("tc-run-table")
         self._build_rows()
@@ -124,6 +147,7 @@ class RunTable(w.VBox):
         row = next(row for row in self._rows if row.select_button is button)
         if row.run_id is not None:
             self.selected_id = row.run_id
+            self.clicks += 1
 
     def _on_header_click(self, button: w.Button) -> None:
         key = next(k for k, b in self._header_buttons.items() if b is button)
@@ -151,13 +175,13 @@ class RunTable(w.VBox):
             row.close()
         self._rows = self._rows[: self.page_size]
         while len(self._rows) < self.page_size:
-            row = _Row()
+            row = _Row(self._row_shared)
             row.select_button.on_click(self._on_row_click)
             self._rows.append(row)
         self.children = (self._header, self._empty, *self._rows)
 
     def _label_headers(self) -> None:
         for key, button in self._header_buttons.items():
-            title = next(t for k, t, _ in COLUMNS if k == key)
+            title = next(t for k, t, _, _ in COLUMNS if k == key)
             arrow = (" ▼" if self.descending else " ▲") if key == self.sort else ""
             button.description = title + arrow

@@ -27,15 +27,20 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    LargeBinary,
+    cast,
     delete,
+    false,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
 )
 
 from taskcache import events
+from taskcache.catalog import summary
 from taskcache.catalog.engine import Database
 from taskcache.catalog.schema import ensure_schema
 from taskcache.catalog.tables import (
@@ -87,17 +92,34 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _unstorable(text: str | None) -> bool:
+    """Whether ``text`` cannot be sent to the database (a lone surrogate)."""
+    if text is None:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def run_filters(
     task: str | None, status: str | None, tag: str | None, since: datetime | None,
     fingerprint: str | None, *, text: str | None = None, until: datetime | None = None,
+    task_contains: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """WHERE clauses of query_runs/count_runs; every value is a bound parameter.
 
-    ``text`` matches a substring of the task name or the source, case-insensitively for
-    ASCII, with ``%`` and ``_`` taken literally; ``since``/``until`` bound created_at."""
+    ``text`` matches a substring of the task name or the source, ``task_contains`` one of
+    the task name, both case-insensitively for ASCII, with ``%`` and ``_`` taken literally;
+    ``since``/``until`` bound created_at."""
     where: list[ColumnElement[bool]] = []
+    if any(_unstorable(v) for v in (task, status, tag, fingerprint, text)):
+        return [false()]  # no stored text has a lone surrogate (see records.check_label)
     if task is not None:
         where.append(runs.c.task == task)
+    if task_contains:
+        where.append(runs.c.task.ilike(_like_pattern(task_contains), escape="\\"))
     if status is not None:
         where.append(runs.c.status == status)
     if tag is not None:
@@ -108,7 +130,11 @@ def run_filters(
         where.append(runs.c.created_at < until)
     if fingerprint is not None:
         where.append(runs.c.fingerprint == fingerprint)
-    if text:
+    if text and "\x00" in text:  # LIKE would stop at the NUL and match every run: compare
+        needle = literal(text.encode("utf-8"), LargeBinary)  # bytes (case-sensitive)
+        where.append(or_(func.instr(cast(runs.c.task, LargeBinary), needle) > 0,
+                         func.instr(cast(runs.c.source, LargeBinary), needle) > 0))
+    elif text:
         pattern = _like_pattern(text)
         where.append(or_(runs.c.task.ilike(pattern, escape="\\"),
                          runs.c.source.ilike(pattern, escape="\\")))
@@ -238,7 +264,7 @@ class Catalog:
         """Count a cache hit; ``run`` (the record find_completed gave) saves a reload for
         the "hit" event, whose payload is the updated record."""
         now = utc_now()
-        with self._write() as conn:
+        with self._write() as conn, summary.changing(conn, [run_id]):
             done = conn.execute(update(runs).where(runs.c.id == run_id)
                                 .values(hit_count=runs.c.hit_count + 1, last_hit_at=now))
             if done.rowcount == 0:
@@ -256,7 +282,7 @@ class Catalog:
         """Add batched hits: run id -> (how many, when the last one was), in one write."""
         if not counts:
             return
-        with self._write() as conn:
+        with self._write() as conn, summary.changing(conn, list(counts)):
             for run_id, (count, last) in counts.items():
                 conn.execute(update(runs).where(runs.c.id == run_id)
                              .values(hit_count=runs.c.hit_count + count, last_hit_at=last))
@@ -268,6 +294,7 @@ class Catalog:
         same value hash."""
         with self._write() as conn:
             claim = insert_running(conn, spec, lease_seconds)
+            summary.add_runs(conn, [claim.run_id])
             record = load_run(conn, claim.run_id)
         events.emit("running", record)
         return claim
@@ -288,8 +315,9 @@ class Catalog:
             expired = list(conn.scalars(select(runs.c.id).where(
                 runs.c.fingerprint == spec.fingerprint, runs.c.status == "running",
                 runs.c.lease_expires_at < now)))
-            for run_id in expired:
-                self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
+            with summary.changing(conn, expired):
+                for run_id in expired:
+                    self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
             existing = conn.scalar(select(runs.c.id).where(
                 runs.c.fingerprint == spec.fingerprint, runs.c.invalid_reason.is_(None),
                 or_(runs.c.status == "running",
@@ -303,6 +331,7 @@ class Catalog:
                 given_up = len(abandoned) >= max_abandoned
             if not given_up:
                 claim = insert_running(conn, spec, lease_seconds)
+                summary.add_runs(conn, [claim.run_id])
                 record = load_run(conn, claim.run_id)
         if given_up:
             raise RepeatedlyAbandonedError(spec.task, spec.fingerprint, abandoned)
@@ -320,7 +349,8 @@ class Catalog:
                  "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
                  "value_hash": a.value_hash, "type_name": a.type_name,
                  "shape": None if a.shape is None else list(a.shape), "rows": a.rows,
-                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr}
+                 "columns": None if a.columns is None else list(a.columns), "repr": a.repr,
+                 "restored_hash": a.restored_hash}
                 for a in artifacts]
         return self._change(claim.run_id, "completed", None, claim.lease_token,
                             {"duration": duration}, rows, files)
@@ -352,13 +382,14 @@ class Catalog:
     ) -> RunRecord:
         now = utc_now()
         with self._write() as conn:
-            self._transition(conn, run_id, to_status, now, reason, lease_token, values)
-            if artifact_rows:
-                conn.execute(insert(artifacts), list(artifact_rows))
-            if files:
-                conn.execute(insert(run_files), file_rows(run_id, files))
-                if inputs := file_input_rows(conn, run_id, files):
-                    conn.execute(insert(run_inputs), inputs)
+            with summary.changing(conn, [run_id]):
+                self._transition(conn, run_id, to_status, now, reason, lease_token, values)
+                if artifact_rows:
+                    conn.execute(insert(artifacts), list(artifact_rows))
+                if files:
+                    conn.execute(insert(run_files), file_rows(run_id, files))
+                    if inputs := file_input_rows(conn, run_id, files):
+                        conn.execute(insert(run_inputs), inputs)
             record = load_run(conn, run_id)
         if to_status in events.EVENTS:
             events.emit(to_status, record)
@@ -405,8 +436,9 @@ class Catalog:
             ids = list(conn.scalars(select(runs.c.id).where(
                 runs.c.status == "running", runs.c.lease_expires_at < now,
             ).order_by(runs.c.id)))
-            for run_id in ids:
-                self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
+            with summary.changing(conn, ids):
+                for run_id in ids:
+                    self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
             records = load_runs(conn, [runs.c.id.in_(ids)], full=True) if ids else []
         for record in reversed(records):
             events.emit("failed", record)
@@ -447,6 +479,7 @@ class Catalog:
                     .where(run_inputs.c.producer_artifact_id.in_(chunk))
                 ).all()
             deleted = set(ids)
+            summary.remove_runs(conn, ids)
             for chunk in chunks(ids):
                 conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
             for input_id, reader, value_hash in orphaned:
@@ -458,6 +491,8 @@ class Catalog:
 
     # -- read-only queries ----------------------------------------------------------------
     def get_run(self, run_id: int) -> RunRecord:
+        if not 0 < run_id < 2**63:  # SQLite integers are 64-bit: no such run
+            raise RunNotFoundError(run_id)
         with self._read() as conn:
             return load_run(conn, run_id)
 
@@ -465,6 +500,7 @@ class Catalog:
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
         since: datetime | None = None, fingerprint: str | None = None,
         text: str | None = None, until: datetime | None = None,
+        task_contains: str | None = None,
         sort: str = "id", descending: bool = True, limit: int = 100, offset: int = 0,
         full: bool = False,
     ) -> list[RunRecord]:
@@ -475,7 +511,8 @@ class Catalog:
         column, tiebreak = SORT_COLUMNS[sort], runs.c.id
         order = ((column.desc(), tiebreak.desc()) if descending
                  else (column.asc(), tiebreak.asc()))
-        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until,
+                            task_contains=task_contains)
         with self._read() as conn:
             return load_runs(conn, where, full=full, limit=limit, offset=offset,
                              order=order[1:] if sort == "id" else order)
@@ -484,16 +521,24 @@ class Catalog:
         self, *, task: str | None = None, status: str | None = None, tag: str | None = None,
         since: datetime | None = None, fingerprint: str | None = None,
         text: str | None = None, until: datetime | None = None,
+        task_contains: str | None = None,
     ) -> int:
-        """How many runs query_runs would page through with these filters."""
-        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until)
+        """How many runs query_runs would page through with these filters (by task and
+        status alone: from the summary table, without a scan)."""
+        if (tag is None and since is None and fingerprint is None and not text and until is None
+                and task_contains is None):
+            with self._read() as conn:
+                return sum(n for t, s, n, *_ in summary.read(conn)
+                           if task in (None, t) and status in (None, s))
+        where = run_filters(task, status, tag, since, fingerprint, text=text, until=until,
+                            task_contains=task_contains)
         with self._read() as conn:
             return int(conn.scalar(select(func.count()).select_from(runs).where(*where)) or 0)
 
     def task_names(self) -> list[str]:
         """Every task name in the catalog, sorted."""
         with self._read() as conn:
-            return list(conn.scalars(select(runs.c.task).distinct().order_by(runs.c.task)))
+            return sorted({task for task, *_ in summary.read(conn)})
 
     def tag_names(self) -> list[str]:
         """Every tag in use, sorted."""
@@ -504,11 +549,11 @@ class Catalog:
         """Cheap to read and different whenever a run is added, deleted or changes state
         (for polling views): (newest run id, newest state change id, number of runs)."""
         with self._read() as conn:
-            newest, changes, n = conn.execute(select(
+            newest, changes = conn.execute(select(
                 select(func.max(runs.c.id)).scalar_subquery(),
-                select(func.max(state_history.c.id)).scalar_subquery(),
-                select(func.count()).select_from(runs).scalar_subquery())).one()
-        return int(newest or 0), int(changes or 0), int(n or 0)
+                select(func.max(state_history.c.id)).scalar_subquery())).one()
+            n = sum(row[2] for row in summary.read(conn))
+        return int(newest or 0), int(changes or 0), int(n)
 
     def history(self, run_id: int) -> list[StateChange]:
         with self._read() as conn:
@@ -539,19 +584,23 @@ class Catalog:
 
     def summary(self) -> dict[str, Any]:
         """{"runs": n, "by_status": {...}, "by_task": {...}, "hits": n, "time_saved": seconds,
-        "disk_bytes": total artifact size}"""
+        "disk_bytes": total artifact size}, read from the summary table (no scan)."""
         with self._read() as conn:
-            n, hits, saved = conn.execute(select(
-                func.count(), func.coalesce(func.sum(runs.c.hit_count), 0),
-                func.coalesce(func.sum(runs.c.hit_count * func.coalesce(runs.c.duration, 0.0)),
-                              0.0))).one()
-            by_status = dict(conn.execute(select(runs.c.status, func.count())
-                                          .group_by(runs.c.status)).all())
-            by_task = dict(conn.execute(select(runs.c.task, func.count())
-                                        .group_by(runs.c.task)).all())
-            disk = conn.scalar(select(func.coalesce(func.sum(artifacts.c.size), 0)))
-        return {"runs": int(n), "by_status": by_status, "by_task": by_task, "hits": int(hits),
-                "time_saved": float(saved), "disk_bytes": int(disk or 0)}
+            rows = summary.read(conn)
+        by_status: dict[str, int] = {}
+        by_task: dict[str, int] = {}
+        for task, status, n, *_ in rows:
+            by_status[status] = by_status.get(status, 0) + n
+            by_task[task] = by_task.get(task, 0) + n
+        return {"runs": sum(r[2] for r in rows), "by_status": by_status, "by_task": by_task,
+                "hits": sum(r[3] for r in rows), "time_saved": float(sum(r[4] for r in rows)),
+                "disk_bytes": sum(r[5] for r in rows)}
+
+    def rebuild_summary(self) -> None:
+        """Recompute the summary table from every run: for a catalog whose rows were written
+        behind the Catalog's back (a bulk load with sqlite3)."""
+        with self._write() as conn:
+            summary.recompute(conn)
 
     def artifact_relpaths(self) -> set[str]:
         """Every artifact path the catalog still references (for garbage collection)."""

@@ -24,18 +24,22 @@ disk full, I/O error, file that cannot be opened; any OperationalError of a serv
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 
-from taskcache.errors import CatalogUnavailableError
+from taskcache.errors import CatalogDamagedError, CatalogUnavailableError
+from taskcache.fileio import SQLITE_SUFFIXES
 
 WRITE_OPTION = "taskcache_write"
 #: the advisory lock key of catalog writes on PostgreSQL (any constant; "taskcach" in ASCII)
@@ -58,19 +62,40 @@ def _is_file_db(url: URL) -> bool:
 
 # SQLite primary result codes that mean the catalog is unusable now, not that a statement is wrong
 _BUSY, _NOMEM, _READONLY, _IOERR, _FULL, _CANTOPEN = "busy", "nomem", "readonly", "ioerr", "full", "cantopen"
-_UNAVAILABLE_CODES = {5: _BUSY, 6: _BUSY, 7: _NOMEM, 8: _READONLY, 10: _IOERR, 13: _FULL,
-                      14: _CANTOPEN, 15: _BUSY}
+_DAMAGED = "damaged"
+_UNAVAILABLE_CODES = {5: _BUSY, 6: _BUSY, 7: _NOMEM, 8: _READONLY, 10: _IOERR, 11: _DAMAGED,
+                      13: _FULL, 14: _CANTOPEN, 15: _BUSY, 26: _DAMAGED}
 _UNAVAILABLE_TEXT = (("database is locked", _BUSY), ("database table is locked", _BUSY),
                      ("disk i/o error", _IOERR), ("database or disk is full", _FULL),
                      ("unable to open database file", _CANTOPEN), ("readonly database", _READONLY),
-                     ("out of memory", _NOMEM))
+                     ("out of memory", _NOMEM), ("file is not a database", _DAMAGED),
+                     ("database disk image is malformed", _DAMAGED))
+
+
+#: what keeps a new connection from opening the catalog for writing while it can still be
+#: read (e.g. a full disk: SQLite cannot create the -shm file a WAL reader needs)
+_READABLE_KINDS = frozenset({_FULL, _IOERR, _CANTOPEN, _READONLY})
+
+
+def _cause(exc: BaseException) -> str:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(orig).strip() or type(orig).__name__
+
+
+def _sqlite_kind(exc: BaseException) -> str | None:
+    """Which of the "unavailable" kinds a SQLite driver error is; None for another error."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _UNAVAILABLE_CODES.get(code & 0xFF)
+    return next((k for text, k in _UNAVAILABLE_TEXT if text in _cause(exc).lower()), None)
 
 
 def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> CatalogUnavailableError | None:
     """The CatalogUnavailableError for a driver error that means the catalog cannot be used
     right now, naming the catalog and what to do; None for any other error."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    cause = str(orig).strip() or type(orig).__name__
+    cause = _cause(exc)
     if not is_sqlite(url):
         if not isinstance(exc, OperationalError):
             return None
@@ -82,11 +107,7 @@ def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> Cata
                 f"taskcache.configure(busy_timeout_seconds=...)"))
         return CatalogUnavailableError(where, cause, "check that the database server is "
                                        "reachable, then re-run")
-    code = getattr(orig, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        kind = _UNAVAILABLE_CODES.get(code & 0xFF)
-    else:
-        kind = next((k for text, k in _UNAVAILABLE_TEXT if text in cause.lower()), None)
+    kind = _sqlite_kind(exc)
     if kind is None:
         return None
     database = Path(url.database or "").expanduser()
@@ -99,11 +120,24 @@ def unavailable_error(url: URL, exc: BaseException, busy_timeout: float) -> Cata
         _IOERR: f"check the disk holding {folder} (free space if it is full) and re-run",
         _CANTOPEN: f"check that {folder} exists and is writable, or point TASKCACHE_DIR at "
                    f"another folder",
-        _READONLY: f"make {database} and {folder} writable, or point TASKCACHE_DIR at another "
-                   f"folder",
+        _READONLY: f"make it writable with: chmod u+w {_existing_files(database)} (its folder "
+                   f"{folder} must be writable too), or point TASKCACHE_DIR at another folder",
         _NOMEM: "free memory and re-run",
+        _DAMAGED: f"the file is damaged: move it aside (mv {shlex.quote(str(database))} "
+                  f"{shlex.quote(str(database) + '.broken')}) and taskcache starts a new "
+                  f"catalog (its artifacts are recomputed); taskcache verify reports the "
+                  f"damage",
     }[kind]
-    return CatalogUnavailableError(f"at {database}", cause, advice)
+    error = CatalogDamagedError if kind == _DAMAGED else CatalogUnavailableError
+    return error(f"at {database}", cause, advice)
+
+
+def _existing_files(database: Path) -> str:
+    """The database file with its -wal and -shm files where they exist (SQLite creates them
+    with the database's mode, so a read-only catalog leaves a read-only -shm behind)."""
+    files = [database] + [database.with_name(database.name + suffix)
+                          for suffix in SQLITE_SUFFIXES if suffix]
+    return " ".join(shlex.quote(str(f)) for f in files if f == database or f.exists())
 
 
 def make_engine(url: str | URL, *, busy_timeout: float) -> Engine:
@@ -221,12 +255,59 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn, conn.begin():
+            try:
+                conn: Connection | None = self.engine.connect()
+            except (DBAPIError, sqlite3.Error) as exc:
+                if not self._readable_frozen(exc):
+                    raise
+                conn = None
+            if conn is None:  # outside the except: the caller's errors are not chained to it
+                with self._frozen_read() as frozen:
+                    yield frozen
+                return
+            with conn, conn.begin():
                 yield conn
         except (DBAPIError, sqlite3.Error) as exc:
             if (error := self._unavailable(exc)) is None:
                 raise
             raise error from None
+
+    # -- reading a catalog that cannot be opened for writing (a full disk) ----------------
+    def _wal_is_empty(self) -> bool:
+        wal = Path(self.url.database or "").expanduser()
+        wal = wal.with_name(wal.name + "-wal")
+        try:
+            return wal.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+
+    def _readable_frozen(self, exc: BaseException) -> bool:
+        """Whether a connection that failed with ``exc`` may be replaced by a frozen read
+        (:meth:`_frozen_read`): a SQLite file that cannot be opened for writing (full disk,
+        read-only file or folder) and whose write-ahead log is empty, so that every
+        committed change is in the database file itself."""
+        return (self.sqlite and _is_file_db(self.url) and not self.url.query.get("uri")
+                and _sqlite_kind(exc) in _READABLE_KINDS and self._wal_is_empty())
+
+    @contextmanager
+    def _frozen_read(self) -> Iterator[Connection]:
+        """One read of the database file as SQLite's ``immutable`` URI opens it: no -shm, no
+        locks, nothing written. Safe while the write-ahead log stays empty (nobody commits:
+        on a full disk, nobody can); checked again afterwards, and a read that overlapped a
+        commit raises CatalogUnavailableError (SQLITE_BUSY) instead of returning."""
+        path = Path(self.url.database or "").expanduser().absolute()
+        uri = f"file:{quote(str(path))}?immutable=1"
+        engine = create_engine("sqlite://", poolclass=NullPool, creator=lambda: sqlite3.connect(
+            uri, uri=True, check_same_thread=False))
+        try:
+            with engine.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            engine.dispose()
+        if not self._wal_is_empty():
+            busy = sqlite3.OperationalError("database is locked (written while read)")
+            busy.sqlite_errorcode = 5  # type: ignore[attr-defined]
+            raise busy
 
     @contextmanager
     def single_statement(self) -> Iterator[Connection]:
@@ -239,7 +320,16 @@ class Database:
                 yield conn
             return
         try:
-            conn = self._held_connection()
+            try:
+                conn: Connection | None = self._held_connection()
+            except (DBAPIError, sqlite3.Error) as exc:
+                if not self._readable_frozen(exc):
+                    raise
+                conn = None
+            if conn is None:  # a new one each time, never held; outside the except (see read)
+                with self._frozen_read() as frozen:
+                    yield frozen
+                return
             try:
                 yield conn
             finally:

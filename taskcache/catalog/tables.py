@@ -140,6 +140,8 @@ class Artifact(Base):
     rows: Mapped[int | None] = mapped_column(BigInteger)
     columns: Mapped[list[str] | None] = mapped_column(JSON)
     repr: Mapped[str] = mapped_column(Text, default="")
+    # hash of the decoded value when it differs from value_hash (see ArtifactRecord)
+    restored_hash: Mapped[str | None] = mapped_column(String(128))
 
 
 class RunInput(Base):
@@ -186,6 +188,21 @@ class StateHistory(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class RunSummary(Base):
+    """Schema 3: what the summary shows, per (task, status), kept up to date in the same
+    transactions that change runs (see catalog/summary.py), so that reading it does not scan
+    a million runs."""
+
+    __tablename__ = "run_summary"
+
+    task: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    time_saved: Mapped[float] = mapped_column(default=0.0)  # sum of hit_count * duration
+    disk_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of artifact sizes
+
+
 class SchemaInfo(Base):
     """One row (id = 1): the schema version of this catalog."""
 
@@ -202,6 +219,7 @@ run_inputs = RunInput.__table__
 state_history = StateHistory.__table__
 run_files = RunFile.__table__
 schema_info = SchemaInfo.__table__
+run_summary = RunSummary.__table__
 
 # Columns selected for a RunRecord, in field order (inputs/artifacts are loaded apart).
 RUN_COLUMNS = tuple(
@@ -217,7 +235,7 @@ ARTIFACT_COLUMNS = tuple(
     artifacts.c[name]
     for name in (
         "name", "codec", "relpath", "size", "checksum", "value_hash", "type_name", "shape",
-        "rows", "columns", "repr", "id", "run_id",
+        "rows", "columns", "repr", "restored_hash", "id", "run_id",  # run_id last: see load_completed
     )
 )
 
@@ -277,11 +295,11 @@ def run_record(
 
 def artifact_record(row: Row[Any]) -> ArtifactRecord:
     (name, codec, relpath, size, checksum, value_hash, type_name, shape, rows, columns,
-     repr_, id_, run_id) = row
+     repr_, restored_hash, id_, run_id) = row
     return ArtifactRecord(
         name, codec, relpath, size, checksum, value_hash, type_name,
         None if shape is None else tuple(shape), rows,
-        None if columns is None else tuple(columns), repr_ or "", id_, run_id,
+        None if columns is None else tuple(columns), repr_ or "", id_, run_id, restored_hash,
     )
 
 

@@ -1,16 +1,23 @@
 """Codecs: how a value becomes a file and back. ``registry`` chooses a codec for a value
 and holds the codec contract (:class:`Codec`); the built-in codecs are ``frames`` (pandas
-as Parquet or Arrow IPC, with ``frame_arrays``), ``npy``, ``tagged_json``, ``modules`` and
-``pickling`` (opt-in pickle, and the policy that refuses to decode it when disabled), and
-``files`` (copies of the files a run wrote)."""
+as Parquet or Arrow IPC, with ``frame_arrays``), ``npy``, ``tagged_json``, ``modules``,
+``matches`` (regex match objects), ``pickling`` (opt-in pickle, and the policy that
+refuses to decode it when disabled), and ``files`` (copies of the files a run wrote)."""
 
 import types
 
 from taskcache.codecs.files import FileContent, FileCopyCodec
 from taskcache.codecs.frames import ArrowCodec, ParquetCodec
+from taskcache.codecs.matches import MatchCodec
 from taskcache.codecs.modules import ModuleCodec
 from taskcache.codecs.npy import NpyCodec, NpyScalarCodec
-from taskcache.codecs.pickling import PICKLE, check_loadable
+from taskcache.codecs.pickling import (
+    PICKLE,
+    check_import,
+    check_loadable,
+    check_type,
+    imports_code,
+)
 from taskcache.codecs.registry import (
     Codec,
     DecodesBytes,
@@ -19,6 +26,7 @@ from taskcache.codecs.registry import (
     decodes_bytes,
     decodes_mapped,
     get_codec,
+    keeps_hash,
     register_codec,
     registered_codecs,
 )
@@ -29,11 +37,15 @@ __all__ = [
     "DecodesBytes",
     "DecodesMapped",
     "FileContent",
+    "check_import",
     "check_loadable",
+    "check_type",
     "codec_for",
     "decodes_bytes",
     "decodes_mapped",
     "get_codec",
+    "keeps_hash",
+    "imports_code",
     "register_codec",
     "registered_codecs",
 ]
@@ -51,5 +63,6 @@ for _t in (type(None), bool, int, float, complex, str, bytes, bytearray, list, t
            "datetime.timedelta"):
     register_codec(_t, _JSON)
 register_codec(types.ModuleType, ModuleCodec())
+register_codec("re.Match", MatchCodec())
 register_codec(object, PICKLE, first=False)
 register_codec(FileContent, FileCopyCodec())

@@ -72,12 +72,18 @@ def _dtype_problem(dtype: Any, values: Any, fmt: str, *, in_index: bool = False)
             return "object values that are not all str (mixed, bytes, None/NaN, objects...)"
         return f"numpy dtype {dtype} not supported by Arrow"
     if isinstance(dtype, pd.StringDtype):
+        if in_index and str(dtype) != "str":  # comes back as "str", <NA> as NaN
+            return f"index level of dtype {dtype}"
         if dtype.storage == "python" and not _exact_strs(
             values.dropna() if hasattr(values, "dropna") else values
         ):
             return "string column with values that are not UTF-8 str"
         return None
     if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.name in _MASKED:
+        if in_index and dtype.name.startswith("Float"):
+            # an index level comes back as float64 and is converted back, which would turn
+            # a NaN into <NA>: the two are different values in a Float64 array
+            return "nullable float index level"
         return None
     if isinstance(dtype, pd.PeriodDtype):
         return None
@@ -124,6 +130,9 @@ def _index_problem(index: Any, fmt: str) -> str | None:
                 return "MultiIndex level of object or datetime dtype"
             if isinstance(level.dtype, pd.CategoricalDtype):
                 return "categorical MultiIndex level"
+            if level.hasnans:  # a missing value stored as a level (groupby(dropna=False)),
+                # which comes back as a missing code: another index, shown otherwise
+                return "MultiIndex level holding a missing value"
             problem = _dtype_problem(level.dtype, level, fmt, in_index=True)
             if problem:
                 return problem
@@ -201,6 +210,8 @@ def _metadata(value: Any, frame: Any) -> dict[str, Any]:
         "columns": columns,
         "dtypes": [str(d) for d in frame.dtypes],
         "index_dtype": None if isinstance(index, pd.MultiIndex) else str(index.dtype),
+        # pyarrow restores index levels of nullable dtypes (Int64 with <NA>) as float/object
+        "index_dtypes": [str(d) for d in index.dtypes] if isinstance(index, pd.MultiIndex) else None,
         "freq": getattr(index, "freqstr", None),
         "index_names": list(index.names),
         # a frame without columns keeps no rows in Arrow: its RangeIndex is restored from here
@@ -226,7 +237,7 @@ def to_table(value: Any) -> Any:
 def _restore_dtype(values: Any, recorded: str) -> Any:
     if str(values.dtype) == recorded:
         return values
-    if recorded == "object" or recorded.startswith("datetime64[s"):
+    if recorded == "object" or recorded.startswith("datetime64[s") or recorded in _MASKED:
         return values.astype(recorded)
     raise ValueError(f"stored frame came back as {values.dtype}, expected {recorded}")
 
@@ -257,6 +268,11 @@ def from_table(table: Any, array_of: ArrayOf | None = None) -> Any:
         if meta["freq"] is not None:
             index = type(index)(index, freq=meta["freq"])
         frame.index = index
+    levels = meta.get("index_dtypes")
+    if levels is not None and [str(d) for d in frame.index.dtypes] != levels:
+        old = frame.index
+        frame.index = pd.MultiIndex.from_arrays(
+            [_restore_dtype(old.get_level_values(i), d) for i, d in enumerate(levels)], names=old.names)
     frame.index.names = meta["index_names"]  # pyarrow turns "" into None
     if meta["kind"] == "series":
         series = frame.iloc[:, 0]
@@ -309,6 +325,7 @@ class ParquetCodec:
     """
 
     name = "parquet"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".parquet"
     unsafe = False
     fmt = "parquet"
@@ -351,6 +368,7 @@ class ArrowCodec(ParquetCodec):
     """
 
     name = "arrow"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".arrow"
     fmt = "arrow"
 

@@ -11,6 +11,7 @@ class NpyCodec:
     """numpy.ndarray (exact type, no object fields) as .npy without pickle."""
 
     name = "npy"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".npy"
     unsafe = False
 
@@ -41,6 +42,7 @@ class NpyScalarCodec(NpyCodec):
     """numpy scalars (np.float32, np.int64, np.datetime64, np.str_...) as a 0-d .npy."""
 
     name = "npy-scalar"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
 
     def can_encode(self, value: Any) -> bool:
         import numpy as np

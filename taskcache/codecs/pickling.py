@@ -5,17 +5,23 @@ taskcache only decodes an unsafe artifact after the store has verified its size 
 xxh3-128 checksum against the catalog entry written when it was stored, and the cache
 folder is private (0700, files 0600), so only the user who wrote it can plant one. A catalog
 shared with other people must be used with ``allow_pickle=False``: then unsafe codecs are
-never chosen for writing, and the runner must refuse to decode them.
+never chosen for writing, and the runner must refuse to decode them; a codec that imports
+on decoding (``imports = True``: the module codec) may then only hand back a module this
+process has already imported (:func:`check_import`), and a decoded value must have the type
+recorded when it was written (:func:`check_type`), so whoever writes the catalog cannot
+make a hit import, or pass off, anything else.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
-from taskcache.errors import PickleDisabledError
+from taskcache.describe import type_name
+from taskcache.errors import CorruptArtifactError, PickleDisabledError
 
 
 class _NullSink(io.RawIOBase):
@@ -69,3 +75,36 @@ def check_loadable(codec: Any, *, allow_pickle: bool, output: str) -> None:
             f"off; enable it (taskcache.configure(allow_pickle=True)) only if you trust "
             f"this catalog"
         )
+
+
+def imports_code(codec: Any) -> bool:
+    """Whether decoding with ``codec`` may import a module (the module codec)."""
+    return bool(getattr(codec, "imports", False))
+
+
+def check_import(codec: Any, data: bytes, *, allow_pickle: bool, output: str) -> None:
+    """With ``allow_pickle`` off, refuse (PickleDisabledError naming ``output``) to decode
+    ``data`` with an importing codec unless the module it names is already imported here:
+    importing runs the module's code, which whoever can write the catalog would choose."""
+    if allow_pickle or not imports_code(codec):
+        return
+    try:
+        name = codec.module_name(data)
+    except ValueError as exc:
+        raise PickleDisabledError(f"output {output!r}: {exc}") from None
+    if name not in sys.modules:
+        raise PickleDisabledError(
+            f"output {output!r} is the module {name!r}, which this process has not imported; "
+            f"with allow_pickle off taskcache imports nothing from a catalog: import it "
+            f"yourself first, or enable allow_pickle only if you trust this catalog"
+        )
+
+
+def check_type(value: Any, recorded: str | None, *, relpath: str) -> Any:
+    """``value``, if its type is the one recorded when its artifact (``relpath`` in the
+    store) was written (or none was recorded); else CorruptArtifactError: the catalog row
+    and the file disagree."""
+    if recorded and type_name(value) != recorded:
+        raise CorruptArtifactError(relpath, f"a value of type {recorded}",
+                                   f"{type_name(value)} (the catalog's codec or type was changed)")
+    return value

@@ -21,6 +21,7 @@ npy        numpy.ndarray (exact type)     np.save/np.load, allow_pickle=False; n
 npy-scalar numpy scalars (np.float64...)  a 0-d .npy, decoded back to the scalar
 json       None/bool/int/float/str/...    tagged JSON, exact types (see ``_json_codec``)
 module     modules                        stored by import name, imported on decode
+re-match   re.Match                       the search that finds it again (see ``matches``)
 pickle     anything picklable             only with allow_pickle=True; protocol 5
 ========== ============================== ==================================================
 
@@ -48,6 +49,7 @@ __all__ = [
     "decodes_bytes",
     "decodes_mapped",
     "get_codec",
+    "keeps_hash",
     "register_codec",
     "registered_codecs",
 ]
@@ -66,6 +68,14 @@ class Codec(Protocol):
 
     def decode(self, path: Path) -> Any:
         """Read a value back from ``path``."""
+
+
+def keeps_hash(codec: Codec) -> bool:
+    """Whether values ``codec`` decodes hash as the values it encoded: a codec declares it
+    with ``hash_exact = True`` (the built-in ones but pickle do, and tests/codecs checks
+    it). For any other codec the runner hashes the value decoded back right after writing,
+    and records that hash when it differs, so work downstream of a hit keys as it did."""
+    return getattr(codec, "hash_exact", False) is True
 
 
 

@@ -154,6 +154,7 @@ class JsonCodec:
     """JSON-representable data, exact types (see the module docstring)."""
 
     name = "json"
+    hash_exact = True  # decoded values hash as the originals (tests/codecs checks it)
     suffix = ".json"
     unsafe = False
 

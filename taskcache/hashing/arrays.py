@@ -1,15 +1,17 @@
 """Content hashers for numpy, pandas and pyarrow.
 
-Numeric buffers go straight into xxh3 (chunked, so NaNs can be made canonical without
-copying clean data). numpy, pandas and pyarrow are imported only when a value of theirs
-arrives, by ``feed_library`` which the core calls for types from those packages.
+Numeric buffers go straight into xxh3 as they are: a NaN is hashed by its bits, so two NaNs
+with different bits (``np.nan`` and the ``-nan`` that ``0.0 / 0.0`` gives on x86) make two
+keys -- a false miss, never a wrong hit -- and hashing costs one read of the memory. numpy,
+pandas and pyarrow are imported only when a value of theirs arrives, by ``feed_library``
+which the core calls for types from those packages.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from xxhash import xxh3_128
+from xxhash import xxh3_128, xxh3_128_digest
 
 from taskcache.describe import type_name
 from taskcache.hashing.core import (
@@ -23,6 +25,7 @@ from taskcache.hashing.core import (
     feed_str,
     tag,
 )
+from taskcache.hashing.memo import unchanging_array_digest
 
 T_NDARRAY, T_MASKED, T_NPSCALAR, T_DTYPE = (tag(n) for n in ("ndarray", "masked", "np", "dtype"))
 T_OBJARR, T_STRS, T_SUBARRAY = tag("objarray"), tag("strings"), tag("ndsubclass")
@@ -31,8 +34,6 @@ T_MULTIIDX, T_PDARRAY, T_CATEG, T_MASKEDPD = (
     tag(n) for n in ("multiindex", "pdarray", "cat", "na")
 )
 T_AARRAY, T_ATABLE, T_ACOL, T_ASCALAR = (tag(n) for n in ("arrow", "atable", "acol", "ascalar"))
-_STEP = 1 << 17  # elements per chunk when checking floats for NaN (1 MB of float64: the
-# check and the hash then read each chunk while it is still in cache)
 
 
 # --------------------------------------------------------------------------- numpy
@@ -42,26 +43,12 @@ def _dtype_key(dtype: Any) -> str:
     return dtype.str if dtype.fields is None and dtype.subdtype is None else str(dtype.descr)
 
 
-def stream_buffer(h: Any, arr: Any) -> None:
-    """Raw bytes of a contiguous array, with every float NaN written as the same bits."""
+def buffer_digest(arr: Any) -> bytes:
+    """xxh3_128 digest of the raw bytes of an array, in C order (copied only when the array
+    is not C-contiguous)."""
     import numpy as np
 
-    flat = arr.reshape(-1)
-    dtype = flat.dtype
-    if dtype.kind == "c":
-        flat = flat.view(np.dtype(f"{dtype.byteorder}f{dtype.itemsize // 2}"))
-    if flat.dtype.kind != "f" or flat.dtype.fields is not None:
-        h.update(flat.view(np.uint8))
-        return
-    with np.errstate(all="ignore"):
-        for start in range(0, len(flat), _STEP):
-            chunk = flat[start : start + _STEP]
-            if np.isnan(np.add.reduce(chunk)):  # NaN propagates; overflow only costs a check
-                nans = np.isnan(chunk)
-                if nans.any():
-                    chunk = chunk.copy()
-                    chunk[nans] = np.nan
-            h.update(chunk.view(np.uint8))
+    return xxh3_128_digest(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
 
 
 def feed_ndarray(h: Any, arr: Any, ctx: Ctx) -> None:
@@ -83,9 +70,8 @@ def feed_ndarray(h: Any, arr: Any, ctx: Ctx) -> None:
     elif arr.dtype.hasobject:  # structured dtype with object fields
         feed(h, arr.tolist(), ctx)
     else:
-        data = np.ascontiguousarray(arr)
-        h.update(U64(data.nbytes))
-        stream_buffer(h, data)
+        digest = unchanging_array_digest(arr, buffer_digest)  # None: it may change, hash it
+        h.update(U64(arr.nbytes) + (digest or buffer_digest(arr)))
 
 
 def feed_object_array(h: Any, flat: Any, ctx: Ctx) -> None:
@@ -107,20 +93,13 @@ def feed_object_array(h: Any, flat: Any, ctx: Ctx) -> None:
 
 
 def _make_scalar_feeder(dtype: Any) -> Any:
-    """Hash numpy scalars of one fixed dtype like ``stream_buffer`` does, without its
-    per-call overhead (lists of numpy floats are common)."""
-    import numpy as np
-
+    """Hash numpy scalars of one fixed dtype like ``_feed_numpy`` does, without its per-call
+    overhead (lists of numpy floats are common)."""
     key = _dtype_key(dtype).encode()
     prefix = T_NPSCALAR + T_STR + U64(len(key)) + key  # what feed_str would write
-    nan_ok = dtype.kind in "fc"
 
     def run(h: Any, value: Any, ctx: Ctx) -> None:
-        if nan_ok and value != value:  # NaN: canonical bits
-            h.update(prefix)
-            stream_buffer(h, np.asarray(value).reshape(1))
-        else:
-            h.update(prefix + value.tobytes())
+        h.update(prefix + value.tobytes())
 
     return run
 
@@ -136,7 +115,7 @@ def _feed_numpy(h: Any, value: Any, ctx: Ctx) -> bool:
             EXACT[type(value)] = _make_scalar_feeder(value.dtype)
         h.update(T_NPSCALAR)
         feed_str(h, _dtype_key(value.dtype))
-        stream_buffer(h, np.asarray(value).reshape(1))
+        h.update(np.asarray(value).tobytes())
     elif isinstance(value, np.dtype):
         h.update(T_DTYPE)
         feed_str(h, _dtype_key(value))
@@ -283,9 +262,7 @@ class _Column:
             if mask is not None:
                 raw = raw.reshape(n, width).copy()
                 raw[mask] = 0
-            if pa.types.is_floating(self.type):
-                raw = raw.reshape(-1).view(f"<f{width}")
-            stream_buffer(self.data, raw)
+            self.data.update(raw)
         elif self.kind == "bool":
             self.data.update(
                 pc.fill_null(chunk, False).to_numpy(zero_copy_only=False).view(np.uint8)

@@ -1,8 +1,15 @@
 """Hashing code: user functions and classes by normalized source and what they reference,
-library code by package version, and the package versions code depends on."""
+library code by package version, and the package versions code depends on.
+
+The key describes the code that runs: a function's source counts only when compiling it gives
+the function's own code object (a module edited on disk but not reloaded still runs its old
+code, so then the code object counts), and a user module counts by the attributes the code
+reads from it at run time (``cfg.alpha``), never by its file."""
 
 from __future__ import annotations
+import __future__
 
+import dis
 import functools
 import importlib.metadata
 import inspect
@@ -10,15 +17,13 @@ import os
 import sys
 import sysconfig
 import types
-from pathlib import Path
 from typing import Any
 
 from xxhash import xxh3_128
 
-from taskcache.analysis import free_names, normalize_source, sink_names
+from taskcache.analysis import attribute_reads, free_names, normalize_source, sink_names
 from taskcache.describe import type_name
-from taskcache.hashing.core import U64, Ctx, Unhashable, feed, feed_int, feed_str, tag
-from taskcache.hashing.files import file_digest
+from taskcache.hashing.core import U64, Ctx, Guard, Unhashable, feed, feed_int, feed_str, tag
 
 T_FUNC, T_SOURCE, T_CODEOBJ, T_CLOSURE = (tag(n) for n in ("func", "source", "codeobj", "closure"))
 T_CLASS, T_LIB, T_METHOD, T_PARTIAL = (tag(n) for n in ("class", "lib", "method", "partial"))
@@ -151,7 +156,7 @@ def _feed_code(h: Any, obj: Any, ctx: Ctx) -> None:
         feed_str(h, type_name(type(obj)))
         h.update(code_digest(obj.__wrapped__, ctx))
     elif isinstance(obj, types.ModuleType):
-        feed_module(h, obj)
+        feed_module(h, obj, ctx)
     elif isinstance(obj, type) or hasattr(obj, "__qualname__") or hasattr(obj, "__name__"):
         h.update(T_LIB)  # library code: its name and package version, never its source
         module = getattr(obj, "__module__", None) or type(obj).__module__
@@ -169,14 +174,68 @@ def _source_of(fn: types.FunctionType) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def _source_of_code(code: types.CodeType) -> str | None:
-    """Source of a code object, once: code objects are immutable, so the text that compiled
-    to this code is the right one even if the file was edited since without a reload."""
+    """Source of a code object, once per code object, and only if it compiles to that code:
+    a file edited since it was imported holds text the loaded code was not compiled from."""
     try:
         source = inspect.getsource(code)
         normalize_source(source)
     except (OSError, TypeError, SyntaxError):
         return None
-    return source
+    return source if _compiles_to(source, code) else None
+
+
+#: the __future__ flags a code object carries, to compile its source the same way
+_FUTURE_FLAGS = functools.reduce(
+    lambda acc, name: acc | getattr(__future__, name).compiler_flag, __future__.all_feature_names, 0
+)
+
+
+def _compiles_to(source: str, code: types.CodeType) -> bool:
+    """Whether ``source`` (a def or class cut out of its file or cell) compiles to a code
+    object with the same instructions, names and constants as ``code``."""
+    text = source  # as it is in the file: dedenting would change its multi-line strings
+    if source[:1] in " \t":  # a method or a nested def; one using super() needs a class
+        text = ("class _:\n" if "__class__" in code.co_freevars else "if 1:\n") + source
+    flags = code.co_flags & _FUTURE_FLAGS
+    try:
+        compiled = compile(text, code.co_filename, "exec", flags=flags, dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    wanted = _shape(code)
+    pending = [compiled]
+    while pending:
+        candidate = pending.pop()
+        if candidate.co_name == code.co_name and _shape(candidate) == wanted:
+            return True
+        pending += [c for c in candidate.co_consts if isinstance(c, types.CodeType)]
+    return False
+
+
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+def _shape(code: types.CodeType) -> tuple:
+    """What a code object computes (its instructions with their constants, names and
+    nested code), without where it sits in its file (line numbers) and without what depends
+    on the rest of its module: how an attribute is loaded (CPython loads ``mod.f`` with
+    LOAD_ATTR when ``mod`` is imported in the same file, else with LOAD_METHOD; PUSH_NULL or
+    not), hence jump offsets and EXTENDED_ARG, so jumps count by instruction position."""
+    instructions, position = [], {}
+    for ins in dis.get_instructions(code):
+        position[ins.offset] = len(instructions)  # a jump to a skipped one lands on the next
+        if ins.opname not in ("PUSH_NULL", "EXTENDED_ARG"):
+            instructions.append(ins)
+    ops = tuple(
+        (
+            "LOAD_ATTR" if ins.opname == "LOAD_METHOD" else ins.opname,
+            position.get(ins.argval) if ins.opcode in _JUMPS
+            else _shape(ins.argval) if isinstance(ins.argval, types.CodeType)
+            else (type(ins.argval).__name__, repr(ins.argval)),
+        )
+        for ins in instructions
+    )
+    return (code.co_name, ops, code.co_varnames, code.co_freevars, code.co_cellvars,
+            code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount)
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -209,6 +268,11 @@ def _referenced(fn: types.FunctionType) -> tuple[str | None, list[str]]:
     return source, sorted(set(free_names(source)) - sink_names(source))
 
 
+def _module_reads(source: str | None, name: str) -> frozenset[str] | None:
+    """The attributes ``source`` reads from the global ``name`` (None: any of them)."""
+    return None if source is None else attribute_reads(source).get(name)
+
+
 def _feed_user_function(h: Any, fn: types.FunctionType, ctx: Ctx) -> None:
     h.update(T_FUNC)
     feed_str(h, fn.__qualname__)
@@ -239,8 +303,12 @@ def _feed_user_function(h: Any, fn: types.FunctionType, ctx: Ctx) -> None:
         h.update(T_GLOBALS + U64(len(present)))
         for name in present:
             feed_str(h, name)
+            value = scope[name]
             try:
-                feed(h, scope[name], ctx)
+                if isinstance(value, types.ModuleType):  # a user module: what fn reads of it
+                    feed_module(h, value, ctx, _module_reads(source, name))
+                else:
+                    feed(h, value, ctx)
             except Unhashable as exc:
                 exc.path.append(f".<global {name}>")
                 raise
@@ -276,17 +344,38 @@ def _feed_user_class(h: Any, cls: type, ctx: Ctx) -> None:
             raise
 
 
-def feed_module(h: Any, module: types.ModuleType) -> None:
+def feed_module(h: Any, module: types.ModuleType, ctx: Ctx,
+                attrs: frozenset[str] | None = None) -> None:
+    """A library module by name and package version. A user module (one of the user's own
+    files) by the current values of the attributes the code reads from it: ``attrs``, or
+    without them every public attribute (functions and classes by their loaded code, other
+    values by content). Its file is never read: it may have been edited since it was loaded,
+    and attributes may have been changed at run time (``cfg.alpha = 7``)."""
     name = module.__name__
-    path = getattr(module, "__file__", None)
-    if path and _module_is_user(name) and os.path.isfile(path):
-        h.update(T_USERMOD)  # the user's own module: its file content
+    if not (getattr(module, "__file__", None) and _module_is_user(name)):
+        h.update(T_MODULE)
         feed_str(h, name)
-        h.update(file_digest(Path(path)))
+        feed_str(h, package_version(name.split(".")[0]))
         return
-    h.update(T_MODULE)
-    feed_str(h, name)
-    feed_str(h, package_version(name.split(".")[0]))
+    guard = Guard(ctx, module)
+    if not guard.enter(h):
+        return
+    try:
+        namespace = vars(module)
+        names = [n for n in namespace if not n.startswith("_")] if attrs is None else attrs
+        present = sorted(n for n in names if n in namespace)
+        h.update(T_USERMOD)
+        feed_str(h, name)
+        h.update(U64(len(present)))
+        for attr in present:
+            feed_str(h, attr)
+            try:
+                feed(h, namespace[attr], ctx)
+            except Unhashable as exc:
+                exc.path.append(f".{attr}")
+                raise
+    finally:
+        guard.exit()
 
 
 # --------------------------------------------------------------------------- versions

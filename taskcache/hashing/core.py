@@ -2,8 +2,9 @@
 
 Every value streams ``tag + payload`` into an xxh3_128 state, and every payload is
 self-delimiting (a length or a count goes first), so the concatenation of two encodings can
-never equal another one. Unordered containers hash each member into its own digest and feed
-the sorted digests. Everything else (records, subclasses, arrays, frames, code, files, reduce values)
+never equal another one. Dicts stream their pairs in insertion order (Python dicts are ordered
+and code sees that order: ``pd.DataFrame(d).columns``); sets hash each member into its own
+digest and feed the sorted digests. Everything else (records, subclasses, arrays, frames, code, files, reduce values)
 is hashed by the fallback the package installs (``objects.feed_other``).
 """
 
@@ -191,23 +192,20 @@ def _sequence(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
 
 
 def feed_mapping(h: Any, mapping: Any, ctx: Ctx, tag_: bytes = T_DICT) -> None:
-    """Pairs hashed one by one and fed sorted: insertion order does not matter."""
+    """Pairs in insertion order: ``{"a": 1, "b": 2}`` and ``{"b": 2, "a": 1}`` differ, as
+    everything that iterates them does."""
     guard = Guard(ctx, mapping)
     if not guard.enter(h):
         return
     try:
-        pairs = []
+        h.update(tag_ + U64(len(mapping)))
         for key, val in mapping.items():
-            hp = xxh3_128()
             try:
-                feed(hp, key, ctx)
-                feed(hp, val, ctx)
+                feed(h, key, ctx)
+                feed(h, val, ctx)
             except Unhashable as exc:
                 exc.path.append(f"[{short_repr(key, 40)}]")
                 raise
-            pairs.append(hp.digest())
-        pairs.sort()
-        h.update(tag_ + U64(len(pairs)) + b"".join(pairs))
     finally:
         guard.exit()
 
@@ -233,26 +231,35 @@ def _set(h: Any, value: Any, ctx: Ctx, tag_: bytes) -> None:
 # --------------------------------------------------------------------------- scalars
 
 
-def _datetime_tz(value: dt.datetime | dt.time) -> str:
+def _feed_tz(h: Any, value: dt.datetime | dt.time, ctx: Ctx) -> None:
+    """The time zone by what it is, not only by its name: a fixed ``timezone(+1h, "CET")``
+    and ``ZoneInfo("CET")`` share a name but not their rules (summer time), so they differ.
+    Zones known by a key (zoneinfo, pytz) count by type and key, any other tzinfo by its
+    content; the offset and name at this instant go in too."""
     tz = value.tzinfo
     if tz is None:
-        return ""
-    key = getattr(tz, "key", None) or getattr(tz, "zone", None)  # zoneinfo, pytz
+        h.update(T_NONE)
+        return
     if isinstance(tz, dt.timezone):
-        key = str(tz)
-    return key or f"{type_name(type(tz))}:{value.tzname()}:{value.utcoffset()}"
+        feed_str(h, repr(tz))  # datetime.timezone(datetime.timedelta(seconds=3600), 'CET')
+    else:
+        key = getattr(tz, "key", None) or getattr(tz, "zone", None)  # zoneinfo, pytz
+        feed_str(h, type_name(type(tz)))
+        feed(h, key if isinstance(key, str) else tz, ctx)
+    offset = value.utcoffset()
+    feed_str(h, f"{offset}:{value.tzname()}")
 
 
 def _feed_datetime(h: Any, v: dt.datetime, ctx: Ctx) -> None:
     h.update(T_DATETIME + bytes([v.fold]))
     feed_str(h, v.replace(tzinfo=None).isoformat())
-    feed_str(h, _datetime_tz(v))
+    _feed_tz(h, v, ctx)
 
 
 def _feed_time(h: Any, v: dt.time, ctx: Ctx) -> None:
     h.update(T_TIME + bytes([v.fold]))
     feed_str(h, v.replace(tzinfo=None).isoformat())
-    feed_str(h, _datetime_tz(v))
+    _feed_tz(h, v, ctx)
 
 
 def _feed_bytes(tag_: bytes) -> Callable[[Any, Any, Ctx], None]:

@@ -7,22 +7,18 @@ import os
 from pathlib import Path, PurePath
 from typing import Any
 
-from taskcache.fileio import hash_file
+from taskcache.fileio import FileDigests
 from taskcache.hashing.core import U64, Unhashable, feed_str, tag
 
 T_FILE, T_DIR, T_PATH, T_SUBDIR = (tag(n) for n in ("file", "dir", "path", "subdir"))
 
-_FILE_DIGESTS: dict[tuple[str, int, int], bytes] = {}
+#: digests of the files hashed in this process, by file identity
+FILE_DIGESTS = FileDigests()
 
 
 def file_digest(path: Path) -> bytes:
-    """Content digest of a file, cached per process by (path, size, mtime_ns)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    cached = _FILE_DIGESTS.get(key)
-    if cached is None:
-        cached = _FILE_DIGESTS[key] = hash_file(path)[1].digest()
-    return cached
+    """Content digest of a file; read again only when the file's identity changed."""
+    return FILE_DIGESTS.digest(path)
 
 
 def feed_path(h: Any, path: PurePath) -> None:

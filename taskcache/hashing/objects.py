@@ -81,8 +81,8 @@ def _callable_name(fn: Any) -> str:
 
 def feed_reduce(h: Any, value: Any, ctx: Ctx) -> None:
     """Objects without a dedicated hasher: hash the parts pickle would save (its reduce
-    value), structurally, so dicts and sets inside are order-independent and arrays inside
-    go through the fast array hashers. Unpicklable objects are errors, never constants."""
+    value), structurally, so sets inside are order-independent (dicts keep their order) and
+    arrays inside go through the fast array hashers. Unpicklable objects are errors, never constants."""
     cls = type(value)
     try:
         reducer = copyreg.dispatch_table.get(cls)  # as pickle does: re.Pattern, ...
@@ -170,7 +170,7 @@ def feed_other(h: Any, value: Any, ctx: Ctx) -> None:
     elif isinstance(value, _CODE_TYPES) or (callable(value) and hasattr(value, "__wrapped__")):
         h.update(T_CODE + code.code_digest(value, ctx))
     elif isinstance(value, types.ModuleType):
-        code.feed_module(h, value)
+        code.feed_module(h, value, ctx)
     elif isinstance(value, PurePath):
         files.feed_path(h, value)
     elif isinstance(value, tuple) and hasattr(cls, "_fields"):

@@ -1,4 +1,5 @@
-"""What a run records about where it ran: Python, packages, host, pid, git commit."""
+"""What a run records about where it ran: Python, packages, host, pid, git commit, and for a
+notebook cell the notebook and the cell's number."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+#: where front ends tell the kernel which notebook it runs: VS Code and JupyterLab (in the
+#: user namespace), then Jupyter Server (in the kernel's environment)
+_NOTEBOOK_NAMES = ("__vsc_ipynb_file__", "__session__")
+_NOTEBOOK_ENV = "JPY_SESSION_NAME"
 
 
 @functools.lru_cache(maxsize=32)
@@ -31,8 +38,28 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+def notebook_path(namespace: Mapping[str, Any]) -> str | None:
+    """The notebook a kernel runs, as its front end told it (a path, or for JupyterLab the
+    session name, which is the notebook's path); None in a plain IPython or a script."""
+    for name in _NOTEBOOK_NAMES:
+        value = namespace.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return os.environ.get(_NOTEBOOK_ENV) or None
+
+
+def cell_number(shell: Any) -> int:
+    """The ``In[n]`` number of the cell an IPython ``shell`` is running now. (IPython 9
+    moves ``shell.execution_count`` to the next cell before running this one; the running
+    cell's own number is on its execution result.)"""
+    result = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    number = getattr(result, "execution_count", None)
+    return number if isinstance(number, int) else shell.execution_count
+
+
 def capture_environment(packages: dict[str, str] | None = None, path: str | None = None) -> dict[str, Any]:
-    """The environment record of a run started now, in this process."""
+    """The environment record of a run started now, in this process (``path``: the
+    function's source file, or the notebook of a cell)."""
     cwd = os.getcwd()
     return {
         "python": platform.python_version(),

@@ -1,17 +1,30 @@
-"""Explain a miss: what differs between a run and the nearest earlier completed run."""
+"""Explain a miss: what differs between a run and the nearest earlier completed run.
+
+A changed input is summarised from its two values when both can still be found (the output of
+the run that produced it, or the notebook's current value): a frame by its shape, columns
+added or removed, dtypes and how many cells differ; an array by its shape, dtype and how many
+elements differ; a long string by a short diff. Otherwise from the short reprs recorded with
+the runs."""
 
 from __future__ import annotations
 
 import difflib
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from taskcache.catalog import Catalog
 from taskcache.describe import display_path, format_bytes
-from taskcache.records import FileRecord, InputRecord, RunRecord
+from taskcache.errors import TaskcacheError
+from taskcache.records import ArtifactRecord, FileRecord, InputRecord, RunRecord
 
 _CODE_TYPES = ("builtins.function", "builtins.type", "builtins.module")
 _FILE_TYPES = ("file", "folder")
+_SHORT = 60  # characters: a repr or string longer than this is summarised, not shown twice
+#: finds the value an input had in a run; LookupError when it is not available
+ValueOf = Callable[[InputRecord], Any]
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,8 @@ def _files_differences(run: RunRecord, previous: RunRecord) -> list[Difference]:
     return found
 
 
-def _input_difference(name: str, old: InputRecord, new: InputRecord) -> Difference:
+def _input_difference(name: str, old: InputRecord, new: InputRecord,
+                      value_of: ValueOf | None = None) -> Difference:
     if new.type_name in _CODE_TYPES or old.type_name in _CODE_TYPES:
         what = {"builtins.module": "module", "builtins.type": "class"}.get(new.type_name, "function")
         if what == "module":
@@ -89,9 +103,154 @@ def _input_difference(name: str, old: InputRecord, new: InputRecord) -> Differen
         return Difference("dependency", name, f"the {what}'s code (or what it uses) changed")
     if old.type_name != new.type_name:
         return Difference("input", name, f"type {old.type_name} -> {new.type_name}")
+    if value_of is not None:
+        try:
+            summary = value_change(value_of(old), value_of(new))
+        except LookupError:
+            summary = None
+        except Exception:  # an odd value must not break the explanation: use the reprs
+            summary = None
+        if summary:
+            return Difference("input", name, summary)
+    if _is_table_or_array(new.type_name):
+        return Difference("input", name, "its content changed (its earlier value is no longer "
+                                         "stored or in the notebook, so cells are not compared)")
     if old.repr and new.repr and old.repr != new.repr:
+        if max(len(old.repr), len(new.repr)) > _SHORT:
+            return Difference("input", name, text_change(old.repr, new.repr))
         return Difference("input", name, f"{old.repr} -> {new.repr}")
     return Difference("input", name, "its content changed")
+
+
+def _is_table_or_array(type_name: str) -> bool:
+    return type_name.startswith(("pandas.", "numpy.", "pyarrow."))
+
+
+def value_change(old: Any, new: Any) -> str | None:
+    """How ``new`` differs from ``old``, in one line, for a DataFrame, Series, ndarray or
+    string; None for other values (their short reprs say it better)."""
+    pd, np = sys.modules.get("pandas"), sys.modules.get("numpy")
+    if pd is not None and isinstance(old, pd.DataFrame) and isinstance(new, pd.DataFrame):
+        return frame_change(old, new)
+    if pd is not None and isinstance(old, pd.Series) and isinstance(new, pd.Series):
+        return frame_change(old.to_frame("values"), new.to_frame("values"), series=True)
+    if np is not None and isinstance(old, np.ndarray) and isinstance(new, np.ndarray):
+        return array_change(old, new)
+    if isinstance(old, str) and isinstance(new, str):
+        if max(len(old), len(new)) > _SHORT:
+            return text_change(old, new)
+        return f"{old!r} -> {new!r}"
+    return None
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " × ".join(f"{n:,}" for n in shape) or "scalar"
+
+
+def frame_change(old: Any, new: Any, *, series: bool = False) -> str:
+    """Shape, columns added/removed, dtypes changed and how many cells differ (in the rows
+    and columns both frames have, matched by label). ``series``: one-column frames made
+    from two Series, described as such."""
+    shape, cells = ("length", "elements") if series else ("shape", "cells")
+    old_shape, new_shape = ((len(old),), (len(new),)) if series else (old.shape, new.shape)
+    parts = [f"{shape} {_shape(old_shape)} -> {_shape(new_shape)}" if old_shape != new_shape
+             else f"{shape} {_shape(new_shape)}"]
+    old_cols, new_cols = list(map(str, old.columns)), list(map(str, new.columns))
+    added = [c for c in new_cols if c not in old_cols]
+    removed = [c for c in old_cols if c not in new_cols]
+    if added:
+        parts.append(f"columns added: {_names(added)}")
+    if removed:
+        parts.append(f"columns removed: {_names(removed)}")
+    common = [c for c in new.columns if c in old.columns]
+    retyped = [f"{old[c].dtype} -> {new[c].dtype}" if series else
+               f"{c} {old[c].dtype} -> {new[c].dtype}" for c in common
+               if str(old[c].dtype) != str(new[c].dtype)]
+    if retyped:
+        parts.append("dtype " + _names(retyped))
+    if old.index.is_unique and new.index.is_unique:  # rows matched by label
+        rows = old.index.intersection(new.index, sort=False)
+        a, b = old.loc[rows, common], new.loc[rows, common]
+        added, removed = len(new.index.difference(old.index)), len(old.index.difference(new.index))
+        if added or removed:
+            parts.append(f"rows added: {added:,}, removed: {removed:,}")
+    elif len(old) == len(new):  # repeated labels: matched by position
+        a, b = old[common].reset_index(drop=True), new[common].reset_index(drop=True)
+    else:
+        return "; ".join(parts)
+    if common and len(a):
+        differ = sum(int((~(a[c].eq(b[c]).fillna(False).astype(bool)
+                            | (a[c].isna() & b[c].isna()))).sum()) for c in a.columns)
+        parts.append(f"{differ:,} of {a.size:,} {cells} differ")
+    return "; ".join(parts)
+
+
+def array_change(old: Any, new: Any) -> str:
+    """Shape, dtype and, for arrays of one shape, how many elements differ."""
+    import numpy as np
+
+    parts = [f"shape {_shape(old.shape)} -> {_shape(new.shape)}" if old.shape != new.shape
+             else f"shape {_shape(new.shape)}"]
+    parts.append(f"dtype {old.dtype} -> {new.dtype}" if old.dtype != new.dtype
+                 else f"dtype {new.dtype}")
+    if old.shape == new.shape:
+        with np.errstate(all="ignore"):
+            same = np.asarray(old == new)
+            if same.shape == old.shape and old.dtype.kind in "fc" and new.dtype.kind in "fc":
+                same |= np.isnan(old) & np.isnan(new)
+        if same.shape == old.shape:
+            parts.append(f"{old.size - int(same.sum()):,} of {old.size:,} elements differ")
+    return "; ".join(parts)
+
+
+def text_change(old: str, new: str, context: int = 20) -> str:
+    """Where two long strings first differ, with a little text around it:
+    ``at character 412: '…quick brown fox…' -> '…quick red fox…'``."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    opcodes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+    if not opcodes:
+        return "no difference in the text"
+    _, i1, i2, j1, j2 = opcodes[0]
+
+    def window(text: str, start: int, end: int) -> str:
+        lo, hi = max(0, start - context), min(len(text), end + context)
+        return ("…" if lo else "") + text[lo:hi] + ("…" if hi < len(text) else "")
+
+    more = len(opcodes) - 1
+    more = f" (and {more} more change{'s' if more > 1 else ''})" if more else ""
+    return (f"length {len(old):,} -> {len(new):,}; at character {i1:,}: "
+            f"{window(old, i1, i2)!r} -> {window(new, j1, j2)!r}{more}")
+
+
+def _names(items: list[str], limit: int = 6) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def input_values(catalog: Catalog, load: Callable[[ArtifactRecord], Any],
+                 namespace: Mapping[str, Any] | None = None) -> ValueOf:
+    """A ValueOf that finds an input's value as the output of the run that produced it
+    (``load`` verifies and decodes the artifact), or in ``namespace`` when the variable of
+    that name still hashes the same."""
+    from taskcache.hashing import hash_value
+
+    def value_of(record: InputRecord) -> Any:
+        if record.producer_run_id is not None:
+            try:
+                producer = catalog.get_run(record.producer_run_id)
+                artifact = next(a for a in producer.artifacts if a.value_hash == record.value_hash)
+                return load(artifact)
+            except (StopIteration, TaskcacheError, OSError, KeyError):
+                pass  # deleted since, or its file is gone: try the namespace
+        if namespace is not None and record.name in namespace:
+            value = namespace[record.name]
+            try:
+                if hash_value(value, name=record.name) == record.value_hash:
+                    return value
+            except TaskcacheError:
+                pass
+        raise LookupError(record.name)
+
+    return value_of
 
 
 def _code_differences(old: str, new: str, limit: int = 6) -> list[Difference]:
@@ -105,8 +264,10 @@ def _code_differences(old: str, new: str, limit: int = 6) -> list[Difference]:
     ]
 
 
-def explain(run: RunRecord, previous: RunRecord | None) -> list[Difference]:
-    """What in ``run``'s key differs from ``previous`` (empty when nothing does)."""
+def explain(run: RunRecord, previous: RunRecord | None,
+            value_of: ValueOf | None = None) -> list[Difference]:
+    """What in ``run``'s key differs from ``previous`` (empty when nothing does); changed
+    inputs are summarised from their values where ``value_of`` finds both."""
     if previous is None:
         return []
     found: list[Difference] = []
@@ -121,7 +282,7 @@ def explain(run: RunRecord, previous: RunRecord | None) -> list[Difference]:
         if old is None:
             found.append(Difference("input", name, "new input"))
         elif old.value_hash != new.value_hash:
-            found.append(_input_difference(name, old, new))
+            found.append(_input_difference(name, old, new, value_of))
     for name in old_inputs.keys() - new_inputs.keys():
         found.append(Difference("input", name, "no longer an input"))
     if run.user_version != previous.user_version:
@@ -136,8 +297,8 @@ def explain(run: RunRecord, previous: RunRecord | None) -> list[Difference]:
     return found
 
 
-def explain_text(catalog: Catalog, task: str) -> str:
-    """A short report for ``%taskcache why TASK``."""
+def explain_text(catalog: Catalog, task: str, value_of: ValueOf | None = None) -> str:
+    """A short report for ``%taskcache why TASK`` (see :func:`input_values`)."""
     latest = catalog.query_runs(task=task, limit=1)
     if not latest:
         return f"no runs of task {task!r} in the catalog"
@@ -146,5 +307,5 @@ def explain_text(catalog: Catalog, task: str) -> str:
     if previous is None:
         return f"{task} #{run.id} is the first run of this task: nothing earlier to compare with"
     lines = [f"{task} #{run.id} missed because, compared with #{previous.id}:"]
-    lines += [f"  - {d}" for d in explain(run, previous)]
+    lines += [f"  - {d}" for d in explain(run, previous, value_of)]
     return "\n".join(lines)

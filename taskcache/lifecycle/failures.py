@@ -8,9 +8,11 @@ run; other processes take the run over once its lease expires."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import traceback as tb
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from taskcache.catalog import Catalog
@@ -25,16 +27,34 @@ from taskcache.records import ArtifactRecord, Claim, RunRecord
 log = logging.getLogger("taskcache")
 
 _Pending = tuple[Claim, dict[str, Any], tuple[ArtifactRecord, ...]]
+_PACKAGE = str(Path(__file__).resolve().parents[1]) + "/"  # taskcache's own source files
+_FILE_LINE = re.compile(r'File "([^"]+)", line')
+
+
+def user_traceback(exc: BaseException, file_labels: Mapping[str, str] | None = None) -> str:
+    """``exc``'s traceback as its user reads it: without taskcache's own frames above the
+    user's code (unless every frame is taskcache's), and with each file in ``file_labels``
+    written as its label (a notebook cell's file -> ``Cell In[37]``, as IPython writes it)."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.tb_next
+    text = "".join(tb.format_exception(type(exc), exc, frame or exc.__traceback__))
+    if file_labels:
+        text = _FILE_LINE.sub(lambda m: f"{file_labels[m[1]]}, line" if m[1] in file_labels
+                              else m[0], text)
+    return text
 
 
 def failure_fields(
     exc: BaseException, duration: float | None, cancelled: bool, reason: str | None,
+    file_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Catalog.finish_failed arguments for a run that ended with ``exc``."""
+    """The Catalog.finish_failed arguments for a run that ended with ``exc`` (its traceback
+    as :func:`user_traceback` writes it)."""
     cls = type(exc)
     return {"status": "cancelled" if cancelled else "failed",
             "error_type": f"{cls.__module__}.{cls.__qualname__}",
-            "error_message": str(exc), "traceback": "".join(tb.format_exception(exc)),
+            "error_message": str(exc), "traceback": user_traceback(exc, file_labels),
             "duration": duration, "reason": reason}
 
 

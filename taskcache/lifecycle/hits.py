@@ -7,6 +7,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ class HitLog:
         self._catalog = catalog
         self._interval = interval
         self._lock = threading.Lock()
-        self._pending: dict[int, tuple[int, datetime]] = {}
+        self._pending: dict[int, tuple[int, float]] = {}  # run id -> (hits, last, epoch s)
         self._timer: threading.Timer | None = None
         self._pid = os.getpid()
         ref = weakref.ref(self)
@@ -35,8 +36,8 @@ class HitLog:
                 self._pending.clear()
                 self._timer = None
                 self._pid = os.getpid()
-            count, _ = self._pending.get(run_id, (0, None))
-            self._pending[run_id] = (count + 1, datetime.now(UTC))
+            count, _ = self._pending.get(run_id, (0, 0.0))
+            self._pending[run_id] = (count + 1, time.time())
             if self._timer is None:
                 self._timer = threading.Timer(self._interval, self.flush)
                 self._timer.daemon = True
@@ -52,7 +53,8 @@ class HitLog:
         if not pending:
             return
         try:
-            self._catalog.record_hits(pending)
+            self._catalog.record_hits({run_id: (count, datetime.fromtimestamp(last, UTC))
+                                       for run_id, (count, last) in pending.items()})
         except (SQLAlchemyError, CatalogError) as exc:
             log.warning("taskcache: could not record %d cache hits yet: %s", len(pending), exc)
             with self._lock:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import heapq
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from taskcache.config import parse_size
-from taskcache.errors import CorruptArtifactError, MissingArtifactError, UnsafePathError
+from taskcache.errors import (
+    CatalogDamagedError,
+    CatalogUnavailableError,
+    CorruptArtifactError,
+    MissingArtifactError,
+    UnsafePathError,
+)
+from taskcache.lifecycle.eviction import ALL, keep_lineage, last_used, select_to_fit
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.records import RunRecord
 
-ALL = 2**62  # "no limit" for catalog queries
+#: the longest age gc takes (about 270 years: older is "everything", and a datetime cannot
+#: go back much further)
+MAX_DAYS = 100_000
 ORPHAN_MIN_AGE = 3600.0  # seconds: a younger unreferenced file may belong to a run completing now
 
 
@@ -40,14 +49,24 @@ class VerifyReport:
 
 
 def _completed(runner: Runner) -> list[RunRecord]:
-    return [runner.catalog.get_run(r.id) for r in runner.catalog.query_runs(status="completed", limit=ALL)
+    return [r for r in runner.catalog.query_runs(status="completed", limit=ALL, full=True)
             if r.invalid_reason is None]
 
 
 def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
-    """Check size and checksum of every artifact of every servable run, and the database."""
-    runner = runner or get_runner()
-    report = VerifyReport(integrity=runner.catalog.integrity_check())
+    """Check size and checksum of every artifact of every servable run, and the database.
+    A damaged catalog file (not a database, truncated) is reported, not raised."""
+    report = VerifyReport()
+    try:
+        runner = runner or get_runner()
+        report.integrity = runner.catalog.integrity_check()
+        _verify_artifacts(runner, report, fix=fix)
+    except CatalogDamagedError as exc:
+        report.integrity = str(exc)
+    return report
+
+
+def _verify_artifacts(runner: Runner, report: VerifyReport, *, fix: bool) -> None:
     for run in _completed(runner):
         problems = []
         for artifact in run.artifacts:
@@ -61,7 +80,6 @@ def verify(*, fix: bool = False, runner: Runner | None = None) -> VerifyReport:
         if problems and fix:
             runner.catalog.invalidate(run.id, f"verify: {problems[0][2]}")
             report.fixed.append(run.id)
-    return report
 
 
 @dataclass
@@ -72,6 +90,7 @@ class GcReport:
     dry_run: bool = False
     max_bytes: int | None = None
     kept_bytes: int = 0  # artifacts of the runs left in the catalog
+    young_temp: int = 0  # temp files younger than ORPHAN_MIN_AGE: maybe a write in progress
 
     def __str__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -83,6 +102,10 @@ class GcReport:
                      f"artifacts {left}, limit {self.max_bytes / 1e6:.1f} MB")
             if self.kept_bytes > self.max_bytes:
                 text += " (the rest is in use, read by kept runs, or not completed)"
+        if self.young_temp:
+            text += (f"\n  kept {self.young_temp} temp files younger than "
+                     f"{ORPHAN_MIN_AGE / 3600:g} h (a write may be in progress; those of a "
+                     f"killed process are removed by a gc once that old)")
         if self.dry_run and self.runs:
             shown = ", ".join(f"#{i}" for i in self.runs[:50])
             more = f" and {len(self.runs) - 50} more" if len(self.runs) > 50 else ""
@@ -98,10 +121,6 @@ def size_argument(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _last_used(run: RunRecord) -> datetime:
-    return run.last_hit_at or run.finished_at or run.created_at
 
 
 def select_for_gc(
@@ -122,54 +141,9 @@ def select_for_gc(
         per_task[run.task] += 1
         if keep_last is not None and per_task[run.task] > keep_last:
             doomed.add(run.id)
-        elif cutoff is not None and _last_used(run) < cutoff:
+        elif cutoff is not None and last_used(run) < cutoff:
             doomed.add(run.id)
     return doomed
-
-
-def _keep_lineage(records: list[RunRecord], doomed: set[int]) -> set[int]:
-    """``doomed`` less every run whose output a kept run read, transitively (keeping a run
-    keeps the producers of its own inputs too)."""
-    doomed = set(doomed)
-    while needed := {i.producer_run_id for r in records if r.id not in doomed
-                     for i in r.inputs} & doomed:
-        doomed -= needed
-    return doomed
-
-
-def select_to_fit(records: list[RunRecord], doomed: set[int], max_bytes: int) -> set[int]:
-    """Further completed runs to delete (pure), least recently used first (last hit, else
-    finished), until the artifacts of the runs kept total at most ``max_bytes``. A run
-    whose output a kept run read is skipped while that reader stays."""
-    by_id = {r.id: r for r in records}
-    size = {r.id: sum(a.size for a in r.artifacts) for r in records}
-    total = sum(size[i] for i in by_id if i not in doomed)
-    readers: dict[int, set[int]] = defaultdict(set)  # producer -> kept runs that read it
-    for r in records:
-        if r.id not in doomed:
-            for i in r.inputs:
-                if i.producer_run_id is not None and i.producer_run_id != r.id:
-                    readers[i.producer_run_id].add(r.id)
-    queue = [(_last_used(r), r.id) for r in records if r.id not in doomed
-             and r.status == "completed" and not r.invalid_reason]
-    heapq.heapify(queue)
-    dropped: set[int] = set()
-    blocked: set[int] = set()
-    while queue and total > max_bytes:
-        _, run_id = heapq.heappop(queue)
-        if readers[run_id]:
-            blocked.add(run_id)  # comes back if its last reader goes
-            continue
-        dropped.add(run_id)
-        total -= size[run_id]
-        for i in by_id[run_id].inputs:
-            producer = i.producer_run_id
-            if producer is not None and producer in readers:
-                readers[producer].discard(run_id)
-                if not readers[producer] and producer in blocked:
-                    blocked.discard(producer)
-                    heapq.heappush(queue, (_last_used(by_id[producer]), producer))
-    return dropped
 
 
 def gc(
@@ -186,13 +160,19 @@ def gc(
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes must be a number of bytes (an int >= 0), not {max_bytes!r}; "
                          f"taskcache.config.parse_size('500MB') converts a size")
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
+                                  or keep_last < 0):
+        raise ValueError(f"keep_last must be a number of runs (an int >= 0), not {keep_last!r}")
+    if older_than_days is not None and not 0 <= older_than_days <= MAX_DAYS:  # NaN too
+        raise ValueError(f"older_than_days must be a number of days from 0 to {MAX_DAYS}, "
+                         f"not {older_than_days!r}")
     runner = runner or get_runner()
     runner.hits.flush()  # this process's recent hits count as use
     catalog = runner.catalog
-    records = [catalog.get_run(r.id) for r in catalog.query_runs(limit=ALL)]
+    records = catalog.query_runs(limit=ALL, full=True)
     doomed = select_for_gc(records, older_than_days=older_than_days, keep_last=keep_last,
                            drop_failed=drop_failed, now=datetime.now(UTC))
-    doomed = _keep_lineage(records, doomed)
+    doomed = keep_lineage(records, doomed)
     if max_bytes is not None:
         doomed |= select_to_fit(records, doomed, max_bytes)
     report = GcReport(runs=sorted(doomed), dry_run=dry_run, max_bytes=max_bytes)
@@ -212,9 +192,33 @@ def gc(
             report.bytes += size
     report.files += sorted(doomed_files)
     if dry_run:
+        report.young_temp = _young_temp_files(runner)
         return report
-    catalog.delete_runs(report.runs)
-    for relpath in report.files:
+    try:
+        catalog.delete_runs(report.runs)
+    except CatalogUnavailableError:
+        # e.g. a full disk, where SQLite cannot even start a write: free the space first,
+        # then remove the rows (meanwhile a hit of those runs finds its files missing and
+        # recomputes, as for any missing artifact); if it still fails, the error says why
+        _delete_files(runner, report.files)
+        catalog.delete_runs(report.runs)
+    else:
+        _delete_files(runner, report.files)
+    report.young_temp = _young_temp_files(runner)
+    return report
+
+
+def _delete_files(runner: Runner, relpaths: list[str]) -> None:
+    for relpath in relpaths:
         runner.store.delete(relpath)
     runner.store.sweep_temp(ORPHAN_MIN_AGE)
-    return report
+
+
+def _young_temp_files(runner: Runner) -> int:
+    cutoff = datetime.now(UTC).timestamp() - ORPHAN_MIN_AGE
+    young = 0
+    temp_files = getattr(runner.store, "temp_files", None)  # a remote store: its uploads
+    for path in temp_files() if temp_files is not None else ():  # are not counted
+        with contextlib.suppress(FileNotFoundError):  # finished meanwhile
+            young += path.lstat().st_mtime > cutoff
+    return young

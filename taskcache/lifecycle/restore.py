@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from taskcache import codecs
+from taskcache.hashing import record_restored
 from taskcache.records import FILE_CODEC, ArtifactRecord, RunRecord
 from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
@@ -20,17 +21,35 @@ SMALL_ARTIFACT = 1 << 20
 
 def load_artifact(store: ArtifactStore | RemoteStore, artifact: ArtifactRecord, *, allow_pickle: bool) -> Any:
     """The value of one artifact. Raises MissingArtifactError / CorruptArtifactError when the
-    file is gone or differs from the catalog, PickleDisabledError for a pickle while pickle
-    is off, UnknownCodecError for a codec this process has not registered."""
+    file is gone or differs from the catalog (its type included), PickleDisabledError for a
+    pickle, or a module this process has not imported, while pickle is off,
+    UnknownCodecError for a codec this process has not registered.
+
+    When the decoded value hashes differently from the stored one (``restored_hash``), the
+    hasher is told, so runs that take it as an input key as they did with the original."""
+    if artifact.restored_hash is not None:
+        record_restored(artifact.restored_hash, artifact.value_hash)
+    return _decode(store, artifact, allow_pickle=allow_pickle)
+
+
+def _decode(store: ArtifactStore | RemoteStore, artifact: ArtifactRecord, *, allow_pickle: bool) -> Any:
     codec = codecs.get_codec(artifact.codec)
     codecs.check_loadable(codec, allow_pickle=allow_pickle, output=artifact.name)
     where = (artifact.relpath, artifact.size, artifact.checksum)
     small = artifact.size <= SMALL_ARTIFACT
-    if small and codecs.decodes_bytes(codec):  # the bytes that were checked are decoded
-        return codec.decode_bytes(store.read_verified(*where))
-    if not small and codecs.decodes_mapped(codec):  # one mapping, checked then decoded
-        return codec.decode_mapped(store.map_verified(*where))
-    return codec.decode(store.verify(*where))
+    if codecs.imports_code(codec):  # a module's name: checked before anything is imported
+        data = store.read_verified(*where)
+        codecs.check_import(codec, data, allow_pickle=allow_pickle, output=artifact.name)
+        value = codec.decode_bytes(data)
+    elif small and codecs.decodes_bytes(codec):  # the bytes that were checked are decoded
+        value = codec.decode_bytes(store.read_verified(*where))
+    elif not small and codecs.decodes_mapped(codec):  # one mapping, checked then decoded
+        value = codec.decode_mapped(store.map_verified(*where))
+    else:
+        value = codec.decode(store.verify(*where))
+    if artifact.codec == FILE_CODEC:  # a file's copy: its type_name says "file", it decodes to bytes
+        return value
+    return codecs.check_type(value, artifact.type_name, relpath=artifact.relpath)
 
 
 def load_outputs(

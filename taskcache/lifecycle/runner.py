@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import errno
 import logging
 import os
@@ -35,13 +36,17 @@ from taskcache.errors import (
     InvalidTransitionError,
     LeaseLostError,
     MissingArtifactError,
+    PickleDisabledError,
+    RunDeletedError,
     RunNotFoundError,
     StoreError,
+    UnsafePathError,
     UnstorableValueError,
 )
 from taskcache.fileio import atomic_write
 from taskcache.hashing import hash_value
 from taskcache.lifecycle import restore
+from taskcache.lifecycle.eviction import SizeBound
 from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
@@ -56,7 +61,12 @@ from taskcache.records import (
     RunSpec,
 )
 from taskcache.storage.filestate import FileChecker, identity, snapshot
-from taskcache.storage.folders import prepare_cache_dir, refuse_shared_catalog_file
+from taskcache.storage.folders import (
+    prepare_cache_dir,
+    prepare_catalog_file,
+    private_dir,
+    sqlite_file,
+)
 from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 from taskcache.storage.verified import SETTLED_NS
@@ -90,34 +100,65 @@ class Runner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._open()
+
+    def _open(self) -> None:
+        settings = self.settings
         private = settings.allow_pickle  # pickle off: a catalog may be shared on purpose
         prepare_cache_dir(settings.cache_dir, private=private)
         if private:
-            refuse_shared_catalog_file(settings.db_url, settings.cache_dir)
+            prepare_catalog_file(settings.db_url, settings.cache_dir)
+            if not settings.remote_artifacts:
+                # another user's folder (e.g. a symlink to it) is refused, never chmod-ed
+                private_dir(settings.artifacts_dir, "artifacts folder")
         self.store: ArtifactStore | RemoteStore = (
             RemoteStore(settings.artifacts_url, settings.cache_dir / "remote-copies",
                         max_local_bytes=settings.artifacts_cache_bytes)
             if settings.remote_artifacts else ArtifactStore(settings.artifacts_dir))
         self.catalog = Catalog(settings.db_url, busy_timeout=settings.busy_timeout_seconds)
+        # what must still exist for this runner to be usable (see reopen_if_gone)
+        catalog_file = sqlite_file(settings.db_url)
+        local_root = None if settings.remote_artifacts else settings.artifacts_dir
+        self._needed = tuple(str(p) for p in (catalog_file, local_root) if p is not None)
         self.hits = HitLog(self.catalog)
         self.files = FileChecker()
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
+        #: with a max_size, keeps the artifacts within it after every completed run
+        self.size_bound = (None if settings.max_size is None else
+                           SizeBound(self.catalog, self.store, self.hits.flush, settings.max_size))
+
+    def reopen_if_gone(self) -> None:
+        """Start afresh when the catalog file or the artifacts folder was deleted (``rm -rf
+        .taskcache`` while a kernel runs): open connections would keep using the deleted
+        file. Checked before every claim and catalog listing, not on the hit path (a hit of
+        a deleted folder finds its artifacts missing, and becomes a claim)."""
+        if all(os.path.exists(path) for path in self._needed):
+            return
+        with contextlib.suppress(Exception):  # its connections point at deleted files
+            self.close()
+        self._open()
 
     def close(self) -> None:
         """Write pending hit counts and release the database connections."""
         with contextlib.suppress(CatalogUnavailableError):
             self.failures.settle()
+        if self.size_bound is not None:
+            self.size_bound.wait()
         self.hits.flush()
         self.catalog.dispose()
 
     # -- hit path -------------------------------------------------------------------------
-    def lookup(self, fingerprint: str, *, count_hit: bool = True) -> Hit | None:
+    def lookup(self, fingerprint: str, *, count_hit: bool = True,
+               prepare: Callable[[RunRecord], bool] | None = None) -> Hit | None:
         """The outputs of the newest completed run with ``fingerprint`` whose recorded files
         still hold and whose artifacts all verify; None on a miss. The files that run wrote
         are put back where missing or changed. A missing or corrupt artifact invalidates its
-        run (it will be recomputed) and warns."""
-        return self._find(fingerprint, count_hit=count_hit)[0]
+        run (it will be recomputed) and warns. ``prepare(run)``, when given, runs before the
+        outputs are decoded (a cell puts back the functions its stored values refer to); it
+        may load some outputs itself, and returning False turns that run down (it stays
+        valid)."""
+        return self._find(fingerprint, count_hit=count_hit, prepare=prepare)[0]
 
     def servable(self, fingerprint: str) -> RunRecord | None:
         """The run a lookup would serve (its files checked, nothing loaded or put back)."""
@@ -126,7 +167,8 @@ class Runner:
                 return run
         return None
 
-    def _find(self, fingerprint: str, *, count_hit: bool = True) -> tuple[Hit | None, int]:
+    def _find(self, fingerprint: str, *, count_hit: bool = True,
+              prepare: Callable[[RunRecord], bool] | None = None) -> tuple[Hit | None, int]:
         """The hit, and the id of the newest completed run looked at (0 when none)."""
         candidates = self.catalog.completed_runs(fingerprint)
         for run in candidates:
@@ -138,10 +180,17 @@ class Runner:
             ):
                 continue  # stored as pickle by a run that allowed it; never unpickle
             try:
+                if prepare is not None and not prepare(run):
+                    continue
                 outputs = self.load_outputs(run)
                 for record, artifact in put_back:
                     self._put_back(record, artifact)
-            except (MissingArtifactError, CorruptArtifactError) as exc:
+            except PickleDisabledError:
+                continue  # a module this process has not imported, pickle off: recompute
+            except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
+                # UnsafePathError: a folder of the run replaced by a symlink leading out of
+                # the store; nothing is read there, and the run is recomputed as for a
+                # corrupt file
                 warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=4)
                 self.catalog.invalidate(run.id, str(exc))
                 continue
@@ -204,18 +253,20 @@ class Runner:
     # -- miss path ------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> Claim:
         """Claim a new run unconditionally (``--force``, ``.force()``, ``cache=False``)."""
+        self.reopen_if_gone()
         self.failures.settle()
         return self.catalog.claim(spec, lease_seconds=self.settings.lease_seconds)
 
     def acquire(
         self, spec: RunSpec, *, on_wait: Callable[[RunRecord], None] | None = None,
-        max_wait: float | None = None,
+        max_wait: float | None = None, prepare: Callable[[RunRecord], bool] | None = None,
     ) -> Claim | Hit:
         """Single-flight: claim the run, or, while another process computes the same
         fingerprint, wait for it (polling with backoff) and return its result as a Hit. If
         that run fails or its owner dies (lease expired), one waiter claims it next; after
         MAX_ABANDONED deaths since its last completion, RepeatedlyAbandonedError instead
-        (``start``, i.e. --force / .force(), still claims it)."""
+        (``start``, i.e. --force / .force(), still claims it). ``prepare`` is lookup's."""
+        self.reopen_if_gone()
         self.failures.settle()
         delay, waited_for = 0.02, None
         deadline = None if max_wait is None else time.monotonic() + max_wait
@@ -226,11 +277,11 @@ class Runner:
             if isinstance(outcome, Claim):
                 return outcome
             if outcome.status == "completed":
-                hit, newest = self._find(spec.fingerprint)
+                hit, newest = self._find(spec.fingerprint, prepare=prepare)
                 if hit is not None:
                     return hit
-                # its files changed, its artifacts failed to verify, or this process may
-                # not load them (pickle disabled): claim, or join a run computing it now
+                # its files changed, its artifacts failed to verify, this process may not
+                # load them (pickle disabled), or prepare turned it down: claim, or join a run computing it now
                 stale = max(stale, newest, outcome.id)
                 continue
             if waited_for != outcome.id and on_wait is not None:
@@ -265,7 +316,8 @@ class Runner:
         into a warning: UnstorableValueError (no codec fits an output, or it failed on the
         value), StoreError (writing failed: disk full, I/O error, permissions; the message
         says where and what to do) or a CatalogError (the completing commit failed:
-        CatalogUnavailableError; the run was taken over: LeaseLostError)."""
+        CatalogUnavailableError; the run was taken over: LeaseLostError; the run was
+        deleted meanwhile: RunDeletedError)."""
         value_hashes = value_hashes or {}
         try:
             chosen = {
@@ -306,14 +358,21 @@ class Runner:
                     raise
                 raise error from exc
         try:
-            return self.catalog.complete(claim, written, duration=duration, files=records)
-        except (LeaseLostError, InvalidTransitionError, RunNotFoundError):
+            record = self.catalog.complete(claim, written, duration=duration, files=records)
+        except RunNotFoundError:
+            self._delete_quietly(written)
+            raise RunDeletedError(claim.run_id) from None
+        except (LeaseLostError, InvalidTransitionError):
             self._delete_quietly(written)  # rolled back, and the run is not ours to finish
             raise
         except BaseException as exc:  # the commit failed or was interrupted
             self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
                               reason=f"not cached: {exc}", written=written)
             raise
+        if self.size_bound is not None:
+            with contextlib.suppress(CatalogUnavailableError):  # the next write checks again
+                self.size_bound.after_write(record.id)
+        return record
 
     def _store_written(
         self, claim: Claim, task: str, paths: Sequence[str], written: list[ArtifactRecord],
@@ -357,7 +416,7 @@ class Runner:
         stored = self.store.write([task, str(claim.run_id), name], codec.suffix,
                                   lambda path: codec.encode(value, path))
         meta = describe(value)
-        return ArtifactRecord(
+        record = ArtifactRecord(
             name=name, codec=codec.name, relpath=stored.relpath, size=stored.size,
             checksum=stored.checksum,
             value_hash=value_hashes.get(name) or _output_hash(value, stored.checksum),
@@ -365,6 +424,17 @@ class Runner:
             shape=_tuple_or_none(meta.get("shape")), rows=meta.get("rows"),
             columns=_tuple_or_none(meta.get("columns")), repr=meta.get("repr", ""),
         )
+        if codecs.keeps_hash(codec) or record.value_hash.startswith(_FILE_HASH):
+            return record
+        # pickle or a user codec: what a hit gives back may hash differently (an object
+        # whose pickle drops state); record that hash so runs downstream of a hit still hit
+        try:
+            restored = hash_value(self.load_artifact(record), as_stored=False)
+        except FingerprintError:
+            return record
+        if restored == record.value_hash:
+            return record
+        return dataclasses.replace(record, restored_hash=restored)
 
     def fail_quietly(
         self,
@@ -375,15 +445,18 @@ class Runner:
         cancelled: bool = False,
         reason: str | None = None,
         written: Sequence[ArtifactRecord] = (),
+        file_labels: Mapping[str, str] | None = None,
     ) -> RunRecord | None:
         """``fail`` for when the run's real outcome (the user's exception, a value that could
         not be cached) matters more than recording it: never raises a catalog error. The
         ``written`` files of the run are deleted once it is known not to be completed.
         If the catalog cannot be written now, this is retried before this runner's next
         claim, so this process never waits for its own dead run; other processes take the
-        run over once its lease expires."""
+        run over once its lease expires. ``file_labels`` names source files in the
+        recorded traceback (see ``failures.user_traceback``)."""
         return self.failures.record(
-            claim, failure_fields(exc, duration, cancelled, reason), tuple(written))
+            claim, failure_fields(exc, duration, cancelled, reason, file_labels),
+            tuple(written))
 
     def _delete_quietly(self, artifacts: Iterable[ArtifactRecord]) -> None:
         for artifact in artifacts:
@@ -414,12 +487,16 @@ def _store_error(name: str | None, run_id: int, exc: OSError) -> StoreError:
     return error
 
 
+#: prefix of the lineage hash of an output that has no content hash
+_FILE_HASH = "file:"
+
+
 def _output_hash(value: Any, checksum: str) -> str:
     """The lineage hash of an output: its content hash, or its file checksum if unhashable."""
     try:
         return hash_value(value)
     except FingerprintError:
-        return f"file:{checksum}"
+        return _FILE_HASH + checksum
 
 
 def _tuple_or_none(value: Any) -> tuple | None:
@@ -453,6 +530,17 @@ def get_runner() -> Runner:
         from taskcache.config import resolve_settings
 
         _default = Runner(resolve_settings(**_settings_overrides))
+    return _default
+
+
+def use_settings(settings: Settings) -> Runner:
+    """Make ``settings`` the default runner's (a worker process taking a job from the
+    caller: it records into the caller's catalog). Keeps the runner when they are equal."""
+    global _default
+    if _default is None or _default.settings != settings:
+        if _default is not None:
+            _default.close()
+        _default = Runner(settings)
     return _default
 
 

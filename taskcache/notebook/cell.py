@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 
-from taskcache.analysis import analyze_cell
+from taskcache.analysis import analyze_cell, attribute_reads, definition_reads
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import (
     CacheWarning,
     CatalogUnavailableError,
     FingerprintError,
     LeaseLostError,
+    RunDeletedError,
     StoreError,
     UnstorableValueError,
 )
@@ -37,7 +38,7 @@ from taskcache.lifecycle.aliasing import (
     rebuild_views,
     restore_in_place,
 )
-from taskcache.lifecycle.environment import capture_environment
+from taskcache.lifecycle.environment import capture_environment, cell_number, notebook_path
 from taskcache.lifecycle.runner import (
     Hit,
     Runner,
@@ -94,6 +95,7 @@ class CellOutcome:
     result: Any = None
     seconds: float = 0.0
     mutated: list[str] = field(default_factory=list)
+    reason: str = ""                   # why a run was not cached, for the status line
 
 
 class _Held:
@@ -160,6 +162,8 @@ class CellTask:
             self.analysis = None  # execute() shows the SyntaxError as IPython would
         self.inputs = self._input_names()
         self.name = options.name or default_task_name(self.analysis.outputs if self.analysis else ())
+        self._early_definitions = False  # prepare_hit put back what stored values refer to
+        self.failed_run_id: int | None = None  # the run recorded as failed, if the cell raised
         self.is_async = shell.autoawait and has_top_level_await(self.source)
         # compile flags of the body: top-level await where IPython would allow it
         self._flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if self.is_async else 0
@@ -180,20 +184,16 @@ class CellTask:
             names = [n for n in found if n in ns and n not in SHELL_FUNCTIONS]
         return [n for n in names if n not in set(self.options.ignore)]
 
-    def _hash_inputs(self) -> dict[str, str]:
-        hashes = {}
-        for name in self.inputs:
-            try:
-                hashes[name] = hash_value(self.shell.user_ns[name], name=name)
-            except FingerprintError as exc:
-                raise UsageError(
-                    f"{exc}\nTo run this cell without hashing {name!r}, add --ignore {name} "
-                    f"to the %%task line."
-                ) from None
-        return hashes
+    def _hash_input(self, name: str) -> str:
+        """The hash of one input as the cell uses it: of a user module, only the attributes
+        the cell reads from it count (``cfg.alpha``)."""
+        reads = attribute_reads(self.source).get(name) if self.analysis else None
+        return hash_value(self.shell.user_ns[name], name=name, reads=reads)
 
     def spec(self) -> RunSpec:
-        input_hashes = self._hash_inputs()
+        """The run's key and description. Raises FingerprintError naming an input that
+        cannot be hashed (the magic then runs the cell uncached and says why)."""
+        input_hashes = {name: self._hash_input(name) for name in self.inputs}
         normalized = self.analysis.normalized if self.analysis else self.source
         code_hash = hash_value(normalized)
         ns = self.shell.user_ns
@@ -218,6 +218,14 @@ class CellTask:
         )
 
     # -- hit ------------------------------------------------------------------------------
+    def prepare_hit(self, run: RunRecord) -> bool:
+        """Before a stored run's outputs are decoded (Runner.lookup's ``prepare``): put the
+        cell's functions, classes and imports back, since stored values may refer to them
+        (``by_year = rets.groupby(get_year)`` is unpickled by looking ``get_year`` up)."""
+        self._early_definitions = True
+        self._replay_definitions(run, late=False)
+        return True
+
     def restore(self, run: RunRecord, outputs: dict[str, Any]) -> CellOutcome | None:
         """Leave the namespace, the shown output and the global state as the run did. None
         (nothing changed) when the run cannot be replayed today: it drew from a random
@@ -240,7 +248,7 @@ class CellTask:
             restore_in_place(ns[name], values.pop(name))
         values.update(views)
         ns.update(values)
-        self._replay_definitions(run)
+        self._replay_definitions(run, late=True if self._early_definitions else None)
         ns.update(values)  # a name rebound after its def keeps its stored value
         library_settings.apply(outputs.get(SETTINGS))  # np.set_printoptions(...) and the like
         random_state.apply(outputs.get(RANDOM_STATE))  # later draws as after a real run
@@ -249,14 +257,19 @@ class CellTask:
         replay_outputs(self.shell, outputs.get(CELL_DISPLAY) or [])
         return CellOutcome("hit", run, outputs.get(CELL_RESULT), run.duration or 0.0)
 
-    def _replay_definitions(self, run: RunRecord) -> None:
+    def _replay_definitions(self, run: RunRecord, *, late: bool | None = None) -> None:
         """Re-run the cell's top-level def/class/import statements (cheap, and functions
-        defined in a notebook cannot be stored portably)."""
+        defined in a notebook cannot be stored portably). ``late=False``: before the stored
+        values are decoded, those that read no value the cell binds where they run;
+        ``late=True``: once the values are back, the others (``def f(x=threshold)`` after
+        ``threshold = 5``); None: all."""
         if self.analysis is None or not (self.analysis.definitions or self.analysis.star_import):
             return
+        values = set(self.analysis.outputs) - set(self.analysis.definitions)
         tree = self._parse()
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
-        tree.body = [node for node in tree.body if isinstance(node, kinds)]
+        tree.body = [node for node in tree.body if isinstance(node, kinds) and (
+            late is None or bool(definition_reads(node) & values) == late)]
         if tree.body:
             self._exec_module(tree)
 
@@ -265,13 +278,20 @@ class CellTask:
         """Run the cell for real, capture what it shows, store its outputs; unless another
         process is computing the same run, in which case wait and restore its result."""
         before = {n: spec_hash.value_hash for n, spec_hash in zip(self.inputs, spec.inputs, strict=True)}
-        env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}))
+        env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}),
+                                  path=notebook_path(self.shell.user_ns))
         # the %%task line as typed, so the run browser can re-run this cell as it was
         spec = replace(spec, env={**env, "magic_line": self.magic_line})
         try:
-            acquired = self.runner.start(spec) if force else self.runner.acquire(spec, on_wait=print_waiting)
+            acquired: Claim | Hit | CatalogUnavailableError = (
+                self.runner.start(spec) if force
+                else self.runner.acquire(spec, on_wait=print_waiting, prepare=self.prepare_hit))
         except CatalogUnavailableError as exc:
-            return await self.run_uncached(exc)
+            acquired = exc
+        if isinstance(acquired, CatalogUnavailableError):
+            # run outside the except block: the cell's own error must not be shown as
+            # raised "during handling of" ours
+            return await self.run_uncached(acquired)
         if isinstance(acquired, Hit):
             outcome = self.restore(acquired.run, acquired.outputs)
             if outcome is not None:
@@ -292,7 +312,9 @@ class CellTask:
                 result = await self._run_body()
         except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
-            self.runner.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt))
+            self.failed_run_id = claim.run_id
+            self.runner.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                                     file_labels=self._cell_labels())
             raise
         finally:
             current_run_id.reset(token)
@@ -342,10 +364,13 @@ class CellTask:
               mutated: list[str], files: RecordedFiles) -> CellOutcome:
         try:
             record = self.runner.save(claim, self.name, outputs, duration=duration, files=files)
-        except (UnstorableValueError, LeaseLostError) as exc:
-            print(f"taskcache: {self.name} ran but was not cached: {exc}", file=sys.stderr)
-            return CellOutcome("not cached", None, result, duration, mutated)
-        except (StoreError, CatalogUnavailableError) as exc:  # disk full, catalog locked, ...
+        except UnstorableValueError as exc:  # one line: the status line says why
+            reason = (f"cannot store {exc.name!r} of type {exc.type_name}; leave it out with "
+                      f"--outputs, or taskcache.register_codec(...)")
+            return CellOutcome("not cached", None, result, duration, mutated, reason)
+        except LeaseLostError as exc:
+            return CellOutcome("not cached", None, result, duration, mutated, str(exc))
+        except (StoreError, CatalogUnavailableError, RunDeletedError) as exc:  # disk full, ...
             warnings.warn(f"taskcache: {self.name} ran but was not cached: {exc}", CacheWarning,
                           stacklevel=3)
             return CellOutcome("not cached", None, result, duration, mutated)
@@ -359,6 +384,18 @@ class CellTask:
         started = time.perf_counter()
         result = await self._run_body()
         return CellOutcome("not cached", None, result, time.perf_counter() - started)
+
+    async def run_unkeyed(self, cause: FingerprintError) -> CellOutcome:
+        """An input cannot be hashed: run the cell as a plain cell runs, and say in the
+        status line which value and how to cache the cell; nothing is recorded."""
+        name = cause.name or "a value"
+        fix = f"add --ignore {name} to the %%task line, or " if cause.name in self.inputs else ""
+        short_type = cause.type_name.rsplit(".", 1)[-1]
+        reason = (f"cannot hash {name!r} of type {cause.type_name}; to cache it, {fix}"
+                  f"taskcache.register_hasher({short_type}, fn)")
+        started = time.perf_counter()
+        result = await self._run_body()
+        return CellOutcome("not cached", None, result, time.perf_counter() - started, reason=reason)
 
     def _collect_outputs(self, before: dict[str, str], result: Any) -> tuple[dict[str, Any], list[str]]:
         ns = self.shell.user_ns
@@ -384,7 +421,7 @@ class CellTask:
             if name in outputs or name not in ns:
                 continue
             try:
-                if hash_value(ns[name], name=name) != old:
+                if self._hash_input(name) != old:
                     outputs[name] = ns[name]
                     mutated.append(name)
             except FingerprintError:
@@ -435,6 +472,11 @@ class CellTask:
             # registered in linecache: tracebacks show the cell, inspect.getsource works
             first_line = self.magic_line or "%%task"
             self._cached_name = self.shell.compile.cache(
-                first_line + "\n" + self.source, self.shell.execution_count, raw_code=self.raw
+                first_line + "\n" + self.source, cell_number(self.shell), raw_code=self.raw
             )
         return self._cached_name
+
+    def _cell_labels(self) -> dict[str, str]:
+        """Cell files as IPython names them in tracebacks: ``Cell In[37]``."""
+        numbers = getattr(self.shell.compile, "_filename_map", {})
+        return {path: f"Cell In[{n}]" for path, n in numbers.items() if isinstance(n, int)}

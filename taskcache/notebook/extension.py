@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import warnings
 from typing import Any
 
+from taskcache.errors import CacheWarning, CatalogUnavailableError
 from taskcache.lifecycle import runner as runner_module
+from taskcache.lifecycle.progress import set_progress_bar
 from taskcache.notebook.cell import has_top_level_await
 
 _loaded: dict[int, Any] = {}  # id(shell) -> the TaskCache magics instance
@@ -50,8 +53,18 @@ def load_ipython_extension(ip: Any) -> None:
     magics.transformer = AwaitAsyncTask(ip)
     ip.input_transformers_post.append(magics.transformer)
     _loaded[id(ip)] = magics
+    if getattr(ip, "kernel", None) is not None:  # a notebook: sweeps draw a widget bar
+        from taskcache.browser.progress import WidgetProgressBar
+
+        set_progress_bar(WidgetProgressBar)
+    try:
+        folder = runner_module.get_runner().settings.cache_dir
+    except CatalogUnavailableError as exc:  # cells run uncached, each with a warning
+        folder = runner_module.current_settings().cache_dir
+        warnings.warn(f"taskcache: cells will run without the cache: {exc}", CacheWarning,
+                      stacklevel=2)
     if not magics.quiet:
-        print(f"taskcache: catalog at {runner_module.get_runner().settings.cache_dir}")
+        print(f"taskcache: catalog at {folder}")
 
 
 def unload_ipython_extension(ip: Any) -> None:
@@ -64,4 +77,5 @@ def unload_ipython_extension(ip: Any) -> None:
     manager.registry.pop(type(magics).__name__, None)
     ip.input_transformers_post[:] = [t for t in ip.input_transformers_post if t is not magics.transformer]
     ip.configurables[:] = [c for c in ip.configurables if c is not magics]
+    set_progress_bar(None)
     runner_module.reset()

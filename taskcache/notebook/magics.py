@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import shlex
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -18,18 +19,19 @@ from IPython.core.magic_arguments import (
     magic_arguments,
     parse_argstring,
 )
-from traitlets import Bool, Float, Unicode, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 
 from taskcache.commands import COMMANDS, Context, add_subcommands
 from taskcache.errors import (
     CatalogUnavailableError,
     ConfigError,
+    FingerprintError,
     RepeatedlyAbandonedError,
-    RunNotFoundError,
     TaskcacheError,
 )
 from taskcache.lifecycle import runner as runner_module
 from taskcache.notebook.cell import CellOptions, CellOutcome, CellTask, run_sync
+from taskcache.records import check_label
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -57,6 +59,9 @@ class TaskCache(Magics):
     artifacts_url = Unicode(None, allow_none=True, help="fsspec URL of the artifacts (s3://bucket/prefix, ...); default cache_dir/artifacts.").tag(config=True)
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
     max_file_output = Unicode(None, allow_none=True, help="Bytes of the files a run writes that are stored with it, e.g. '200MB' (default 1 GB).").tag(config=True)
+    executor = Unicode(None, allow_none=True, help="Where f.map/f.submit run misses: 'threads' (default), 'processes' or 'dask'.").tag(config=True)
+    max_workers = Int(None, allow_none=True, help="Workers of the thread or process pool of f.map/f.submit (default: one per CPU).").tag(config=True)
+    max_size = Unicode(None, allow_none=True, help="Bytes of artifacts the cache may hold, e.g. '20GB': after a write that leaves more, the least recently used runs are removed.").tag(config=True)
     quiet = Bool(False, help="Do not print the one-line hit/miss status after a cell.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -65,8 +70,8 @@ class TaskCache(Magics):
         self.last_outcome: CellOutcome | None = None
         self._apply_settings()
 
-    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format",
-             "artifacts_url", "max_file_output")
+    @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url",
+             "executor", "max_workers", "max_size", "max_file_output")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -75,7 +80,9 @@ class TaskCache(Magics):
             runner_module.configure(
                 cache_dir=self.cache_dir, db_url=self.db_url, allow_pickle=self.allow_pickle,
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
-                artifacts_url=self.artifacts_url, max_file_output=self.max_file_output,
+                artifacts_url=self.artifacts_url, executor=self.executor,
+                max_workers=self.max_workers, max_size=self.max_size,
+                max_file_output=self.max_file_output,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None
@@ -107,6 +114,13 @@ class TaskCache(Magics):
         args = parse_argstring(self.task, line)
         if args.name is not None and not args.name.strip():
             raise UsageError("the task name is empty; write %%task NAME or leave the name out")
+        try:
+            for value, what in ((args.name, "task name"), (args.version, "task version"),
+                                *((tag, "tag") for tag in args.tag)):
+                if value is not None:
+                    check_label(value, what)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         options = CellOptions(
             name=args.name, force=args.force, no_cache=args.no_cache,
             inputs=_names(args.inputs), outputs=_names(args.outputs),
@@ -132,10 +146,17 @@ class TaskCache(Magics):
         """Look up, then restore or execute: a coroutine that only suspends where the cell's
         own code awaits."""
         options = cell_task.options
-        spec = cell_task.spec()
+        try:
+            spec = cell_task.spec()
+        except FingerprintError as exc:  # runs as a plain cell; the status line says why
+            try:
+                outcome = await cell_task.run_unkeyed(exc)
+            except Exception as error:
+                return self._show_failure(error, cell_task, options)
+            return self._finish(cell_task, outcome, options)
         if runner is not None and not (options.force or options.no_cache):
             try:
-                hit = runner.lookup(spec.fingerprint)
+                hit = runner.lookup(spec.fingerprint, prepare=cell_task.prepare_hit)
             except CatalogUnavailableError as exc:
                 hit, unavailable = None, exc
             outcome = None if hit is None else cell_task.restore(hit.run, hit.outputs)
@@ -151,16 +172,19 @@ class TaskCache(Magics):
                 outcome = await cell_task.execute(spec, force=rerun)
         except RepeatedlyAbandonedError as exc:
             if exc.fingerprint != spec.fingerprint:  # a nested task's: the cell's code failed
-                return self._show_failure(exc)
+                return self._show_failure(exc, cell_task, options)
             raise UsageError(str(exc)) from None  # the message, not taskcache's traceback
         except Exception as exc:
-            return self._show_failure(exc)
+            return self._show_failure(exc, cell_task, options)
         return self._finish(cell_task, outcome, options)
 
     def _finish(self, cell_task: CellTask, outcome: CellOutcome, options: CellOptions) -> Any:
         self.last_outcome = outcome
         if not options.quiet:
             self._status_line(cell_task.name, outcome)
+        elif outcome.status == "not cached" and outcome.reason:  # quiet hides the status,
+            # not why a cell cannot be cached
+            print(f"taskcache: {cell_task.name} not cached: {outcome.reason}", file=sys.stderr)
         return outcome.result
 
     def _status_line(self, name: str, outcome: CellOutcome) -> None:
@@ -171,15 +195,29 @@ class TaskCache(Magics):
             mutated = f"; stored mutated input {', '.join(outcome.mutated)}" if outcome.mutated else ""
             text = f"taskcache: miss {name}{run_id} (ran in {_seconds(outcome.seconds)}{mutated})"
         else:
-            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached"
+            why = f": {outcome.reason}" if outcome.reason else ""
+            text = f"taskcache: {name} ran in {_seconds(outcome.seconds)}, not cached{why}"
+        self._publish_status(text, outcome.status)
+
+    def _publish_status(self, text: str, status: str) -> None:
+        # the theme's secondary text colour, indented as JupyterLab indents printed text
+        # (1ch of the code font)
+        line = (f'<div style="padding-left:1ch;font-family:var(--jp-code-font-family)">'
+                f'<pre class="taskcache-status" style="color:var(--jp-content-font-color2,#616161);'
+                f'margin:0">{html.escape(text)}</pre></div>')
         self.shell.display_pub.publish(
-            data={"text/plain": text,
-                  "text/html": f'<pre class="taskcache-status" style="color:#777;margin:0">{html.escape(text)}</pre>'},
-            metadata={"taskcache": {"status": outcome.status}},
+            data={"text/plain": text, "text/html": line},
+            metadata={"taskcache": {"status": status}},
         )
 
-    def _show_failure(self, exc: BaseException) -> None:
-        """Show the traceback as a plain cell would (user frames only) and fail the cell."""
+    def _show_failure(self, exc: BaseException, cell_task: CellTask, options: CellOptions) -> None:
+        """Show the traceback as a plain cell would (user frames only), then the status line
+        (``taskcache: failed NAME #ID, nothing cached``), and fail the cell."""
+        if not options.quiet:
+            run_id = f" #{cell_task.failed_run_id}" if cell_task.failed_run_id else ""
+            status = f"taskcache: failed {cell_task.name}{run_id}, nothing cached"
+        else:
+            status = None
         tb = exc.__traceback__
         cell_file = None
         while tb is not None:  # drop taskcache's own frames above the cell's code
@@ -190,8 +228,12 @@ class TaskCache(Magics):
             tb = tb.tb_next
         exec_result = getattr(self.shell.displayhook, "exec_result", None)
         if exec_result is None or cell_file is None:
+            if status:
+                self._publish_status(status, "failed")
             raise exc  # not inside a cell run (direct call): let the caller see it
         self.shell.showtraceback((type(exc), exc, tb), tb_offset=0)
+        if status:
+            self._publish_status(status, "failed")
         exec_result.error_in_exec = exc
         return None
 
@@ -213,7 +255,7 @@ class TaskCache(Magics):
         context = Context(shell=self.shell, last_task=self.last_task, quiet=self.quiet)
         try:
             result = args.command.run(args, context)
-        except (RunNotFoundError, ConfigError, ValueError) as exc:
+        except (TaskcacheError, ValueError) as exc:  # incl. a catalog that cannot be opened
             raise UsageError(str(exc)) from None
         if hasattr(result, "_repr_html_") or hasattr(result, "_repr_mimebundle_"):
             return result  # a table or the run browser: displayed as the cell's result

@@ -4,15 +4,17 @@ another user can write to them, since whoever can write there decides what taskc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import stat
 from pathlib import Path
 
 from taskcache.errors import ConfigError
-from taskcache.fileio import atomic_write
+from taskcache.fileio import SQLITE_SUFFIXES, atomic_write
 
-__all__ = ["prepare_cache_dir", "private_dir", "refuse_if_shared", "refuse_shared_catalog_file"]
+__all__ = ["prepare_cache_dir", "prepare_catalog_file", "private_dir",
+           "refuse_if_shared", "sqlite_file"]
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -37,16 +39,23 @@ def private_dir(folder: Path, what: str, *, check: bool = True) -> Path:
     another user can write to it (:func:`refuse_if_shared`) and make it 0700.
     ``check=False`` leaves an existing folder alone."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        if not folder.is_dir():
-            raise
-        if not check:
-            return folder
-        refuse_if_shared(folder, what)
-    os.chmod(folder, 0o700)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise ConfigError(f"the {what} {folder} exists and is not a folder; point "
+                                  f"TASKCACHE_DIR (or --cache-dir) at a folder") from None
+            if not check:
+                return folder
+            refuse_if_shared(folder, what)
+        os.chmod(folder, 0o700)
+    except ConfigError:
+        raise
+    except OSError as exc:  # e.g. a parent that is a file, no permission
+        raise ConfigError(f"cannot create the {what} {folder}: {exc.strerror or exc}; point "
+                          f"TASKCACHE_DIR (or --cache-dir) at a folder you can write") from None
     return folder
 
 
@@ -74,16 +83,26 @@ def refuse_if_shared(path: Path, what: str) -> None:
         )
 
 
-def refuse_shared_catalog_file(db_url: str, cache_dir: Path) -> None:
-    """The SQLite catalog file and its folder (when not the cache folder) must be private too:
-    whoever can write the catalog decides which artifact is loaded."""
+def sqlite_file(db_url: str) -> Path | None:
+    """The file of a SQLite catalog URL; None for another database, an in-memory one or a
+    ``uri=true`` URL (whose file taskcache does not manage)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(db_url)
     database = url.database or ""
     if url.get_backend_name() != "sqlite" or url.query.get("uri") or database in ("", ":memory:"):
+        return None
+    return Path(database).expanduser().absolute()
+
+
+def prepare_catalog_file(db_url: str, cache_dir: Path) -> None:
+    """The SQLite catalog file and its folder (when not the cache folder) must be private too:
+    whoever can write the catalog decides which artifact is loaded. A new catalog file is
+    created 0600 (so SQLite creates its -wal and -shm 0600 too); existing ones lose any
+    group and other permission bits."""
+    path = sqlite_file(db_url)
+    if path is None:
         return
-    path = Path(database).expanduser().absolute()
     if path.parent != cache_dir:
         if path.parent.is_dir():  # the user's own folder: checked, never chmod-ed
             refuse_if_shared(path.parent, "catalog folder")
@@ -91,3 +110,12 @@ def refuse_shared_catalog_file(db_url: str, cache_dir: Path) -> None:
             private_dir(path.parent, "catalog folder")
     if path.exists():
         refuse_if_shared(path, "catalog file")
+    else:
+        with contextlib.suppress(FileExistsError):  # SQLite takes an empty file as new
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in SQLITE_SUFFIXES:
+        file = path.with_name(path.name + suffix)
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to change
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(file, mode & 0o700)

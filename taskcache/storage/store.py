@@ -1,8 +1,8 @@
 """Artifact files: atomic writes, checksums, verified reads, deletes, sweeps. Bytes only.
 
 Layout: ``root/<part>/.../<part><suffix>``, every part passed through :func:`sanitize_name`.
-Folders are 0700 and files 0600 (artifacts may be pickles: see the trust model in
-``taskcache.codecs``).
+Folders are 0700 and files 0400, read-only once written (artifacts may be pickles: see the
+trust model in ``taskcache.codecs``; and a frame may be mapped from its file).
 
 A write goes to ``.tmp-<pid>-<random>-<name>`` in the target folder, is fsynced and
 checksummed (xxh3-128, streamed in 4 MiB chunks by C code), then renamed into place and
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import mmap
 import os
 import re
@@ -43,7 +44,13 @@ from taskcache.errors import (
     StoreError,
     UnsafePathError,
 )
-from taskcache.fileio import TEMP_PREFIX, atomic_write, hash_file, map_copy_on_write
+from taskcache.fileio import (
+    TEMP_PREFIX,
+    atomic_write,
+    file_identity,
+    hash_file,
+    map_copy_on_write,
+)
 from taskcache.storage.verified import VerifiedFiles
 
 __all__ = [
@@ -55,7 +62,12 @@ __all__ = [
     "TEMP_PREFIX",
 ]
 
+log = logging.getLogger("taskcache")
+
 CHECKSUM_ALGO = "xxh3_128"
+#: artifacts are never changed once written; read-only also keeps a careless write or
+#: truncation from pulling the pages from under a frame mapped from the file (SIGBUS)
+ARTIFACT_MODE = 0o400
 MAX_NAME = 80
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SUFFIX = re.compile(r"(\.[A-Za-z0-9][A-Za-z0-9_-]{0,15}){0,3}")
@@ -184,7 +196,7 @@ class ArtifactStore:
 
     def write(self, parts: Sequence[str], suffix: str, writer: Callable[[Path], None]) -> StoredFile:
         """``writer(tmp_path)`` fills a temp file in the target folder; then fsync, checksum,
-        rename into ``root/<sanitized parts...><suffix>``, fsync the folder; files 0600."""
+        rename into ``root/<sanitized parts...><suffix>``, fsync the folder; files 0400."""
         relpath = artifact_relpath(parts, suffix)
         clean = relpath.split("/")
         target = self.root.joinpath(*clean)
@@ -195,7 +207,8 @@ class ArtifactStore:
                 with contextlib.suppress(FileExistsError):
                     folder.mkdir(mode=0o700)
             self._inside(folder, relpath)
-            size, checksum = atomic_write(target, writer, inspect=checksum_file)
+            size, checksum = atomic_write(target, writer, final_mode=ARTIFACT_MODE,
+                                          inspect=checksum_file)
         except OSError as exc:
             if isinstance(exc, StoreError):
                 raise
@@ -251,19 +264,26 @@ class ArtifactStore:
 
     def read_verified(self, relpath: str, size: int, checksum: str) -> bytes:
         """The bytes of a small artifact, read once and checked against size and checksum
-        (a codec then decodes exactly the bytes that were verified)."""
-        full, _ = self._stat_artifact(relpath, size)
+        (a codec then decodes exactly the bytes that were verified). Bytes this process
+        checked before are not read again while the file's identity holds."""
+        full, st = self._stat_artifact(relpath, size)
+        kept = self._verified.kept_bytes(full, st, checksum)
+        if kept is not None:
+            return kept
         try:
             fd = os.open(full, os.O_RDONLY)
         except FileNotFoundError:
             raise MissingArtifactError(full) from None
         try:
             data = os.read(fd, size + 1)
+            opened = os.fstat(fd)
         finally:
             os.close(fd)
         actual = f"{CHECKSUM_ALGO}:{xxhash.xxh3_128_hexdigest(data)}"
         if len(data) != size or actual != checksum:
             raise CorruptArtifactError(full, checksum, actual)
+        if file_identity(opened) == file_identity(st):  # the file that was statted was read
+            self._verified.remember(full, st, checksum, data)
         return data
 
     def _stat_artifact(self, relpath: str, size: int) -> tuple[str, os.stat_result]:
@@ -271,7 +291,10 @@ class ArtifactStore:
         try:
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):  # never created by us; refused if it leads outside
-                self._inside(Path(full), relpath)
+                real = Path(full).resolve()
+                if not real.is_relative_to(self._real_root):
+                    raise CorruptArtifactError(full, "a regular file",
+                                               f"a symbolic link to {real}, outside the store")
                 st = os.stat(full)
         except FileNotFoundError:
             raise MissingArtifactError(full) from None
@@ -284,8 +307,19 @@ class ArtifactStore:
     # -- housekeeping
 
     def delete(self, relpath: str) -> None:
-        """Remove an artifact (gone already is fine) and the folders it leaves empty."""
-        path = self.path_of(relpath)
+        """Remove an artifact (gone already is fine; a symlink planted in its place is
+        removed, never followed) and the folders it leaves empty. A file whose folder leads
+        outside the root through a planted symlink is left alone, with a log warning; any
+        other unsafe ``relpath`` is an UnsafePathError."""
+        try:
+            path = Path(self._locate(relpath))
+        except UnsafePathError as exc:
+            folders = relpath.split("/")[:-1] if isinstance(relpath, str) else []
+            if not any(self.root.joinpath(*folders[:i + 1]).is_symlink()
+                       for i in range(len(folders))):
+                raise
+            log.warning("taskcache: not deleting %s: %s", relpath, exc)
+            return
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         folder = path.parent
@@ -296,21 +330,24 @@ class ArtifactStore:
                 break
             folder = folder.parent
 
+    def temp_files(self) -> Iterator[Path]:
+        """Temp files of writes in progress, or interrupted (their process was killed)."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    yield Path(dirpath, name)
+
     def sweep_temp(self, older_than_seconds: float = 3600) -> list[Path]:
         """Remove temp files of interrupted writes older than the age; return them."""
         cutoff = time.time() - older_than_seconds
         removed: list[Path] = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if not name.startswith(TEMP_PREFIX):
-                    continue
-                path = Path(dirpath, name)
-                try:
-                    if path.lstat().st_mtime <= cutoff:
-                        path.unlink()
-                        removed.append(path)
-                except FileNotFoundError:  # finished or swept by another process
-                    continue
+        for path in self.temp_files():
+            try:
+                if path.lstat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # finished or swept by another process
+                continue
         return removed
 
     def file_info(self, relpath: str) -> tuple[int, float] | None:

@@ -146,11 +146,11 @@ def test_selecting_a_run_fills_the_detail(browser):
     detail = browser._detail
     total = detail.record
     assert browser.selected_run_id == total.id and detail.layout.display == "flex"
-    assert browser._table.row_for(total.id).box_style == "info"
+    assert "tc-selected" in browser._table.row_for(total.id)._dom_classes
     assert "total" in detail._title.value and total.fingerprint in detail._pages["Overview"].value
     detail._tabs.selected_index = 1
     code = detail._pages["Code"].value
-    assert "tc-code" in code and "style=" in code and "sum" in code  # highlighted inline
+    assert "tc-code" in code and 'class="nb">int' in code and "sum" in code  # highlighted
     detail._tabs.selected_index = 2
     assert "orders" in detail._pages["Inputs"].value
     (producer,) = detail._producers.children
@@ -344,3 +344,88 @@ def test_deleting_a_producer_relinks_lineage_to_an_equal_value(filled):
         assert [r.id for r in tc.run(total).upstream()] == [older_load]
     finally:
         panel.close()
+
+
+def _panels_shown(ip) -> int:
+    return sum("application/vnd.jupyter.widget-view+json" in o["data"]
+               for o in ip.display_pub.outputs)
+
+
+def test_browse_as_the_last_line_of_a_cell_shows_one_panel(filled):
+    filled.run_cell("import taskcache as tc", store_history=True)
+    result = filled.run_cell("tc.browse(live=False)", store_history=True)
+    panel = result.result
+    assert _panels_shown(filled) == 1 and repr(panel) == "<taskcache run browser: 3 runs>"
+    filled.run_cell("b = tc.browse(status='failed', live=False)", store_history=True)
+    assert _panels_shown(filled) == 2  # displayed by browse(), kept for scripting
+    assert repr(filled.user_ns["b"]) == "<taskcache run browser: 1 run, status='failed'>"
+    filled.run_cell("b", store_history=True)  # asked for again in a later cell: shown again
+    assert _panels_shown(filled) == 3
+    filled.run_cell("%taskcache browse --no-live", store_history=True)
+    assert _panels_shown(filled) == 4
+    for shown in (panel, filled.user_ns["b"]):
+        shown.close()
+
+
+def test_task_filter_matches_part_of_a_name_and_hides_the_detail_it_filters_out(browser):
+    select(browser, "total")
+    assert browser._detail.layout.display == "flex"
+    browser._task_box.value = "OT"  # any part of the name, any case
+    assert tasks(browser) == ["total"] and browser.selected_run_id is not None
+    browser._task_box.value = "oa"
+    assert tasks(browser) == ["load"]
+    assert browser.selected_run_id is None and browser._detail.layout.display == "none"
+
+
+def test_header_overview_and_failed_run_as_a_person_reads_them(browser, cache_dir, backend):
+    header = browser._header.value
+    assert "3 runs" in header
+    if backend == "sqlite":  # the folder, not sqlite:////...
+        assert str(cache_dir) in header and "sqlite:" not in header
+    else:  # the URL, without a password if it has one
+        from sqlalchemy.engine import make_url
+
+        url = make_url(browser._runner.settings.db_url)
+        assert url.render_as_string(hide_password=True) in header
+        assert not url.password or str(url.password) not in header
+    select(browser, "total")
+    overview = browser._detail._pages["Overview"].value
+    for once in ("<b>host / pid</b>", "<b>python</b>"):
+        assert overview.count(once) == 1
+    assert "<b>host</b>" not in overview and "<b>pid</b>" not in overview
+    assert "None" not in overview and "<b>path</b>" not in overview  # no empty values
+    assert "tc-error-line" not in overview
+    select(browser, "boom")
+    detail = browser._detail
+    assert detail._tabs.selected_index == detail._tabs.children.index(
+        detail._tabs.children[5]) == 5  # a failed run opens on its Error tab
+    error = detail._pages["Error"].value
+    assert error.index("tc-error-line") < error.index("tc-traceback")
+    assert "ValueError: bad input on purpose</div>" in error
+    assert "taskcache/" not in error and "Cell In[" in error
+    assert "ValueError: bad input on purpose" in detail._pages["Overview"].value
+    row = browser._table.row_for(detail.record.id)
+    assert "ValueError: bad input on purpose" in row._cells[-1].value
+
+
+def test_rerun_says_that_it_runs_and_what_it_did_beside_its_button(browser, filled):
+    select(browser, "total")
+    detail = browser._detail
+    seen = []
+    detail._rerun.observe(lambda c: seen.append((c["new"], detail._load.disabled,
+                                                 detail._delete.disabled)), "description")
+    detail._rerun.click()
+    assert seen[0] == ("Re-running…", True, True) and seen[-1][0] == "Re-run"
+    assert not detail._rerun.disabled and not detail._load.disabled
+    message = detail._message.value
+    assert f"re-ran total: run #{detail.record.id} (completed)" in message
+    assert browser._message.value == ""  # said beside the buttons, not above the table
+
+
+def test_the_header_names_a_database_without_its_password(tmp_path):
+    from taskcache.browser.panel import catalog_location
+    from taskcache.config import Settings
+
+    assert catalog_location(Settings(cache_dir=tmp_path)) == str(tmp_path)
+    shared = Settings(cache_dir=tmp_path, db_url="postgresql://ann:s3cret@db.lab/runs")
+    assert catalog_location(shared) == "postgresql://ann:***@db.lab/runs"

@@ -30,16 +30,16 @@ def record(**changes) -> RunRecord:
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
-    (None, "-"), (0.0015, "1.5 ms"), (0.82, "820 ms"), (3.21, "3.21 s"), (245, "4 min 05 s"),
-    (7380, "2 h 03 min"),
+    (None, "-"), (float("nan"), "-"), (0.0015, "1.5 ms"), (0.82, "820 ms"), (2.14, "2.1 s"),
+    (59.99, "1 min 00 s"), (245, "4 min 05 s"), (7380, "2 h 03 min"),
 ])
 def test_format_duration(seconds, text):
     assert fmt.format_duration(seconds) == text
 
 
 @pytest.mark.parametrize(("size", "text"), [
-    (None, "-"), (0, "0 B"), (512, "512 B"), (1536, "1.5 KB"), (20 * 1024**2, "20 MB"),
-    (3 * 1024**5, "3.07e+03 TB"),
+    (None, "-"), (0, "0 B"), (512, "512 B"), (1536, "1.5 KB"), (2408415, "2.4 MB"),
+    (999_999, "1.0 MB"), (3 * 10**15, "3,000.0 TB"),
 ])
 def test_format_bytes(size, text):
     assert fmt.format_bytes(size) == text
@@ -99,7 +99,7 @@ def test_printed_output_keeps_streams_and_images():
         {"output_type": "stream", "name": "stderr", "text": "warn\n"},
         {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}},
     ])
-    assert "hello" in html and "#c92a2a" in html and "data:image/png;base64,iVBORw0KGgo=" in html
+    assert "hello" in html and 'class="tc-printed tc-stderr"' in html and "data:image/png;base64,iVBORw0KGgo=" in html
     assert "&lt;Figure&gt;" not in html  # the image is shown instead of its text stand-in
     assert "printed nothing" in fmt.printed_html([])
 
@@ -115,3 +115,34 @@ def test_outputs_hide_the_internal_display_record_and_name_the_cell_result():
     assert "3 rows × 1 cols" in html and "<p>preview</p>" in html
     run = record(artifacts=(art("__display__"), art("model")))
     assert fmt.output_names(run) == "model"
+
+
+def test_a_figure_previews_as_a_thumbnail_and_a_frame_in_jupyterlab_table_style():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3))
+    figure.add_subplot().plot([3, 1, 2])
+    html = fmt.preview_html(figure)
+    assert html.startswith('<img class="tc-thumbnail"') and "data:image/png;base64,iVBOR" in html
+    table = fmt.preview_html(pd.DataFrame({"a": [1]}))
+    assert 'class="jp-RenderedHTMLCommon"' in table and 'border="1"' not in table
+
+
+def test_error_line_and_no_colour_literals_outside_the_badges():
+    assert fmt.error_line("builtins.KeyError", "'amout'\nmore") == "KeyError: 'amout'"
+    assert fmt.error_line("pandas.errors.ParserError", "") == "pandas.errors.ParserError"
+    assert fmt.error_line(None, None) == ""
+    run = record(inputs=(InputRecord("x", "h" * 32, "int", "1"),),
+                 artifacts=(ArtifactRecord("y", "json", "y.json", 10, "k", "v" * 32, "int"),))
+    pieces = [fmt.overview_html(run), fmt.code_html(run.source), fmt.inputs_html(run.inputs),
+              fmt.outputs_html(run.artifacts, {}), fmt.error_html(run), fmt.message_html("m"),
+              fmt.printed_html([{"output_type": "stream", "name": "stderr", "text": "w"}]),
+              fmt.header_html({"runs": 1, "by_status": {}}, "/tmp/c")]
+    import re
+
+    for html in pieces:
+        without_badges = re.sub(r'<span class="tc-badge[^>]*>', "", html)
+        assert not re.search(r"#[0-9a-fA-F]{3,6}\b|rgb\(", without_badges), html

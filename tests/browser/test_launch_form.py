@@ -76,8 +76,8 @@ def test_launch_a_module_task_in_a_process(ip: Any, make_module: Any, monkeypatc
 
     configure(tasks=("tc_launch_steps",))
     form = RunBrowser(shell=ip, live=False).launch_form
-    assert "pid_times" in form.tasks and form.tasks["pid_times"].module == "tc_launch_steps"
-    form._choose.value = "pid_times"
+    assert form.tasks["tc_launch_steps.pid_times"].module == "tc_launch_steps"
+    form._choose.value = "tc_launch_steps.pid_times"
     form.fill(k=1)
     form.launch()
     text = _wait(form, "completed")

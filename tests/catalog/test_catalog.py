@@ -400,20 +400,26 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
 
 
 def test_older_schema_runs_the_alembic_revisions(db_path: Path) -> None:
-    """A catalog at schema 1 without the index of schema 2 (and, like every catalog from
-    before Alembic, without alembic_version) is stamped at 0001 and upgraded to the head."""
+    """A catalog at schema 1 without the index of schema 2 and the column of schema 3 (and,
+    like every catalog from before Alembic, without alembic_version) is stamped at 0001 and
+    upgraded to the head."""
     Catalog(url(db_path)).dispose()
     with sqlite3.connect(db_path) as con:
         con.execute("UPDATE schema_info SET version = 1")
         con.execute("DROP INDEX ix_runs_task_status")
+        con.execute("ALTER TABLE artifacts DROP COLUMN restored_hash")
+        con.execute("DROP TABLE run_files")
         con.execute("DROP TABLE alembic_version")
     cat = Catalog(url(db_path))
     assert cat.schema_version() == SCHEMA_VERSION
     cat.dispose()
     with sqlite3.connect(db_path) as con:
         indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
+        columns = {row[1] for row in con.execute("PRAGMA table_info(artifacts)")}
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         (revision,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
     assert "ix_runs_task_status" in indexes and revision == revision_of(SCHEMA_VERSION)
+    assert "restored_hash" in columns and "run_files" in tables
 
 
 def test_the_head_revision_is_the_schema_version() -> None:
@@ -445,7 +451,7 @@ def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
     with sqlite3.connect(path) as con:
         indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
     assert "ix_runs_task_status" in indexes
-    with sqlite3.connect(path) as con:  # schema 3: the files runs read and wrote
+    with sqlite3.connect(path) as con:  # schema 5: the files runs read and wrote
         columns = {row[1] for row in con.execute("PRAGMA table_info(run_files)")}
         file_indexes = {row[1] for row in con.execute("PRAGMA index_list(run_files)")}
     assert {"run_id", "role", "path", "size", "mtime_ns", "ctime_ns", "inode",
@@ -456,7 +462,7 @@ def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
 
     from taskcache.catalog.tables import Base
 
-    with cat._read() as conn:  # revision 0003 builds the table the models describe
+    with cat._read() as conn:  # revision 0005 builds the table the models describe
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert [d for d in diffs if "run_files" in repr(d)] == []
     found = cat.find_completed("golden-fp-b")

@@ -266,12 +266,25 @@ def test_svg_escapes_hostile_names() -> None:
     assert hostile in texts and f"#1 {hostile[:21]}…" in texts
 
 
-def test_status_colours() -> None:
-    assert status_colour("completed") == ("#d3f9d8", "#2b8a3e")
-    assert status_colour("failed") == ("#ffe3e3", "#c92a2a")
-    assert status_colour("running") == ("#d0ebff", "#1864ab")
-    assert status_colour("pending") == ("#fff3bf", "#e67700")
-    assert status_colour("cancelled") == status_colour("nonsense") == ("#f1f3f5", "#868e96")
+def _contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_status_colours_are_distinct_and_readable() -> None:
+    """A status badge's text reads at WCAG AA (4.5:1) on its own fill and on a white page,
+    and every status has its own colour (unknown ones look cancelled)."""
+    statuses = ("completed", "failed", "running", "pending", "cancelled")
+    for status in statuses:
+        fill, text = status_colour(status)
+        assert _contrast(fill, text) >= 4.5 and _contrast("#ffffff", text) >= 4.5, status
+    assert len({status_colour(s) for s in statuses}) == len(statuses)
+    assert status_colour("nonsense") == status_colour("cancelled")
 
 
 # -- collecting ---------------------------------------------------------------------------------

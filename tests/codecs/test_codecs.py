@@ -497,3 +497,123 @@ def test_describe() -> None:
             raise RuntimeError("no")
 
     assert describe(Broken())["type"].endswith("Broken")
+
+
+# -- regex match objects (issue 12: pydata-book ch07 cells 77, 81) ---------------------------
+
+@pytest.mark.parametrize(("regex", "how", "text", "bounds"), [
+    (r"(\w+)@(\w+)\.(\w+)", "search", "Dave dave@google.com Steve steve@gmail.com", ()),
+    (r"(?P<user>\w+)@(?P<host>\w+)", "match", "wesm@bright.net", ()),
+    (r"a+", "fullmatch", "aaa", ()),
+    (r"a+?", "search", "xxaaa", (1, 4)),  # lazy: search and match agree, fullmatch does not
+    (rb"(\d+)", "search", b"abc 123 def", ()),
+    (r"straße", "search", "STRASSE straße", ()),
+])
+def test_regex_matches_come_back_found_again(regex, how, text, bounds, tmp_path):
+    import re
+
+    from taskcache.hashing import hash_value
+
+    compiled = re.compile(regex, re.IGNORECASE if isinstance(regex, str) else 0)
+    match = getattr(compiled, how)(text, *bounds)
+    codec = codec_for(match, allow_pickle=False, name="m")
+    assert codec.name == "re-match" and not codec.unsafe
+    codec.encode(match, tmp_path / "m")
+    back = codec.decode(tmp_path / "m")
+    assert type(back) is re.Match and back.re == match.re and back.string == match.string
+    assert (back.pos, back.endpos, back.regs, back.lastindex, back.lastgroup) == \
+        (match.pos, match.endpos, match.regs, match.lastindex, match.lastgroup)
+    assert back.groupdict() == match.groupdict() and hash_value(back) == hash_value(match)
+
+
+def test_a_match_on_a_string_subclass_is_not_stored_as_a_match():
+    import re
+
+    class Text(str):
+        pass
+
+    match = re.search("b", Text("abc"))
+    with pytest.raises(UnstorableValueError, match="'m'"):
+        codec_for(match, allow_pickle=False, name="m")
+
+
+# ---------------------------------------------------------------- decoded values hash as the originals
+
+
+def assert_hash_kept(value: Any, tmp_path: Path, codec_name: str) -> None:
+    """What a hit gives back keys downstream work as ``value`` did. A codec with hash_exact:
+    decode(encode(value)) hashes as value by its own content. Pickle (no such promise: some
+    types drop state, numpy turns big-endian datetimes native): saved and loaded by the
+    runner, which records the hash of the decoded value when it differs."""
+    import uuid
+
+    from taskcache.hashing import hash_value
+    from taskcache.lifecycle.runner import get_runner
+    from taskcache.records import RunSpec
+
+    codec = get_codec(codec_name)
+    if codec_name != "pickle":
+        path = tmp_path / f"value{codec.suffix}"
+        codec.encode(value, path)
+        assert hash_value(codec.decode(path), as_stored=False) == hash_value(value, as_stored=False)
+        return
+    runner, boxed, fingerprint = get_runner(), _Boxed(value), uuid.uuid4().hex
+    claim = runner.start(RunSpec(task="t", kind="function", fingerprint=fingerprint, code_hash="c"))
+    runner.save(claim, "t", {"x": boxed}, duration=0.0)
+    restored = runner.lookup(fingerprint).outputs["x"]
+    assert type(restored) is _Boxed and hash_value(restored) == hash_value(boxed)
+
+
+class _Boxed:
+    """Forces the pickle codec for values another codec would take; hashes by its value."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> Any:
+        return (_Boxed, (self.value,))
+
+
+def test_the_codecs_that_declare_exact_hashes() -> None:
+    """Each codec with hash_exact has a property test below; pickle does not declare it (the
+    runner records the hash of what it decodes, see tests/lifecycle/test_restored_hashes.py)."""
+    from taskcache.codecs import keeps_hash, registered_codecs
+
+    exact = {name for name in registered_codecs() if keeps_hash(get_codec(name))}
+    # re-match: test_regex_matches_come_back_found_again checks the hashes
+    assert exact == {"json", "npy", "npy-scalar", "parquet", "arrow", "module", "re-match"}
+
+
+@SETTINGS
+@given(value=json_values, codec_name=st.sampled_from(["json", "pickle"]))
+def test_json_like_values_hash_as_the_originals(value: Any, codec_name: str, tmp_path: Path) -> None:
+    if codec_name == "json" and not get_codec("json").can_encode(value):
+        return
+    assert_hash_kept(value, tmp_path, codec_name)
+
+
+@SETTINGS
+@given(arr=hnp.arrays(dtypes, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
+       codec_name=st.sampled_from(["npy", "pickle"]))
+def test_arrays_hash_as_the_originals(arr: np.ndarray, codec_name: str, tmp_path: Path) -> None:
+    assert_hash_kept(arr, tmp_path, codec_name)
+
+
+@pytest.mark.parametrize("value", [np.float32(1.5), np.int8(-3), np.bool_(True), np.float64("nan"),
+                                   np.datetime64("2020-01-01", "D"), np.str_("hé")])
+def test_numpy_scalars_hash_as_the_originals(value: Any, tmp_path: Path) -> None:
+    assert_hash_kept(value, tmp_path, "npy-scalar")
+    assert_hash_kept(value, tmp_path, "pickle")
+
+
+@SETTINGS
+@given(value=frames(), codec_name=st.sampled_from(["parquet", "arrow", "pickle"]))
+def test_frames_hash_as_the_originals(value: Any, codec_name: str, tmp_path: Path) -> None:
+    """Categorical, tz-aware, period, interval columns; MultiIndex, dates, named indexes."""
+    if get_codec(codec_name).can_encode(value):
+        assert_hash_kept(value, tmp_path, codec_name)
+
+
+def test_modules_hash_as_the_originals(tmp_path: Path) -> None:
+    assert_hash_kept(np, tmp_path, "module")
+    assert_hash_kept(json, tmp_path, "module")

@@ -200,7 +200,7 @@ def test_a_users_error_propagates_even_when_the_catalog_cannot_record_it(make_mo
     fault.active = False
     with pytest.raises(ValueError, match="negative: -1"):
         mod.square(-1)  # first records the failure it could not record before: no waiting
-    runs = runner.catalog.query_runs(task="square")
+    runs = runner.catalog.query_runs(task="m_user_error.square")
     assert [(r.status, r.error_type) for r in runs] == [("failed", "builtins.ValueError")] * 2
     check_invariants(runner, settled=True)
 
@@ -210,13 +210,13 @@ def test_injected_enospc_returns_the_value_and_records_why(make_module, monkeypa
     runner = get_runner()
     fault = Fault(1, always=False)
     _fail_writes(fault, monkeypatch, runner)
-    folder = cache_dir / "artifacts" / "square" / "1"
+    folder = cache_dir / "artifacts" / "m_enospc.square" / "1"
     with pytest.warns(CacheWarning) as caught:
         assert mod.square(4) == squares(4)
     (text,) = cache_warnings(caught)
-    assert text == (f"taskcache: square: result not cached: could not write output 'return' of "
+    assert text == (f"taskcache: m_enospc.square: result not cached: could not write output 'return' of "
                     f"run #1: No space left on device at {folder}; free space and re-run")
-    (run,) = runner.catalog.query_runs(task="square")
+    (run,) = runner.catalog.query_runs(task="m_enospc.square")
     assert run.status == "failed"
     assert runner.catalog.history(run.id)[-1].reason == f"not cached: {text.split(': ', 3)[3]}"
     assert not [p for p in folder.rglob("*") if p.is_file()]  # partial file removed
@@ -249,7 +249,7 @@ def test_heartbeat_failures_do_not_crash_anything(make_module, monkeypatch, capl
     assert mod.slow(1) == 2
     assert crashed == []
     assert "could not renew the lease" in caplog.text and "anything else" in caplog.text
-    assert [r.status for r in runner.catalog.query_runs(task="slow")] == ["completed"]
+    assert [r.status for r in runner.catalog.query_runs(task="m_beat.slow")] == ["completed"]
 
 
 # -- a catalog locked by another process ----------------------------------------------------
@@ -284,7 +284,7 @@ def test_a_locked_catalog_runs_the_function_uncached_and_warns_once(make_module,
     assert str(cache_dir / "catalog.db") in text and "database is locked" in text
     assert "busy_timeout_seconds" in text
     assert_no_internals("".join(capfd.readouterr()))
-    assert len(tc.runs(task="square")) == 0  # nothing recorded
+    assert len(tc.runs(task="m_locked.square")) == 0  # nothing recorded
     with warnings.catch_warnings():  # the lock is gone: cached again
         warnings.simplefilter("error", CacheWarning)
         assert mod.square(5) == squares(5) and mod.square(5) == squares(5)
@@ -305,9 +305,9 @@ def test_a_locked_catalog_runs_an_async_function_uncached(make_module, cache_dir
     with write_lock(cache_dir / "catalog.db"), pytest.warns(CacheWarning) as caught:
         assert asyncio.run(mod.double(4)) == 8
     (text,) = cache_warnings(caught)
-    assert text.startswith("taskcache: double ran without the cache: the catalog at ")
+    assert text.startswith("taskcache: m_locked_async.double ran without the cache: the catalog at ")
     assert asyncio.run(mod.double(4)) == 8
-    assert [r.status for r in get_runner().catalog.query_runs(task="double")] == ["completed"]
+    assert [r.status for r in get_runner().catalog.query_runs(task="m_locked_async.double")] == ["completed"]
 
 
 def test_an_unreachable_catalog_is_named_with_what_to_do(tmp_path):
@@ -390,7 +390,7 @@ def test_a_catalog_locked_before_it_was_ever_opened_still_runs_the_code(ip, make
         assert mod.square(7) == squares(7)
         assert ip.run_cell("%%task early\ny = x + 1").success
     assert [text.split(" ran ")[0] for text in cache_warnings(caught)] == [
-        "taskcache: square", "taskcache: early"]
+        "taskcache: m_locked_early.square", "taskcache: early"]
     assert ip.user_ns["y"] == 3 and "not cached" in last_status(ip)
     assert_no_internals("".join(capfd.readouterr()))
     assert mod.square(7) == squares(7) and mod.square(7) == squares(7)
@@ -438,7 +438,7 @@ def test_a_full_disk_returns_the_value_and_caches_once_space_is_freed(small_disk
     (text,) = cache_warnings(caught)
     assert "No space left on device at" in text and "free space and re-run" in text
     runner = get_runner()
-    (run,) = runner.catalog.query_runs(task="big")
+    (run,) = runner.catalog.query_runs(task="m_full_disk.big")
     assert run.status == "failed" and "No space left" in runner.catalog.history(run.id)[-1].reason
     check_invariants(runner, settled=True)
     filler.unlink()  # space freed

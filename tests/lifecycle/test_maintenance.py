@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import taskcache as tc
+from taskcache.config import parse_size
 from taskcache.errors import PickleDisabledError
-from taskcache.lifecycle.maintenance import ORPHAN_MIN_AGE, gc, parse_size, verify
+from taskcache.lifecycle.maintenance import ORPHAN_MIN_AGE, gc, verify
 from taskcache.lifecycle.runner import get_runner
 
 PIPELINE = """
@@ -54,7 +55,7 @@ def _pipeline(make_module):
 def test_verify_finds_corrupt_artifacts_and_fix_makes_them_recompute(make_module):
     mod = _pipeline(make_module)
     assert verify().ok
-    run = tc.run(int(tc.runs(task="load").index[0]))
+    run = tc.run(int(tc.runs(task="m_pipe.load").index[0]))
     path = get_runner().store.path_of(run.artifacts[0].relpath)
     path.write_text("[0, 1, 2, 3, 4, 99]")
     report = verify()
@@ -63,16 +64,16 @@ def test_verify_finds_corrupt_artifacts_and_fix_makes_them_recompute(make_module
     fixed = verify(fix=True)
     assert fixed.fixed == [run.id] and verify().ok
     assert mod.load(6) == [0, 1, 2, 3, 4, 5]  # recomputed, not the altered file
-    assert len(tc.runs(task="load")) == 3
+    assert len(tc.runs(task="m_pipe.load")) == 3
 
 
 def test_gc_drops_failed_runs_and_keeps_what_lineage_needs(make_module):
     mod = _pipeline(make_module)  # load#1 -> total#2, load#3 -> total#4, broken#5
     mod.load(7)                   # load#6, read by nobody
     dry = gc(dry_run=True)
-    failed_id = int(tc.runs(task="broken").index[0])
+    failed_id = int(tc.runs(task="m_pipe.broken").index[0])
     assert dry.runs == [failed_id] and dry.dry_run and "would remove 1 runs" in str(dry)
-    assert len(tc.runs(task="broken")) == 1  # dry run changed nothing
+    assert len(tc.runs(task="m_pipe.broken")) == 1  # dry run changed nothing
     # keep the newest run of each task; load#3 is older but the kept total#4 read its output
     report = gc(keep_last=1)
     assert report.runs == [1, 2, failed_id]
@@ -100,14 +101,14 @@ def test_gc_removes_old_orphan_files_but_not_fresh_ones(make_module):
 def test_pickled_artifacts_are_not_loaded_when_pickle_is_disabled(make_module):
     mod = _pipeline(make_module)
     assert mod.boxed(3) == mod.Box(3)
-    (run_id,) = tc.runs(task="boxed").index
+    (run_id,) = tc.runs(task="m_pipe.boxed").index
     assert tc.run(run_id).artifacts[0].codec == "pickle"
     tc.configure(allow_pickle=False)
     with pytest.raises(PickleDisabledError, match="allow_pickle"):
         tc.run(run_id).outputs["return"]
     with pytest.warns(UserWarning, match="not cached"):
         assert mod.boxed(3) == mod.Box(3)  # recomputed, never unpickled
-    assert len(tc.runs(task="boxed")) == 2
+    assert len(tc.runs(task="m_pipe.boxed")) == 2
 
 
 def test_command_line(make_module, cache_dir):
@@ -117,12 +118,12 @@ def test_command_line(make_module, cache_dir):
         return subprocess.run([sys.executable, "-m", "taskcache.cli", "--cache-dir", str(cache_dir), *args],
                               capture_output=True, text=True, timeout=60)
 
-    out = cli("runs", "--task", "total")
+    out = cli("runs", "--task", "m_pipe.total")
     assert out.returncode == 0 and out.stdout.count("completed") == 2
-    first = int(tc.runs(task="total").index[-1])
+    first = int(tc.runs(task="m_pipe.total").index[-1])
     shown = cli("show", str(first))
     assert "values: builtins.list" in shown.stdout and "<- run #" in shown.stdout
-    assert "input values: [0, 1, 2, 3, 4] -> [0, 1, 2, 3, 4, 5]" in cli("why", "total").stdout
+    assert "input values: [0, 1, 2, 3, 4] -> [0, 1, 2, 3, 4, 5]" in cli("why", "m_pipe.total").stdout
     assert cli("verify").returncode == 0
     assert "would remove 1 runs" in cli("gc", "--dry-run").stdout
     assert "hits" in cli("summary").stdout

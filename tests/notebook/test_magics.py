@@ -176,6 +176,25 @@ def test_failed_cell_shows_the_usual_traceback_and_records_it(ip, capsys):
     assert len(tc.runs(task="boom")) == 2
 
 
+def test_a_failed_cell_says_so_and_its_traceback_names_its_own_cell(ip, capsys):
+    ip.run_line_magic("colors", "nocolor")
+    ip.run_cell("def helper(v):\n    return v['missing']", store_history=True)
+    result = ip.run_cell("%%task broken\nd = {}\nhelper(d)", store_history=True)
+    number = result.execution_count
+    assert isinstance(result.error_in_exec, KeyError)
+    assert last_status(ip) == "taskcache: failed broken #1, nothing cached"
+    out = capsys.readouterr().out
+    assert f"Cell In[{number}], line 3" in out and f"Cell In[{number - 1}], line 2" in out
+    recorded = tc.run(1).error["traceback"]  # what the Error tab shows
+    assert f"Cell In[{number}], line 3, in <module>" in recorded
+    assert f"Cell In[{number - 1}], line 2, in helper" in recorded
+    assert "taskcache" not in recorded and "ipykernel" not in recorded
+    assert recorded.strip().endswith("KeyError: 'missing'")
+    before = len(statuses(ip))
+    ip.run_cell("%%task broken -q\nd = {}\nhelper(d)", store_history=True)
+    assert len(statuses(ip)) == before  # -q: no status line, failed or not
+
+
 def test_keyboard_interrupt_cancels_the_run(ip):
     run(ip, "%%task stop\nraise KeyboardInterrupt")
     assert list(tc.runs(task="stop")["status"]) == ["cancelled"]
@@ -183,21 +202,37 @@ def test_keyboard_interrupt_cancels_the_run(ip):
 
 def test_unstorable_output_keeps_effects_and_says_why(ip, capsys):
     run(ip, "%%task gen\ng = (i for i in range(3))\nk = 1")
-    err = capsys.readouterr().err
-    assert "'g'" in err and "generator" in err and "--outputs" in err
+    line = last_status(ip)  # one line: the status says why
+    assert "not cached: cannot store 'g'" in line and "generator" in line and "--outputs" in line
+    assert "\n" not in line and capsys.readouterr().err == ""
     assert ip.user_ns["k"] == 1 and list(ip.user_ns["g"]) == [0, 1, 2]
     (run_id,) = tc.runs(task="gen").index
     assert tc.run(run_id).status == "failed"
     assert "not cached" in tc.run(run_id).history()[-1].reason
 
 
-def test_unhashable_input_is_a_usage_error_and_the_cell_does_not_run(ip):
+def test_unhashable_input_runs_the_cell_uncached_and_names_the_fix(ip):
     ip.user_ns["lock"] = threading.Lock()
-    with pytest.raises(UsageError, match=r"(?s)'lock'.*--ignore lock"):
-        ip.run_cell_magic("task", "locked", "with lock:\n    v = 1")
-    assert "v" not in ip.user_ns
+    assert run(ip, "%%task locked\nwith lock:\n    v = 1\nv + 1").success  # works plain: works here
+    assert ip.user_ns["v"] == 1 and ip.user_ns["_"] == 2
+    line = last_status(ip)
+    assert "not cached: cannot hash 'lock' of type _thread.lock" in line
+    assert "--ignore lock" in line and "register_hasher(lock, fn)" in line and "\n" not in line
+    assert len(tc.runs(task="locked")) == 0  # nothing recorded: the key was never made
     ip.run_cell_magic("task", "locked --ignore lock", "with lock:\n    v = 1")
-    assert ip.user_ns["v"] == 1
+    assert "miss locked" in last_status(ip)
+
+
+def test_a_cell_reading_an_unhashable_value_works_as_plain(ip, tmp_path, capsys):
+    """pydata-book ch06 cells 28-29: an open file and a csv.reader over it."""
+    (tmp_path / "ex7.csv").write_text("a,b\n1,2\n")
+    ip.user_ns["path"] = str(tmp_path / "ex7.csv")
+    assert run(ip, "%%task open_it\nimport csv\nf = open(path)\nreader = csv.reader(f)").success
+    assert "not cached: cannot store 'f'" in last_status(ip)
+    capsys.readouterr()
+    assert run(ip, "%%task read_it\nfor line in reader:\n    print(line)\nf.close()").success
+    assert capsys.readouterr().out == "['a', 'b']\n['1', '2']\n"
+    assert "not cached: cannot hash 'reader' of type _csv.reader" in last_status(ip)
 
 
 def test_options(ip):
@@ -288,6 +323,32 @@ def test_line_magic_subcommands(ip, capsys):
         ip.run_line_magic("taskcache", "show 999")
 
 
+def test_runs_is_compact_unless_all_and_refuses_an_unknown_status(ip, capsys):
+    import re
+
+    ip.user_ns["n"] = 300_000
+    run(ip, "%%task big\nimport numpy as np\nblob = np.arange(n)\nprint(len(blob))")
+    run(ip, "%%task broken\nz = {}['nope']")
+    frame = ip.run_line_magic("taskcache", "runs")
+    assert list(frame.columns) == ["task", "status", "started", "duration", "hits", "error"]
+    assert list(frame.index) == [2, 1] and list(frame["task"]) == ["broken", "big"]
+    assert list(frame["error"]) == ["KeyError: 'nope'", ""]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in frame["started"])  # local, today
+    assert all(re.fullmatch(r"[\d.]+ (ms|s)", d) for d in frame["duration"])
+    full = ip.run_line_magic("taskcache", "runs --all")
+    assert {"fingerprint", "created_at", "error_type", "kind"} <= set(full.columns)
+    with pytest.raises(UsageError, match="invalid choice: 'bogus'.*'pending', 'running', "
+                                         "'completed', 'failed', 'cancelled'"):
+        ip.run_line_magic("taskcache", "runs --status bogus")
+    capsys.readouterr()
+    ip.run_line_magic("taskcache", "show 1")
+    shown = capsys.readouterr().out
+    assert "blob: numpy.ndarray shape (300000,) [npy, 2.4 MB]" in shown
+    assert "printed and displayed" not in shown and "bytes" not in shown
+    ip.run_line_magic("taskcache", "show 2")
+    assert "error: KeyError: 'nope'" in capsys.readouterr().out
+
+
 def test_why_names_a_changed_helper_and_code_line(ip, capsys):
     run(ip, "def clean(v):\n    return v")
     ip.user_ns["x"] = 1
@@ -366,6 +427,62 @@ def test_gc_max_size_in_the_line_magic(ip, capsys):
         ip.run_line_magic("taskcache", "gc --max-size 1XB")
     ip.run_line_magic("taskcache", "gc --max-size 1KB")
     assert list(tc.runs().index) == [2]
+
+
+def test_a_stored_value_may_refer_to_a_function_of_its_own_cell(ip):
+    """pydata-book ch10 cell 65: `def get_year(x): ...; by_year = rets.groupby(get_year)`:
+    on a hit, the cell's functions are back before the stored values are unpickled."""
+    ip.user_ns["rets"] = pd.Series([1.0, 2.0, 3.0], index=[2003, 2003, 2004])
+    cell = "def get_year(x):\n    return x\n\nby_year = rets.groupby(get_year)\nby_year.sum()"
+    first = ip.run_cell_magic("task", "years", cell)
+    assert "miss years" in last_status(ip)
+    for name in ("get_year", "by_year"):  # a new kernel
+        del ip.user_ns[name]
+    again = ip.run_cell_magic("task", "years", cell)
+    assert "hit years" in last_status(ip)
+    pd.testing.assert_series_equal(again, first)
+    pd.testing.assert_series_equal(ip.user_ns["by_year"].sum(), first)
+    assert ip.user_ns["get_year"](5) == 5
+
+
+def test_a_regex_match_is_stored_and_keys_the_next_cell(ip):
+    """pydata-book ch07 cells 77-78: `m = regex.search(text)`, then cells that read m."""
+    ip.run_cell("import re\nregex = re.compile(r'[A-Z0-9._%+-]+@[A-Z0-9.-]+\\.[A-Z]{2,4}', flags=re.IGNORECASE)\n"
+                "text = 'Dave dave@google.com\\nSteve steve@gmail.com'")
+    cell = "m = regex.search(text)\ntext[m.start():m.end()]"
+    assert ip.run_cell_magic("task", "find", cell) == "dave@google.com"
+    assert "miss find" in last_status(ip)
+    del ip.user_ns["m"]
+    assert ip.run_cell_magic("task", "find", cell) == "dave@google.com"
+    assert "hit find" in last_status(ip) and ip.user_ns["m"].span() == (5, 20)
+    ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
+    ip.run_cell_magic("task", "groups", "g = m.group(0).upper()")
+    assert "hit groups" in last_status(ip) and ip.user_ns["g"] == "DAVE@GOOGLE.COM"
+
+
+def test_a_definition_reading_a_value_of_its_cell_is_replayed_after_it(ip):
+    cell = "threshold = 5\ndef above(x, t=threshold):\n    return x > t\nflags = [above(4), above(6)]"
+    ip.run_cell_magic("task", "defaults", cell)
+    for name in ("threshold", "above", "flags"):  # a new kernel
+        del ip.user_ns[name]
+    ip.run_cell_magic("task", "defaults", cell)
+    assert "hit defaults" in last_status(ip)
+    assert ip.user_ns["above"](5.5) is True and ip.user_ns["above"].__defaults__ == (5,)
+
+
+def test_a_cell_run_records_the_notebook_it_came_from(ip, monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    run(ip, "%%task plain\na = 1")
+    assert tc.run(1).env["path"] == ""  # a plain IPython: no notebook
+    monkeypatch.setenv("JPY_SESSION_NAME", "/srv/work/from-server.ipynb")
+    run(ip, "%%task served\nb = 1")
+    assert tc.run(2).env["path"] == "/srv/work/from-server.ipynb"
+    ip.user_ns["__session__"] = "/home/me/lab.ipynb"  # JupyterLab
+    run(ip, "%%task lab\nc = 1")
+    assert tc.run(3).env["path"] == "/home/me/lab.ipynb"
+    ip.user_ns["__vsc_ipynb_file__"] = "/home/me/code.ipynb"  # VS Code
+    run(ip, "%%task vscode\nd = 1")
+    assert tc.run(4).env["path"] == "/home/me/code.ipynb"
 
 
 def test_a_catalog_locked_at_the_claim_runs_the_cell_uncached(ip, cache_dir):

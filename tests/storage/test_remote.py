@@ -167,3 +167,49 @@ def test_two_machines_one_postgres_catalog_one_bucket(s3_bucket: str, postgres_u
     computed = log.read_text().split()
     assert sorted(computed, key=int) == [str(i) for i in range(12)]  # each once, across both
     assert len(objects(s3_bucket)) == 12
+
+
+def test_dask_workers_and_another_machine_share_catalog_and_bucket(
+        s3_bucket: str, postgres_url: str, cache_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LocalCluster's workers (2 processes) compute a sweep into one PostgreSQL catalog
+    and one bucket; then another "machine" (a process with its own cache folder) gets every
+    point as a hit, loaded from the bucket, and nothing is computed twice."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)  # see test_sweeps
+    log = tmp_path / "computed.txt"
+    module = tmp_path / "team_steps.py"
+    module.write_text(textwrap.dedent(f"""
+        import os
+        import taskcache as tc
+
+        @tc.task
+        def cube(x: int) -> list:
+            with open({str(log)!r}, "a") as f:
+                f.write(f"{{x}} ")
+            return [x ** 3] * 1000
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    use_bucket(s3_bucket, cache_dir, db_url=postgres_url)
+    import team_steps
+
+    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        results = team_steps.cube.map(range(8), executor=client, progress=False)
+    assert [r[0] for r in results] == [x ** 3 for x in range(8)]
+    assert sorted(log.read_text().split(), key=int) == [str(x) for x in range(8)]
+    assert len(objects(s3_bucket)) == 8
+    other = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import taskcache as tc, team_steps
+            tc.configure(cache_dir={str(tmp_path / 'machine2')!r},
+                         artifacts_url="s3://{s3_bucket}/team/cache")
+            print(sum(team_steps.cube(x)[0] for x in range(8)))
+        """)], capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "TASKCACHE_DB_URL": postgres_url})
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == str(sum(x ** 3 for x in range(8)))
+    assert sorted(log.read_text().split(), key=int) == [str(x) for x in range(8)]  # no recompute
+    assert any((tmp_path / "machine2" / "remote-copies").rglob("*"))

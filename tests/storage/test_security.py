@@ -117,3 +117,15 @@ def test_hostile_task_names_of_cells_stay_inside_the_store(cache_dir, tmp_path):
     finally:
         shell.run_line_magic("unload_ext", "taskcache")
     assert _files_outside(tmp_path, [cache_dir]) == []
+
+
+def test_a_text_filter_with_a_nul_matches_only_names_that_have_it(catalog_with_odd_names):
+    """Issue 13: LIKE stops at a NUL, so the browser's text filter "\\x00" matched every run."""
+    runner = get_runner()
+    total = len(tc.runs())
+    for text, expected in (("\x00", ["a\x00b"]), ("a\x00b", ["a\x00b"]), ("\x00c", []),
+                           ("b\x00", [])):
+        found = [r.task for r in runner.catalog.query_runs(text=text)]
+        assert found == expected, text
+        assert runner.catalog.count_runs(text=text) == len(expected) < total
+    assert [r.task for r in runner.catalog.query_runs(text="a_c")] == ["a_c"]  # LIKE still

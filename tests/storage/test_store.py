@@ -125,7 +125,7 @@ def test_write_records_size_checksum_and_permissions(store: ArtifactStore) -> No
                                 "xxh3_128:" + xxhash.xxh3_128(data).hexdigest())
     path = store.path_of(stored.relpath)
     assert path.read_bytes() == data
-    assert mode(path) == 0o600 and mode(path.parent) == 0o700 and mode(store.root) == 0o700
+    assert mode(path) == 0o400 and mode(path.parent) == 0o700 and mode(store.root) == 0o700
     assert store.verify(stored.relpath, stored.size, stored.checksum) == path
     assert temp_files(store.root) == []
 
@@ -175,7 +175,7 @@ def test_overwrite_replaces_atomically(store: ArtifactStore) -> None:
     assert store.verify(stored.relpath, 4, stored.checksum).read_bytes() == b"new!"
 
 
-def test_writer_replacing_the_file_still_gets_0600(store: ArtifactStore) -> None:
+def test_writer_replacing_the_file_still_gets_0400(store: ArtifactStore) -> None:
     def replacing(tmp: Path) -> None:
         tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
@@ -183,7 +183,7 @@ def test_writer_replacing_the_file_still_gets_0600(store: ArtifactStore) -> None
         os.close(fd)
 
     stored = store.write(["a"], ".bin", replacing)
-    assert mode(store.path_of(stored.relpath)) == 0o600
+    assert mode(store.path_of(stored.relpath)) == 0o400
 
 
 @pytest.mark.parametrize("suffix", ["/x", "../x", ".a/b", "x", ".\x00", ".pa rquet"])
@@ -359,6 +359,29 @@ def test_read_verified_returns_the_checked_bytes(store: ArtifactStore) -> None:
     path.unlink()
     with pytest.raises(MissingArtifactError):
         store.read_verified(stored.relpath, stored.size, stored.checksum)
+
+
+def test_small_artifact_bytes_are_kept_until_the_file_changes(store: ArtifactStore,
+                                                             monkeypatch) -> None:
+    import taskcache.storage.verified as verified_module
+
+    monkeypatch.setattr(verified_module, "SETTLED_NS", 0)  # every file counts as settled
+    stored = store.write(["run", "small"], ".bin", writes(b"payload"))
+    where = (stored.relpath, stored.size, stored.checksum)
+    assert store.read_verified(*where) == b"payload"
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    assert store.read_verified(*where) == b"payload"
+    assert opened == []  # kept: one lstat, no read
+    path = store.path_of(stored.relpath)
+    before = path.stat()
+    with open(path, "r+b") as f:  # same size, same mtime afterwards: only ctime tells
+        f.write(b"P")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(CorruptArtifactError):
+        store.read_verified(*where)
+    assert opened
 
 
 @pytest.mark.parametrize("size", [0, 1, 256 * 1024 - 1, 256 * 1024, 3 * 1024 * 1024 + 7])

@@ -112,8 +112,8 @@ def test_discovery_lists_tasks_and_import_errors(make_module: Any, tmp_path: Pat
         "raise RuntimeError('this module is broken on purpose')\n")
     importlib.invalidate_caches()
     found = discover(["tc_disc_steps", "tc_disc_broken", "tc_no_such_module"], entry_points=False)
-    assert list(found.tasks) == ["prepare"]
-    assert [p.name for p in found.tasks["prepare"].params] == ["path", "rows"]
+    assert list(found.tasks) == ["tc_disc_steps.prepare"]
+    assert [p.name for p in found.tasks["tc_disc_steps.prepare"].params] == ["path", "rows"]
     errors = {e.module: e.error for e in found.errors}
     assert "this module is broken on purpose" in errors["tc_disc_broken"]
     assert "No module named 'tc_no_such_module'" in errors["tc_no_such_module"]
@@ -131,7 +131,7 @@ def test_discovery_follows_entry_points(tmp_path: Path, monkeypatch: pytest.Monk
     importlib.invalidate_caches()
     try:
         found = discover([], entry_points=True)
-        assert "from_entry_point" in found.tasks
-        assert found.tasks["from_entry_point"].module == "tc_ep_pkg"
+        assert "tc_ep_pkg.from_entry_point" in found.tasks
+        assert found.tasks["tc_ep_pkg.from_entry_point"].module == "tc_ep_pkg"
     finally:
         sys.modules.pop("tc_ep_pkg", None)

@@ -1,17 +1,17 @@
-"""Schema version 3: the files and folders each run read and wrote (issue 12).
+"""Schema version 5: the files and folders each run read and wrote (issue 12).
 
 A hit checks the files a run read and puts back the files it wrote. Runs from before have
 none recorded, so they stay servable as before.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
