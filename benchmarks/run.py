@@ -33,6 +33,7 @@ from benchmarks import data  # noqa: E402  (needs ROOT on sys.path)
 from benchmarks.cases import (  # noqa: E402
     catalog_scale,
     cell_hit,
+    file_hit,
     growth,
     hash_memory,
     hashing,
@@ -57,7 +58,7 @@ from benchmarks.harness import (  # noqa: E402
 # The registry: cases run, and are numbered, in this order. input_hit reads a figure that
 # hashing leaves in ctx.shared, so hashing comes first.
 CASES: tuple[Case, ...] = (hashing, tiny_hit, input_hit, output_hit, cell_hit, catalog_scale,
-                           hash_memory, sweep, growth)
+                           hash_memory, sweep, growth, file_hit)
 NAMES = [case.NAME for case in CASES]
 
 

@@ -10,7 +10,14 @@ from taskcache.config import Settings
 from taskcache.describe import error_line, format_bytes, format_duration, format_when
 from taskcache.lifecycle.runner import Runner, get_runner
 from taskcache.lifecycle.runner import configure as _configure
-from taskcache.records import CELL_DISPLAY, OUTPUT_LABELS, InputRecord, RunRecord, StateChange
+from taskcache.records import (
+    CELL_DISPLAY,
+    FILE_OUTPUT,
+    OUTPUT_LABELS,
+    InputRecord,
+    RunRecord,
+    StateChange,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,13 +101,14 @@ def namespace_values(
 ) -> dict[str, Any]:
     """A completed run's outputs keyed by the name they take in a namespace: a cell's
     variables as they were, a function's return value as ``result``; internal outputs
-    (printed output, cell result) left out unless named."""
+    (printed output, cell result) and copies of files it wrote left out unless named."""
     runner = runner or get_runner()
     if record.status != "completed":
         raise ValueError(f"run #{record.id} is {record.status}; only completed runs have "
                          "outputs to load")
     available = [a.name for a in record.artifacts]
-    wanted = list(names) if names else [n for n in available if not n.startswith("__")]
+    wanted = list(names) if names else [n for n in available
+                                        if not n.startswith(("__", FILE_OUTPUT))]
     unknown = [n for n in wanted if n not in available]
     if unknown:
         raise ValueError(f"run #{record.id} has no output {', '.join(unknown)}; "
@@ -190,7 +198,7 @@ class Run:
         lines.append("  inputs:")
         for i in r.inputs:
             origin = f"  <- run #{i.producer_run_id}" if i.producer_run_id else ""
-            lines.append(f"    {i.name}: {i.type_name} {i.value_hash[:12]}{origin}")
+            lines.append(f"    {i.name}: {i.type_name} {i.value_hash.rsplit(':', 1)[-1][:12]}{origin}")
         lines.append("  outputs:")
         for a in r.artifacts:
             if a.name == CELL_DISPLAY:  # replayed on a hit; not a value anyone loads

@@ -47,6 +47,9 @@ class Settings:
     artifacts_url: str = ""
     #: size bound of the local copies of remote artifacts (``cache_dir/remote-copies``)
     artifacts_cache_bytes: int = 5_000_000_000
+    #: bytes of the files a run writes that are stored with it (so a hit can put them
+    #: back); files past this total are recorded by content hash only
+    max_file_output: int = 1 << 30
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +58,9 @@ class Settings:
             object.__setattr__(self, "db_url", f"sqlite:///{self.cache_dir / 'catalog.db'}")
         if self.lease_seconds <= 0:
             raise ConfigError(f"lease_seconds must be positive, got {self.lease_seconds}")
+        if self.max_file_output < 0:
+            raise ConfigError(f"max_file_output must be a size of at least 0, got "
+                              f"{self.max_file_output}")
         if self.max_size is not None and (isinstance(self.max_size, bool)
                                           or not isinstance(self.max_size, int)
                                           or self.max_size < 0):
@@ -89,7 +95,7 @@ _KNOWN = {f.name for f in fields(Settings)} - {"extra"}
 _BOOLS = {"allow_pickle", "quiet"}
 _FLOATS = {"lease_seconds", "heartbeat_seconds", "busy_timeout_seconds"}
 _INTS = {"max_workers"}
-_SIZES = {"artifacts_cache_bytes"}
+_SIZES = {"artifacts_cache_bytes", "max_file_output"}
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import os
 import threading
 import time
 import warnings
@@ -28,6 +29,7 @@ from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, execu
 from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
+from taskcache.lifecycle.tracking import path_values
 from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec, check_label
 
 if TYPE_CHECKING:
@@ -74,8 +76,13 @@ class TaskDefinition:
         self, fn: Callable[..., Any], *, name: str | None, version: str | None,
         ignore: Iterable[str], tags: Iterable[str], cache: bool,
         retry: RetryPolicy | None = None, timeout: float | None = None,
+        track_files: bool = True, files: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         self.fn = fn
+        self.track_files = track_files
+        if isinstance(files, str | os.PathLike):
+            files = [files]
+        self.files = tuple(files)
         self.name = check_label(name if name is not None else default_task_name(fn),
                                 "task name")
         self.version = None if version is None else check_label(str(version), "task version")
@@ -194,13 +201,26 @@ class TaskDefinition:
         the call changes in its arguments, like a call here)."""
         return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
                    force=force or not self.cache or call.rerun, timeout=self.timeout,
-                   outputs_of=functools.partial(self.outputs_of, call.hashed))
+                   outputs_of=functools.partial(self.outputs_of, call.hashed),
+                   track_files=self.track_files, files=self.files,
+                   named=self.named_paths(call))
 
     def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
         """Run the body as the claimed run of ``call`` and record how it ended, with what it
-        changed in its arguments (see :func:`taskcache.lifecycle.jobs.executing`)."""
+        changed in its arguments and the files it read and wrote (see
+        :func:`taskcache.lifecycle.jobs.executing`)."""
         return executing(call.runner, claim, self.name,
-                         outputs_of=functools.partial(self.outputs_of, call.hashed))
+                         outputs_of=functools.partial(self.outputs_of, call.hashed),
+                         track_files=self.track_files, files=self.files,
+                         named=self.named_paths(call))
+
+    def named_paths(self, call: _Call) -> tuple[str, ...]:
+        """The paths the function's arguments and string literals name (see
+        :func:`taskcache.lifecycle.tracking.path_values`): their state before the run counts
+        as read, or, when the run creates them, as written."""
+        if not self.track_files:
+            return ()
+        return tuple(path_values([self.fn, *(value for _, value, _ in call.hashed)]))
 
     def _warn_uncached(self, exc: CatalogUnavailableError) -> None:
         """The catalog cannot be reached or written: say so once; the caller runs the
@@ -353,8 +373,8 @@ class TaskDefinition:
         from taskcache.api import Run
 
         call = self.prepare(args, kwargs)
-        run = call.runner.catalog.find_completed(call.fingerprint)
-        return None if run is None else Run(run, call.runner)
+        run = call.runner.servable(call.fingerprint)  # its recorded files checked
+        return None if run is None else Run(call.runner.catalog.get_run(run.id), call.runner)
 
     def runs(self, **filters: Any) -> pd.DataFrame:
         from taskcache.api import runs
@@ -430,7 +450,8 @@ def task(
     ignore: Iterable[str] = (), tags: Iterable[str] = (), cache: bool = True,
     retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-    timeout: float | None = None,
+    timeout: float | None = None, track_files: bool = True,
+    files: Iterable[str | os.PathLike[str]] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -439,7 +460,8 @@ def task(
     version: str | int | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
     cache: bool = True, retries: int = 0, retry_delay: float = 0.0, retry_backoff: float = 1.0,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-    timeout: float | None = None,
+    timeout: float | None = None, track_files: bool = True,
+    files: Iterable[str | os.PathLike[str]] = (),
 ) -> Any:
     """Cache ``fn`` by its code and the content of its arguments.
 
@@ -449,7 +471,10 @@ def task(
     ``retry_delay * retry_backoff ** k`` seconds; every attempt is a recorded run and the last
     error is raised. ``timeout`` (seconds): stop a run that takes longer and record it failed,
     reason "timeout" (on processes and Dask the worker is stopped; a plain call only in the
-    main thread, through SIGALRM; not on the thread executor). The wrapper keeps ``fn``'s
+    main thread, through SIGALRM; not on the thread executor). The files and folders the
+    function reads are recorded and checked on every hit, the files it writes stored and
+    put back (``track_files=False`` turns that off); ``files`` names more it depends on
+    that tracking cannot see. The wrapper keeps ``fn``'s
     signature and docstring and adds ``.map(*iterables, executor=, max_workers=,
     progress=)``, ``.submit(*args, **kw)``, ``.runs()``, ``.lookup(*args, **kw)``,
     ``.force(*args, **kw)`` and ``.clear()``.
@@ -461,6 +486,7 @@ def task(
         definition = TaskDefinition(
             f, name=name, version=None if version is None else str(version), ignore=ignore,
             tags=tags, cache=cache, retry=policy, timeout=timeout,
+            track_files=track_files, files=files,
         )
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)

@@ -3,13 +3,14 @@ name, a short one-line repr and the metadata recorded beside an artifact. Never 
 
 from __future__ import annotations
 
+import os
 import reprlib
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["describe", "error_line", "format_bytes", "format_duration", "format_when",
-           "short_repr", "type_name"]
+__all__ = ["describe", "display_path", "error_line", "format_bytes", "format_duration",
+           "format_when", "short_repr", "type_name"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 120
@@ -103,3 +104,11 @@ def error_line(error_type: str | None, message: str | None, limit: int = 160) ->
     first = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
     text = f"{kind}: {first}" if kind and first else kind or first
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working folder when it is inside it, else as it is."""
+    cwd = os.getcwd()
+    if path == cwd or path.startswith(cwd.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, cwd)
+    return path

@@ -21,6 +21,10 @@ SETTINGS = "__settings__"
 RANDOM_STATE = "__random_state__"
 #: a function's argument that the function changed in place: ARGUMENT + parameter name
 ARGUMENT = "argument:"
+#: a file a run wrote is stored as an artifact named FILE_OUTPUT + its absolute path, with
+#: the codec FILE_CODEC (the bytes as they were); it is put back on disk, never into a namespace
+FILE_OUTPUT = "file:"
+FILE_CODEC = "file"
 #: how those of a cell are shown to people
 OUTPUT_LABELS = {CELL_DISPLAY: "printed and displayed output", CELL_RESULT: "cell result",
                  CELL_DELETED: "deleted names", ALIASING: "views and objects changed in place",
@@ -81,6 +85,33 @@ class ArtifactRecord:
 
 
 @dataclass(frozen=True)
+class FileRecord:
+    """A file or folder a run read or wrote, as it was when the run recorded it.
+
+    ``kind`` is "file", "folder" or "missing" (a declared file that did not exist).
+    ``content_hash`` is ``"file:xxh3_128:<hex>"`` of a file's bytes or ``"folder:..."`` of a
+    folder's sorted listing; None when the run saw it change under it (never matches).
+    ``racy``: it changed so shortly before it was recorded that an unchanged stat does not
+    prove unchanged content (git's "racily clean"), so a check re-reads it."""
+
+    path: str                    # absolute
+    role: str                    # "read" | "written"
+    kind: str
+    size: int | None = None
+    mtime_ns: int | None = None
+    ctime_ns: int | None = None
+    inode: int | None = None
+    mode: int | None = None      # permission bits, for putting a written file back
+    content_hash: str | None = None
+    racy: bool = False
+
+    @property
+    def identity(self) -> tuple[int | None, ...]:
+        """What a stat must show for the file to count as untouched."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+
+
+@dataclass(frozen=True)
 class StateChange:
     run_id: int
     from_status: str | None
@@ -134,6 +165,7 @@ class RunRecord:
     invalid_reason: str | None = None  # set when a completed run's artifacts failed to verify
     inputs: tuple[InputRecord, ...] = ()
     artifacts: tuple[ArtifactRecord, ...] = ()
+    files: tuple[FileRecord, ...] = ()  # files read and written (a hit checks the reads)
 
 
 @dataclass(frozen=True)

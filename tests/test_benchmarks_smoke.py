@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("hashing", "tiny_hit", "input_hit", "output_hit", "cell_hit", "catalog_scale",
-         "hash_memory", "sweep", "growth")
+         "hash_memory", "sweep", "growth", "file_hit")
 
 
 def test_benchmarks_quick_run(tmp_path: Path) -> None:

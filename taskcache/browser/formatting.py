@@ -18,6 +18,7 @@ from taskcache.browser.lineage import status_colour
 from taskcache.describe import error_line, format_bytes, format_duration, format_when
 from taskcache.records import (
     CELL_RESULT,
+    FILE_OUTPUT,
     OUTPUT_LABELS,
     ArtifactRecord,
     InputRecord,
@@ -141,11 +142,16 @@ def inputs_html(inputs: Sequence[InputRecord]) -> str:
         return "<i>no inputs</i>"
     return table_html(
         ((f"<b>{esc(i.name)}</b>", esc(i.type_name),
-          f'<code class="tc-mono">{esc(i.value_hash[:16])}</code>',
+          f'<code class="tc-mono">{esc(_hash_text(i.value_hash))}</code>',
           f"run #{i.producer_run_id}" if i.producer_run_id else "-",
           f'<code class="tc-mono">{esc(_short(i.repr, 120))}</code>') for i in inputs),
         header=("name", "type", "value hash", "produced by", "value"),
     )
+
+
+def _hash_text(value_hash: str) -> str:
+    """The first 16 hex digits of a value hash (a file's: "file:xxh3_128:<hex>")."""
+    return value_hash.rsplit(":", 1)[-1][:16]
 
 
 def artifact_shape(a: ArtifactRecord) -> str:
@@ -164,11 +170,13 @@ def outputs_html(artifacts: Sequence[ArtifactRecord], previews: Mapping[str, str
     parts = []
     for a in shown:
         name = OUTPUT_LABELS.get(a.name, a.name)
+        if a.name.startswith(FILE_OUTPUT):
+            name = f"file {a.repr or a.name.removeprefix(FILE_OUTPUT)}"
         parts.append(
             f'<div class="tc-output" style="margin-bottom:10px"><b>{esc(name)}</b> '
             f'<span class="tc-muted">{esc(a.type_name)} · {esc(artifact_shape(a))} · '
             f"{esc(format_bytes(a.size))} · {esc(a.codec)} · "
-            f'<code class="tc-mono">{esc(a.value_hash[:16])}</code></span>'
+            f'<code class="tc-mono">{esc(_hash_text(a.value_hash))}</code></span>'
             f'<div style="margin-top:4px">{previews.get(a.name, "")}</div></div>'
         )
     return "".join(parts)

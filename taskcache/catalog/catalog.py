@@ -47,12 +47,15 @@ from taskcache.catalog.tables import (
     INPUTS_FROM,
     artifacts,
     chunks,
+    file_input_rows,
+    file_rows,
     insert_running,
     load_artifacts,
     load_completed,
     load_run,
     load_runs,
     producer_of,
+    run_files,
     run_inputs,
     run_tags,
     runs,
@@ -71,6 +74,7 @@ from taskcache.records import (
     TRANSITIONS,
     ArtifactRecord,
     Claim,
+    FileRecord,
     RunRecord,
     RunSpec,
     StateChange,
@@ -159,18 +163,19 @@ def _abandoned_since_completed(conn: Connection, fingerprint: str) -> list[int]:
 
 
 class _HitMemo:
-    """The runs found by ``find_completed(inputs=False)``, valid while the database's change
-    counter keeps the value it had when they were read: any commit, by any process (a new
-    run, an invalidation, a delete, a batch of hit counts), changes it and empties this."""
+    """The runs found by ``completed_runs``, valid while the database's change counter keeps
+    the value it had when they were read: any commit, by any process (a new run, an
+    invalidation, a delete, a batch of hit counts), changes it and empties this. (The files
+    those runs recorded are checked against the disk on every hit, never remembered here.)"""
 
     LIMIT = 4096
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: int | None = None
-        self._runs: dict[str, RunRecord] = {}
+        self._runs: dict[str, tuple[RunRecord, ...]] = {}
 
-    def get(self, version: int | None, fingerprint: str) -> RunRecord | None:
+    def get(self, version: int | None, fingerprint: str) -> tuple[RunRecord, ...] | None:
         if version is None:
             return None
         with self._lock:
@@ -180,8 +185,8 @@ class _HitMemo:
                 return None
             return self._runs.get(fingerprint)
 
-    def put(self, version: int | None, fingerprint: str, run: RunRecord | None) -> None:
-        if version is None or run is None:
+    def put(self, version: int | None, fingerprint: str, run: tuple[RunRecord, ...]) -> None:
+        if version is None or not run:
             return
         with self._lock:
             if version == self._version:
@@ -231,19 +236,29 @@ class Catalog:
             return int(conn.scalar(select(schema_info.c.version)) or 0)
 
     # -- the hit path (SQLAlchemy Core, one short read) --
+    def completed_runs(self, fingerprint: str) -> tuple[RunRecord, ...]:
+        """The completed, not invalidated runs with this fingerprint, newest first (at most
+        tables.HIT_CANDIDATES: one per state of the files they read), with their artifacts
+        and files but not their inputs. The fast path of every cache hit: remembered until
+        the database changes, or one statement (two when runs recorded files)."""
+        version = None if self._db.changes is None else self._db.changes.read()
+        found = self._remembered.get(version, fingerprint)
+        if found is None:
+            with self._db.single_statement() as conn:
+                found = load_completed(conn, fingerprint, inputs=False)
+            self._remembered.put(version, fingerprint, found)
+        return found
+
     def find_completed(self, fingerprint: str, *, inputs: bool = True) -> RunRecord | None:
         """Newest completed, not invalidated run with this fingerprint, with its artifacts
-        (and its inputs, unless ``inputs=False``: one statement less on a hit)."""
-        if not inputs:  # the fast path of every cache hit: remembered, or one statement
-            version = None if self._db.changes is None else self._db.changes.read()
-            run = self._remembered.get(version, fingerprint)
-            if run is None:
-                with self._db.single_statement() as conn:
-                    run = load_completed(conn, fingerprint, inputs=False)
-                self._remembered.put(version, fingerprint, run)
-            return run
-        with self._read() as conn:
-            return load_completed(conn, fingerprint, inputs=True)
+        and files (and its inputs, unless ``inputs=False``), whatever the state of its files
+        now (the runner checks those)."""
+        if not inputs:
+            found = self.completed_runs(fingerprint)
+        else:
+            with self._read() as conn:
+                found = load_completed(conn, fingerprint, inputs=True)
+        return found[0] if found else None
 
     def record_hit(self, run_id: int, *, run: RunRecord | None = None) -> None:
         """Count a cache hit; ``run`` (the record find_completed gave) saves a reload for
@@ -286,11 +301,13 @@ class Catalog:
 
     def claim_or_join(
         self, spec: RunSpec, *, lease_seconds: float, max_abandoned: int | None = None,
+        newer_than: int = 0,
     ) -> Claim | RunRecord:
         """Single-flight claim, decided in one BEGIN IMMEDIATE transaction: runs of this
-        fingerprint whose lease expired are failed as "abandoned"; then a completed run (one
-        finished since the caller looked) or a live running run (another process computing
-        it: wait for it) is returned instead of a new claim. With ``max_abandoned``, a
+        fingerprint whose lease expired are failed as "abandoned"; then a completed run with
+        an id above ``newer_than`` (one finished since the caller looked: the caller found
+        the files of the older ones changed) or a live running run (another process
+        computing it: wait for it) is returned instead of a new claim. With ``max_abandoned``, a
         fingerprint abandoned that many times since its last completed run is not claimed
         again: RepeatedlyAbandonedError (raised after the commit, so the expiries stay)."""
         now = utc_now()
@@ -303,7 +320,8 @@ class Catalog:
                     self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
             existing = conn.scalar(select(runs.c.id).where(
                 runs.c.fingerprint == spec.fingerprint, runs.c.invalid_reason.is_(None),
-                runs.c.status.in_(("completed", "running")),
+                or_(runs.c.status == "running",
+                    (runs.c.status == "completed") & (runs.c.id > newer_than)),
             ).order_by(runs.c.id.desc()).limit(1))
             if existing is not None:
                 return load_run(conn, existing)
@@ -320,8 +338,13 @@ class Catalog:
         events.emit("running", record)
         return claim
 
-    def complete(self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float) -> RunRecord:
-        """Artifacts rows + running->completed in one transaction, fenced by the lease token."""
+    def complete(
+        self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float,
+        files: Sequence[FileRecord] = (),
+    ) -> RunRecord:
+        """Artifacts and files rows + running->completed in one transaction, fenced by the
+        lease token. The files read are also listed among the run's inputs (by content hash,
+        linked to a run that wrote that content)."""
         rows = [{"run_id": claim.run_id, "name": a.name, "codec": a.codec,
                  "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
                  "value_hash": a.value_hash, "type_name": a.type_name,
@@ -330,7 +353,7 @@ class Catalog:
                  "restored_hash": a.restored_hash}
                 for a in artifacts]
         return self._change(claim.run_id, "completed", None, claim.lease_token,
-                            {"duration": duration}, rows)
+                            {"duration": duration}, rows, files)
 
     def finish_failed(
         self, claim: Claim, *, status: str, error_type: str | None, error_message: str | None,
@@ -355,6 +378,7 @@ class Catalog:
     def _change(
         self, run_id: int, to_status: str, reason: str | None, lease_token: str | None,
         values: dict[str, Any], artifact_rows: Sequence[dict[str, Any]] = (),
+        files: Sequence[FileRecord] = (),
     ) -> RunRecord:
         now = utc_now()
         with self._write() as conn:
@@ -362,6 +386,10 @@ class Catalog:
                 self._transition(conn, run_id, to_status, now, reason, lease_token, values)
                 if artifact_rows:
                     conn.execute(insert(artifacts), list(artifact_rows))
+                if files:
+                    conn.execute(insert(run_files), file_rows(run_id, files))
+                    if inputs := file_input_rows(conn, run_id, files):
+                        conn.execute(insert(run_inputs), inputs)
             record = load_run(conn, run_id)
         if to_status in events.EVENTS:
             events.emit(to_status, record)

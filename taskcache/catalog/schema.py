@@ -23,7 +23,7 @@ from taskcache.catalog.tables import Base, schema_info
 from taskcache.errors import CatalogUnavailableError, SchemaVersionError
 
 #: the schema this taskcache writes: the number of the head revision
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 __all__ = ["MIGRATIONS_DIR", "SCHEMA_VERSION", "ensure_schema", "revision_of"]

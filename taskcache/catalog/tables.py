@@ -21,25 +21,37 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ColumnElement,
     Connection,
     DateTime,
     Dialect,
     ForeignKey,
     Index,
+    Integer,
     Row,
     String,
     Text,
     TypeDecorator,
     bindparam,
+    func,
     insert,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from taskcache.catalog.engine import DriverStatement
+from taskcache.describe import display_path, format_bytes
 from taskcache.errors import RunNotFoundError
-from taskcache.records import ArtifactRecord, Claim, InputRecord, RunRecord, RunSpec, StateChange
+from taskcache.records import (
+    ArtifactRecord,
+    Claim,
+    FileRecord,
+    InputRecord,
+    RunRecord,
+    RunSpec,
+    StateChange,
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -146,6 +158,25 @@ class RunInput(Base):
     )
 
 
+class RunFile(Base):
+    """A file or folder a run read or wrote (schema 3); see records.FileRecord."""
+
+    __tablename__ = "run_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    ctime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    mode: Mapped[int | None] = mapped_column(Integer)
+    content_hash: Mapped[str | None] = mapped_column(String(128))
+    racy: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class StateHistory(Base):
     __tablename__ = "state_history"
 
@@ -186,6 +217,7 @@ run_tags = RunTag.__table__
 artifacts = Artifact.__table__
 run_inputs = RunInput.__table__
 state_history = StateHistory.__table__
+run_files = RunFile.__table__
 schema_info = SchemaInfo.__table__
 run_summary = RunSummary.__table__
 
@@ -208,10 +240,46 @@ ARTIFACT_COLUMNS = tuple(
 )
 
 
+FILE_COLUMNS = tuple(
+    run_files.c[name]
+    for name in ("path", "role", "kind", "size", "mtime_ns", "ctime_ns", "inode", "mode",
+                 "content_hash", "racy")
+)
+
+
+def file_record(row: Row[Any]) -> FileRecord:
+    path, role, kind, size, mtime_ns, ctime_ns, inode, mode, content_hash, racy = row
+    return FileRecord(path, role, kind, size, mtime_ns, ctime_ns, inode, mode, content_hash,
+                      bool(racy))
+
+
+def file_rows(run_id: int, files: Sequence[FileRecord]) -> list[dict[str, Any]]:
+    """run_files rows of ``files``."""
+    return [{"run_id": run_id, "path": f.path, "role": f.role, "kind": f.kind, "size": f.size,
+             "mtime_ns": f.mtime_ns, "ctime_ns": f.ctime_ns, "inode": f.inode, "mode": f.mode,
+             "content_hash": f.content_hash, "racy": f.racy} for f in files]
+
+
+def file_input_rows(conn: Connection, run_id: int, files: Sequence[FileRecord]) -> list[dict[str, Any]]:
+    """run_inputs rows for the files and folders a run read, so that they show among its
+    inputs and link (by content hash) to the run that wrote the same content."""
+    rows = []
+    for f in files:
+        if f.role != "read" or f.content_hash is None or f.kind == "missing":
+            continue
+        when = datetime.fromtimestamp((f.mtime_ns or 0) / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+        shown = f"{format_bytes(f.size)}, modified {when}" if f.kind == "file" else f"folder, modified {when}"
+        rows.append({"run_id": run_id, "name": display_path(f.path), "value_hash": f.content_hash,
+                     "type_name": f.kind, "repr": shown,
+                     "producer_artifact_id": producer_of(conn, f.content_hash)})
+    return rows
+
+
 def run_record(
     row: Row[Any],
     inputs: tuple[InputRecord, ...] = (),
     artifacts: tuple[ArtifactRecord, ...] = (),
+    files: tuple[FileRecord, ...] = (),
 ) -> RunRecord:
     (id_, task, kind, fingerprint, code_hash, status, created_at, started_at, finished_at,
      duration, source, tags, user_version, error_type, error_message, traceback, host, pid,
@@ -221,7 +289,7 @@ def run_record(
         id_, task, kind, fingerprint, code_hash, status, created_at, started_at, finished_at,
         duration, source or "", tuple(tags or ()), user_version, error_type, error_message,
         traceback, host, pid, dict(env or {}), lease_owner, lease_expires_at, hit_count or 0,
-        last_hit_at, parent_run_id, invalid_reason, inputs, artifacts,
+        last_hit_at, parent_run_id, invalid_reason, inputs, artifacts, files,
     )
 
 
@@ -254,17 +322,23 @@ INPUT_COLUMNS = (
 )
 INPUTS_FROM = run_inputs.outerjoin(artifacts, run_inputs.c.producer_artifact_id == artifacts.c.id)
 
-# the hit path: the newest usable run and its artifacts in one statement, then its inputs
-_NEWEST_COMPLETED = (
+# the hit path: the usable runs of a fingerprint (several: one per state of the files they
+# read), newest first, with their artifacts and how many files they recorded, in one
+# statement; then their files, only when they have some; their inputs only when asked
+#: completed runs of one fingerprint a hit looks at (an older state of the files is a miss)
+HIT_CANDIDATES = 16
+_COMPLETED_IDS = (
     select(runs.c.id)
     .where(runs.c.fingerprint == bindparam("fingerprint"), runs.c.status == "completed",
            runs.c.invalid_reason.is_(None))
-    .order_by(runs.c.id.desc()).limit(1).correlate(None).scalar_subquery()
+    .order_by(runs.c.id.desc()).limit(HIT_CANDIDATES).correlate(None)
 )
+_N_FILES = (select(func.count(run_files.c.id)).where(run_files.c.run_id == runs.c.id)
+            .correlate(runs).scalar_subquery())
 _HIT_RUN = (
-    select(*RUN_COLUMNS, *ARTIFACT_COLUMNS)
+    select(*RUN_COLUMNS, _N_FILES, *ARTIFACT_COLUMNS)
     .outerjoin_from(runs, artifacts, artifacts.c.run_id == runs.c.id)
-    .where(runs.c.id == _NEWEST_COMPLETED).order_by(artifacts.c.id)
+    .where(runs.c.id.in_(_COMPLETED_IDS)).order_by(runs.c.id.desc(), artifacts.c.id)
 )
 _HIT_INPUTS = (
     select(*INPUT_COLUMNS).select_from(INPUTS_FROM)
@@ -286,17 +360,33 @@ def _hit_rows(conn: Connection, fingerprint: str) -> list[Any]:
     return stmt.rows(conn.connection.driver_connection, fingerprint)
 
 
-def load_completed(conn: Connection, fingerprint: str, *, inputs: bool) -> RunRecord | None:
-    rows = _hit_rows(conn, fingerprint) if not inputs else conn.execute(
-        _HIT_RUN, {"fingerprint": fingerprint}).all()
-    if not rows:
-        return None
-    first = rows[0]
-    arts = tuple(artifact_record(row[_N_RUN:]) for row in rows if row[-1] is not None)
-    ins: tuple[InputRecord, ...] = ()
-    if inputs:
-        ins = tuple(map(input_record, conn.execute(_HIT_INPUTS, {"run_id": first[0]})))
-    return run_record(first[:_N_RUN], ins, arts)
+def load_completed(conn: Connection, fingerprint: str, *, inputs: bool) -> tuple[RunRecord, ...]:
+    """The usable completed runs of ``fingerprint``, newest first (at most HIT_CANDIDATES),
+    with artifacts and files, and inputs if asked. A run whose files cannot all be read back
+    (deleted between two statements of an autocommit read) is left out."""
+    by_run: dict[int, tuple[Any, int, list[ArtifactRecord]]] = {}
+    for row in _hit_rows(conn, fingerprint):
+        run_id = row[0]
+        if run_id not in by_run:
+            by_run[run_id] = (row[:_N_RUN], int(row[_N_RUN] or 0), [])
+        if row[-1] is not None:
+            by_run[run_id][2].append(artifact_record(row[_N_RUN + 1:]))
+    files: dict[int, list[FileRecord]] = {}
+    with_files = [run_id for run_id, (_, n, _) in by_run.items() if n]
+    if with_files:
+        stmt = (select(run_files.c.run_id, *FILE_COLUMNS)
+                .where(run_files.c.run_id.in_(with_files)).order_by(run_files.c.id))
+        for row in conn.execute(stmt):
+            files.setdefault(row[0], []).append(file_record(row[1:]))
+    found = []
+    for run_id, (row, n_files, arts) in by_run.items():
+        if len(files.get(run_id, ())) != n_files:
+            continue
+        ins: tuple[InputRecord, ...] = ()
+        if inputs:
+            ins = tuple(map(input_record, conn.execute(_HIT_INPUTS, {"run_id": run_id})))
+        found.append(run_record(row, ins, tuple(arts), tuple(files.get(run_id, ()))))
+    return tuple(found)
 
 
 #: ids per ``IN (...)`` list, below every database's limit on bound parameters
@@ -323,6 +413,7 @@ def load_runs(
         return [run_record(row) for row in rows]
     ins: dict[int, list[InputRecord]] = {}
     arts: dict[int, list[ArtifactRecord]] = {}
+    files: dict[int, list[FileRecord]] = {}
     for chunk in chunks([row[0] for row in rows]):
         stmt_in = (select(run_inputs.c.run_id, *INPUT_COLUMNS).select_from(INPUTS_FROM)
                    .where(run_inputs.c.run_id.in_(chunk)).order_by(run_inputs.c.id))
@@ -330,8 +421,12 @@ def load_runs(
             ins.setdefault(row[0], []).append(input_record(row[1:]))
         for artifact in load_artifacts(conn, chunk):
             arts.setdefault(artifact.run_id or 0, []).append(artifact)
-    return [run_record(row, tuple(ins.get(row[0], ())), tuple(arts.get(row[0], ())))
-            for row in rows]
+        stmt_files = (select(run_files.c.run_id, *FILE_COLUMNS)
+                      .where(run_files.c.run_id.in_(chunk)).order_by(run_files.c.id))
+        for row in conn.execute(stmt_files):
+            files.setdefault(row[0], []).append(file_record(row[1:]))
+    return [run_record(row, tuple(ins.get(row[0], ())), tuple(arts.get(row[0], ())),
+                       tuple(files.get(row[0], ()))) for row in rows]
 
 
 def load_run(conn: Connection, run_id: int) -> RunRecord:

@@ -1,11 +1,12 @@
 """Codecs: how a value becomes a file and back. ``registry`` chooses a codec for a value
 and holds the codec contract (:class:`Codec`); the built-in codecs are ``frames`` (pandas
 as Parquet or Arrow IPC, with ``frame_arrays``), ``npy``, ``tagged_json``, ``modules``,
-``matches`` (regex match objects) and ``pickling`` (opt-in pickle, and the policy that
-refuses to decode it when disabled)."""
+``matches`` (regex match objects), ``pickling`` (opt-in pickle, and the policy that
+refuses to decode it when disabled), and ``files`` (copies of the files a run wrote)."""
 
 import types
 
+from taskcache.codecs.files import FileContent, FileCopyCodec
 from taskcache.codecs.frames import ArrowCodec, ParquetCodec
 from taskcache.codecs.matches import MatchCodec
 from taskcache.codecs.modules import ModuleCodec
@@ -35,6 +36,7 @@ __all__ = [
     "Codec",
     "DecodesBytes",
     "DecodesMapped",
+    "FileContent",
     "check_import",
     "check_loadable",
     "check_type",
@@ -63,3 +65,4 @@ for _t in (type(None), bool, int, float, complex, str, bytes, bytearray, list, t
 register_codec(types.ModuleType, ModuleCodec())
 register_codec("re.Match", MatchCodec())
 register_codec(object, PICKLE, first=False)
+register_codec(FileContent, FileCopyCodec())

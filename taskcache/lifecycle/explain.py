@@ -12,13 +12,16 @@ import difflib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from taskcache.catalog import Catalog
+from taskcache.describe import display_path, format_bytes
 from taskcache.errors import TaskcacheError
-from taskcache.records import ArtifactRecord, InputRecord, RunRecord
+from taskcache.records import ArtifactRecord, FileRecord, InputRecord, RunRecord
 
 _CODE_TYPES = ("builtins.function", "builtins.type", "builtins.module")
+_FILE_TYPES = ("file", "folder")
 _SHORT = 60  # characters: a repr or string longer than this is summarised, not shown twice
 #: finds the value an input had in a run; LookupError when it is not available
 ValueOf = Callable[[InputRecord], Any]
@@ -26,20 +29,69 @@ ValueOf = Callable[[InputRecord], Any]
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str    # "input" | "code" | "dependency" | "version" | "options"
+    kind: str    # "input" | "input file" | "code" | "dependency" | "version" | "options"
     name: str
     detail: str
 
     def __str__(self) -> str:
+        if self.kind == "input file":
+            return f"{self.kind} {self.name} {self.detail}"
         return f"{self.kind} {self.name}: {self.detail}"
 
 
+def _read_files(run: RunRecord) -> dict[str, FileRecord]:
+    return {f.path: f for f in run.files if f.role == "read"}
+
+
+def _file_states(run: RunRecord) -> dict[str, str | None]:
+    return {path: f.content_hash for path, f in _read_files(run).items()}
+
+
 def previous_run(catalog: Catalog, run: RunRecord) -> RunRecord | None:
-    """The newest completed run of the same task, before ``run``, with another fingerprint."""
+    """The newest completed run of the same task, before ``run``, with another fingerprint
+    or, with the same one, other contents of the files it read."""
     for candidate in catalog.query_runs(task=run.task, status="completed", limit=200):
-        if candidate.id < run.id and candidate.fingerprint != run.fingerprint:
+        if candidate.id >= run.id:
+            continue
+        if candidate.fingerprint != run.fingerprint:
             return catalog.get_run(candidate.id)
+        full = catalog.get_run(candidate.id)
+        if _file_states(full) != _file_states(run):
+            return full
     return None
+
+
+def _when(ns: int | None) -> str:
+    if ns is None:
+        return "?"
+    moment = datetime.fromtimestamp(ns / 1e9)
+    return moment.strftime("%H:%M" if moment.date() == datetime.now().date() else "%Y-%m-%d %H:%M")
+
+
+def _file_difference(old: FileRecord, new: FileRecord) -> Difference:
+    """``input file data/x.csv changed (2.1 KB -> 2.3 KB, modified 10:02)``"""
+    name = display_path(new.path)
+    if old.kind == "missing":
+        return Difference("input file", name, "appeared")
+    if new.kind == "missing":
+        return Difference("input file", name, "was removed")
+    if new.kind == "folder":
+        return Difference("input file", name, f"(a folder) changed its listing (modified {_when(new.mtime_ns)})")
+    sizes = (f"{format_bytes(old.size)} -> {format_bytes(new.size)}" if old.size != new.size
+             else f"{format_bytes(new.size)}, same size")
+    return Difference("input file", name, f"changed ({sizes}, modified {_when(new.mtime_ns)})")
+
+
+def _files_differences(run: RunRecord, previous: RunRecord) -> list[Difference]:
+    old_files, new_files = _read_files(previous), _read_files(run)
+    found = [_file_difference(old_files[path], new)
+             for path, new in new_files.items()
+             if path in old_files and old_files[path].content_hash != new.content_hash]
+    found += [Difference("input file", display_path(path), "is read now (new input)")
+              for path in new_files.keys() - old_files.keys()]
+    found += [Difference("input file", display_path(path), "is no longer read")
+              for path in old_files.keys() - new_files.keys()]
+    return found
 
 
 def _input_difference(name: str, old: InputRecord, new: InputRecord,
@@ -221,8 +273,10 @@ def explain(run: RunRecord, previous: RunRecord | None,
     found: list[Difference] = []
     if run.code_hash != previous.code_hash:
         found += _code_differences(previous.source, run.source)
-    old_inputs = {i.name: i for i in previous.inputs}
-    new_inputs = {i.name: i for i in run.inputs}
+    found += _files_differences(run, previous)
+    # the files read are listed among the inputs too (for lineage); compared just above
+    old_inputs = {i.name: i for i in previous.inputs if i.type_name not in _FILE_TYPES}
+    new_inputs = {i.name: i for i in run.inputs if i.type_name not in _FILE_TYPES}
     for name, new in new_inputs.items():
         old = old_inputs.get(name)
         if old is None:

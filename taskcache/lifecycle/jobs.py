@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from taskcache.errors import (
     UnstorableValueError,
 )
 from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waiting, use_settings
+from taskcache.lifecycle.tracking import tracking
 from taskcache.records import ALIASING, RETURN, Claim, RunSpec
 
 __all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "run_job", "run_pickled",
@@ -65,6 +66,11 @@ class Job:
     attempts: int = 1
     #: result -> (outputs to store, why it must not be cached); default: the return value
     outputs_of: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None
+    #: record the files the run reads and writes (issue 12); ``files``: declared ones,
+    #: always recorded; ``named``: absolute paths its arguments and code name (path_values)
+    track_files: bool = False
+    files: tuple[str | os.PathLike[str], ...] = ()
+    named: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,18 +81,24 @@ class Job:
 @contextlib.contextmanager
 def executing(runner: Runner, claim: Claim, task: str,
               outputs_of: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None,
-              ) -> Iterator[Outcome]:
+              *, track_files: bool = False, files: Sequence[str | os.PathLike[str]] = (),
+              named: Iterable[str] = ()) -> Iterator[Outcome]:
     """Mark the claimed run current, keep its lease alive, and record how the body ended:
     failed (reason "timeout" for a TaskTimeoutError) or cancelled on an exception, which is
     re-raised unchanged; else completed with the outputs ``outputs_of(outcome.result)``
     gives (default: the return value). If it names problems (a change to an argument that
     a hit could not replay), the run is failed "not cached" instead, with a warning; a
-    value that cannot be cached only warns."""
+    value that cannot be cached only warns. The files the body reads and writes are
+    recorded with the run when ``track_files`` (and the declared ``files`` always; see
+    :func:`taskcache.lifecycle.tracking.tracking`)."""
     token = current_run_id.set(claim.run_id)
     started = time.perf_counter()
     outcome = Outcome()
     try:
-        with runner.heartbeat(claim):
+        with runner.heartbeat(claim), tracking(
+            enabled=track_files, declared=files, named=named,
+            cache_dir=runner.settings.cache_dir,
+        ) as recorded:
             yield outcome
     except BaseException as exc:  # the user's own error: recorded if possible, raised as is
         runner.fail_quietly(claim, exc, duration=time.perf_counter() - started,
@@ -106,7 +118,7 @@ def executing(runner: Runner, claim: Claim, task: str,
                       "value instead", CacheWarning, stacklevel=4)
         return
     try:
-        runner.save(claim, task, outputs, duration=duration)
+        runner.save(claim, task, outputs, duration=duration, files=recorded.result())
     except (UnstorableValueError, StoreError, CatalogError) as exc:
         warnings.warn(f"taskcache: {task}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
@@ -151,7 +163,8 @@ def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any
     exception once the run is recorded failed. ``enforce_timeout``: limit the run with
     :func:`time_limit` (a plain call; executors enforce timeouts themselves)."""
     runner = use_settings(job.settings)
-    with executing(runner, claim, job.task, job.outputs_of) as outcome:
+    with executing(runner, claim, job.task, job.outputs_of, track_files=job.track_files,
+                   files=job.files, named=job.named) as outcome:
         with time_limit(job.task, job.timeout if enforce_timeout else None):
             outcome.result = job.fn(*job.args, **job.kwargs)
     return outcome.result

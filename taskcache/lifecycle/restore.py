@@ -9,7 +9,7 @@ from typing import Any
 
 from taskcache import codecs
 from taskcache.hashing import record_restored
-from taskcache.records import ArtifactRecord, RunRecord
+from taskcache.records import FILE_CODEC, ArtifactRecord, RunRecord
 from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
 
@@ -47,6 +47,8 @@ def _decode(store: ArtifactStore | RemoteStore, artifact: ArtifactRecord, *, all
         value = codec.decode_mapped(store.map_verified(*where))
     else:
         value = codec.decode(store.verify(*where))
+    if artifact.codec == FILE_CODEC:  # a file's copy: its type_name says "file", it decodes to bytes
+        return value
     return codecs.check_type(value, artifact.type_name, relpath=artifact.relpath)
 
 
@@ -55,11 +57,12 @@ def load_outputs(
     allow_pickle: bool,
 ) -> dict[str, Any]:
     """``{name: value}`` of the run's outputs, or of ``names`` only (KeyError naming the
-    ones the run does not have)."""
+    ones the run does not have). The copies of files it wrote are loaded only by name: a
+    hit puts those back on disk (see the runner)."""
     wanted = None if names is None else set(names)
     values: dict[str, Any] = {}
     for artifact in run.artifacts:
-        if wanted is None or artifact.name in wanted:
+        if (artifact.name in wanted) if wanted is not None else artifact.codec != FILE_CODEC:
             values[artifact.name] = load_artifact(store, artifact, allow_pickle=allow_pickle)
     if wanted is not None and (missing := wanted - values.keys()):
         raise KeyError(f"run #{run.id} has no output named {', '.join(sorted(missing))}")

@@ -1,9 +1,10 @@
 """The run lifecycle, shared by ``@task`` and ``%%task``.
 
-    fingerprint -> lookup: a completed run whose artifacts verify -> load, count the hit
-                -> miss: claim a running run (lease) -> caller executes -> save: write every
-                   artifact first, then mark completed in one short transaction
-                   (or fail/cancel with the error)
+    fingerprint -> lookup: the newest completed run whose recorded files still hold and
+                   whose artifacts verify -> load, put back the files it wrote, count the hit
+                -> miss: claim a running run (lease) -> caller executes (its files tracked)
+                   -> save: write every artifact and written file first, then mark
+                   completed in one short transaction (or fail/cancel with the error)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import errno
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -25,7 +27,7 @@ from typing import Any
 from taskcache import codecs, events
 from taskcache.catalog import Catalog
 from taskcache.config import Settings
-from taskcache.describe import describe, type_name
+from taskcache.describe import describe, display_path, type_name
 from taskcache.errors import (
     CacheWarning,
     CatalogUnavailableError,
@@ -41,13 +43,24 @@ from taskcache.errors import (
     UnsafePathError,
     UnstorableValueError,
 )
+from taskcache.fileio import atomic_write
 from taskcache.hashing import hash_value
 from taskcache.lifecycle import restore
 from taskcache.lifecycle.eviction import SizeBound
 from taskcache.lifecycle.failures import FailureLog, failure_fields
 from taskcache.lifecycle.heartbeat import Heartbeat
 from taskcache.lifecycle.hits import HitLog
-from taskcache.records import ArtifactRecord, Claim, RunRecord, RunSpec
+from taskcache.lifecycle.tracking import RecordedFiles, current_log
+from taskcache.records import (
+    FILE_CODEC,
+    FILE_OUTPUT,
+    ArtifactRecord,
+    Claim,
+    FileRecord,
+    RunRecord,
+    RunSpec,
+)
+from taskcache.storage.filestate import FileChecker, identity, snapshot
 from taskcache.storage.folders import (
     prepare_cache_dir,
     prepare_catalog_file,
@@ -56,6 +69,7 @@ from taskcache.storage.folders import (
 )
 from taskcache.storage.remote import RemoteStore
 from taskcache.storage.store import ArtifactStore
+from taskcache.storage.verified import SETTLED_NS
 
 log = logging.getLogger("taskcache")
 
@@ -107,6 +121,7 @@ class Runner:
         local_root = None if settings.remote_artifacts else settings.artifacts_dir
         self._needed = tuple(str(p) for p in (catalog_file, local_root) if p is not None)
         self.hits = HitLog(self.catalog)
+        self.files = FileChecker()
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
         #: with a max_size, keeps the artifacts within it after every completed run
@@ -136,36 +151,96 @@ class Runner:
     # -- hit path -------------------------------------------------------------------------
     def lookup(self, fingerprint: str, *, count_hit: bool = True,
                prepare: Callable[[RunRecord], bool] | None = None) -> Hit | None:
-        """The outputs of the newest completed run with ``fingerprint`` whose artifacts all
-        verify; None on a miss. A missing or corrupt artifact invalidates that run (it will
-        be recomputed) and warns. ``prepare(run)``, when given, runs before the outputs are
-        decoded (a cell puts back the functions its stored values refer to); it may load
-        some outputs itself, and returning False turns the hit down (a miss; the run stays
+        """The outputs of the newest completed run with ``fingerprint`` whose recorded files
+        still hold and whose artifacts all verify; None on a miss. The files that run wrote
+        are put back where missing or changed. A missing or corrupt artifact invalidates its
+        run (it will be recomputed) and warns. ``prepare(run)``, when given, runs before the
+        outputs are decoded (a cell puts back the functions its stored values refer to); it
+        may load some outputs itself, and returning False turns that run down (it stays
         valid)."""
-        run = self.catalog.find_completed(fingerprint, inputs=False)
-        if run is None:
-            return None
-        if not self.settings.allow_pickle and any(
-            codecs.get_codec(a.codec).unsafe for a in run.artifacts
-        ):
-            return None  # stored as pickle by a run that allowed it; recompute, never unpickle
-        try:
-            if prepare is not None and not prepare(run):
+        return self._find(fingerprint, count_hit=count_hit, prepare=prepare)[0]
+
+    def servable(self, fingerprint: str) -> RunRecord | None:
+        """The run a lookup would serve (its files checked, nothing loaded or put back)."""
+        for run in self.catalog.completed_runs(fingerprint):
+            if self._files_to_put_back(run) is not None:
+                return run
+        return None
+
+    def _find(self, fingerprint: str, *, count_hit: bool = True,
+              prepare: Callable[[RunRecord], bool] | None = None) -> tuple[Hit | None, int]:
+        """The hit, and the id of the newest completed run looked at (0 when none)."""
+        candidates = self.catalog.completed_runs(fingerprint)
+        for run in candidates:
+            put_back = self._files_to_put_back(run)
+            if put_back is None:
+                continue  # a file it read (or wrote, too big to store) is not as it was
+            if not self.settings.allow_pickle and any(
+                codecs.get_codec(a.codec).unsafe for a in run.artifacts
+            ):
+                continue  # stored as pickle by a run that allowed it; never unpickle
+            try:
+                if prepare is not None and not prepare(run):
+                    continue
+                outputs = self.load_outputs(run)
+                for record, artifact in put_back:
+                    self._put_back(record, artifact)
+            except PickleDisabledError:
+                continue  # a module this process has not imported, pickle off: recompute
+            except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
+                # UnsafePathError: a folder of the run replaced by a symlink leading out of
+                # the store; nothing is read there, and the run is recomputed as for a
+                # corrupt file
+                warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=4)
+                self.catalog.invalidate(run.id, str(exc))
+                continue
+            except OSError as exc:  # a file could not be put back: a hit would be wrong
+                warnings.warn(f"taskcache: run #{run.id} ({run.task}): could not restore a file "
+                              f"it wrote: {exc}; running it instead", CacheWarning, stacklevel=4)
+                continue
+            if run.files and (log := current_log()) is not None:
+                log.merge(run.files)  # the enclosing run depends on them too
+            if count_hit:
+                self.hits.add(run.id)
+                if events.has_handlers("hit"):
+                    events.emit("hit", run)
+            return Hit(run, outputs), candidates[0].id
+        return None, candidates[0].id if candidates else 0
+
+    def _files_to_put_back(self, run: RunRecord) -> list[tuple[FileRecord, ArtifactRecord]] | None:
+        """The written files of ``run`` to put back (with their stored copies) for a hit,
+        or None when it cannot be a hit: a file it read is not as it was, or a file it
+        wrote differs and was too big to store."""
+        if not run.files:
+            return []
+        put_back = []
+        for record in run.files:
+            if self.files.holds(record):
+                continue
+            if record.role == "read":
                 return None
-            outputs = self.load_outputs(run)
-        except PickleDisabledError:
-            return None  # a module this process has not imported, pickle off: recompute
-        except (MissingArtifactError, CorruptArtifactError, UnsafePathError) as exc:
-            # UnsafePathError: a folder of the run replaced by a symlink leading out of the
-            # store; nothing is read there, and the run is recomputed as for a corrupt file
-            warnings.warn(f"taskcache: run #{run.id} ({run.task}): {exc}", CacheWarning, stacklevel=3)
-            self.catalog.invalidate(run.id, str(exc))
-            return None
-        if count_hit:
-            self.hits.add(run.id)
-            if events.has_handlers("hit"):
-                events.emit("hit", run)
-        return Hit(run, outputs)
+            stored = next((a for a in run.artifacts if a.name == FILE_OUTPUT + record.path), None)
+            if stored is None or not self._may_put_back(record.path):
+                return None
+            put_back.append((record, stored))
+        return put_back
+
+    def _may_put_back(self, path: str) -> bool:
+        """With pickle off the catalog may be shared on purpose (see the trust model), and
+        whoever can write to it must not get files written anywhere: only inside the
+        working folder; a run that wrote elsewhere is then a miss (it writes them itself)."""
+        if self.settings.allow_pickle:
+            return True
+        cwd = os.getcwd()
+        return path.startswith(cwd.rstrip(os.sep) + os.sep)
+
+    def _put_back(self, record: FileRecord, artifact: ArtifactRecord) -> None:
+        """Write the stored copy over ``record.path`` atomically (checksum checked first)."""
+        source = self.store.verify(artifact.relpath, artifact.size, artifact.checksum)
+        target = Path(record.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp),
+                     mode=record.mode if record.mode is not None else 0o644)
 
     def load_outputs(self, run: RunRecord, names: Iterable[str] | None = None) -> dict[str, Any]:
         """The run's outputs (or only ``names``), each verified then decoded."""
@@ -195,17 +270,20 @@ class Runner:
         self.failures.settle()
         delay, waited_for = 0.02, None
         deadline = None if max_wait is None else time.monotonic() + max_wait
+        stale = 0  # completed runs up to this id cannot serve us (their files changed, ...)
         while True:
             outcome = self.catalog.claim_or_join(spec, lease_seconds=self.settings.lease_seconds,
-                                                 max_abandoned=MAX_ABANDONED)
+                                                 max_abandoned=MAX_ABANDONED, newer_than=stale)
             if isinstance(outcome, Claim):
                 return outcome
             if outcome.status == "completed":
-                hit = self.lookup(spec.fingerprint, prepare=prepare)
-                # no hit: its artifacts failed to verify, this process may not load them
-                # (pickle disabled), or prepare turned it down; it cannot serve us, so
-                # compute it ourselves
-                return hit if hit is not None else self.start(spec)
+                hit, newest = self._find(spec.fingerprint, prepare=prepare)
+                if hit is not None:
+                    return hit
+                # its files changed, its artifacts failed to verify, this process may not
+                # load them (pickle disabled), or prepare turned it down: claim, or join a run computing it now
+                stale = max(stale, newest, outcome.id)
+                continue
             if waited_for != outcome.id and on_wait is not None:
                 on_wait(outcome)
             waited_for = outcome.id
@@ -227,8 +305,11 @@ class Runner:
         *,
         duration: float,
         value_hashes: Mapping[str, str] | None = None,
+        files: RecordedFiles | None = None,
     ) -> RunRecord:
-        """Store every output, then mark the run completed.
+        """Store every output and the files the run wrote (up to ``max_file_output`` bytes;
+        bigger ones are recorded by content hash only), then mark the run completed with
+        the files it read and wrote.
 
         When the outputs cannot be cached, the run is failed with reason "not cached: ..."
         (best effort: see fail_quietly), its files are removed, and the caller gets, to turn
@@ -264,8 +345,20 @@ class Runner:
             if error is exc:
                 raise
             raise error from exc
+        records: list[FileRecord] = list(files.reads) if files is not None else []
+        if files is not None and files.written:
+            try:
+                records += self._store_written(claim, task, files.written, written)
+            except BaseException as exc:
+                self._delete_quietly(written)
+                error = _store_error("files written", claim.run_id, exc) if isinstance(exc, OSError) else exc
+                self.fail_quietly(claim, exc, duration=duration, cancelled=isinstance(exc, KeyboardInterrupt),
+                                  reason=f"not cached: {error}")
+                if error is exc:
+                    raise
+                raise error from exc
         try:
-            record = self.catalog.complete(claim, written, duration=duration)
+            record = self.catalog.complete(claim, written, duration=duration, files=records)
         except RunNotFoundError:
             self._delete_quietly(written)
             raise RunDeletedError(claim.run_id) from None
@@ -280,6 +373,41 @@ class Runner:
             with contextlib.suppress(CatalogUnavailableError):  # the next write checks again
                 self.size_bound.after_write(record.id)
         return record
+
+    def _store_written(
+        self, claim: Claim, task: str, paths: Sequence[str], written: list[ArtifactRecord],
+    ) -> list[FileRecord]:
+        """A FileRecord (role "written") per path; copies of them appended to ``written`` as
+        artifacts while they fit in ``max_file_output`` bytes in total."""
+        budget = self.settings.max_file_output
+        records = []
+        for number, path in enumerate(paths):
+            try:
+                before = os.stat(path)
+            except FileNotFoundError:
+                continue  # removed again since the run ended
+            if before.st_size > budget:
+                records.append(snapshot(path, "written"))
+                continue
+            stored = self.store.write([task, str(claim.run_id), f"file{number}-{Path(path).name}"],
+                                      "", lambda tmp, path=path: shutil.copyfile(path, tmp))
+            if identity(os.stat(path)) != identity(before) or stored.size != before.st_size:
+                # changed while copied (something else writes it): the copy may be torn
+                self.store.delete(stored.relpath)
+                records.append(FileRecord(path, "written", "file"))
+                continue
+            content = f"file:{stored.checksum}"
+            written.append(ArtifactRecord(
+                name=FILE_OUTPUT + path, codec=FILE_CODEC, relpath=stored.relpath,
+                size=stored.size, checksum=stored.checksum, value_hash=content,
+                type_name="file", repr=display_path(path)))
+            budget -= stored.size
+            records.append(FileRecord(
+                path, "written", "file", size=before.st_size, mtime_ns=before.st_mtime_ns,
+                ctime_ns=before.st_ctime_ns, inode=before.st_ino, mode=before.st_mode & 0o7777,
+                content_hash=content,
+                racy=time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) < SETTLED_NS))
+        return records
 
     def _write_output(
         self, claim: Claim, task: str, name: str, value: Any, codec: codecs.Codec,

@@ -45,6 +45,7 @@ from taskcache.lifecycle.runner import (
     current_run_id,
     print_waiting,
 )
+from taskcache.lifecycle.tracking import RecordedFiles, path_values, tracking
 from taskcache.notebook.capture import capture_outputs, replay_outputs
 from taskcache.records import (
     ALIASING,
@@ -81,6 +82,8 @@ class CellOptions:
     tags: Sequence[str] = ()
     version: str | None = None
     quiet: bool = False
+    track_files: bool = True           # record the files the cell reads and writes
+    files: Sequence[str] = ()          # files and folders it depends on that tracking misses
 
 
 @dataclass
@@ -299,8 +302,13 @@ class CellTask:
         settings, generators = library_settings.snapshot(), random_state.snapshot()
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
+        named = path_values([*(self.shell.user_ns[n] for n in self.inputs), *self._literals()]
+                            ) if self.options.track_files else []
         try:
-            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown:
+            with self.runner.heartbeat(claim), capture_outputs(self.shell) as shown, tracking(
+                enabled=self.options.track_files, declared=self.options.files, named=named,
+                cache_dir=self.runner.settings.cache_dir,
+            ) as files:
                 result = await self._run_body()
         except BaseException as exc:  # the cell's own error: recorded if possible, raised as is
             duration = time.perf_counter() - started
@@ -325,7 +333,16 @@ class CellTask:
                                      reason=f"not cached: {reason}")
             print(f"taskcache: {self.name} ran but was not cached: {reason}", file=sys.stderr)
             return CellOutcome("not cached", None, result, duration, mutated)
-        return self._save(claim, outputs, duration, result, mutated)
+        return self._save(claim, outputs, duration, result, mutated, files.result())
+
+    def _literals(self) -> list[str]:
+        """The string literals of the cell (path values: see lifecycle.tracking)."""
+        try:
+            tree = ast.parse(self.source)
+        except SyntaxError:
+            return []
+        return [node.value for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)]
 
     def _record_aliasing(self, outputs: dict[str, Any], given: dict[str, _Held]) -> list[str]:
         """Add to ``outputs`` which inputs the cell changed in place (the same object, now
@@ -344,9 +361,9 @@ class CellTask:
         return problems
 
     def _save(self, claim: Claim, outputs: dict[str, Any], duration: float, result: Any,
-              mutated: list[str]) -> CellOutcome:
+              mutated: list[str], files: RecordedFiles) -> CellOutcome:
         try:
-            record = self.runner.save(claim, self.name, outputs, duration=duration)
+            record = self.runner.save(claim, self.name, outputs, duration=duration, files=files)
         except UnstorableValueError as exc:  # one line: the status line says why
             reason = (f"cannot store {exc.name!r} of type {exc.type_name}; leave it out with "
                       f"--outputs, or taskcache.register_codec(...)")

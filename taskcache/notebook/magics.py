@@ -58,6 +58,7 @@ class TaskCache(Magics):
     lease_seconds = Float(None, allow_none=True, help="How long a running run's lease lasts.").tag(config=True)
     artifacts_url = Unicode(None, allow_none=True, help="fsspec URL of the artifacts (s3://bucket/prefix, ...); default cache_dir/artifacts.").tag(config=True)
     frame_format = Unicode(None, allow_none=True, help="How DataFrames are stored: 'parquet' (default) or 'arrow' (memory-mapped on load, larger files).").tag(config=True)
+    max_file_output = Unicode(None, allow_none=True, help="Bytes of the files a run writes that are stored with it, e.g. '200MB' (default 1 GB).").tag(config=True)
     executor = Unicode(None, allow_none=True, help="Where f.map/f.submit run misses: 'threads' (default), 'processes' or 'dask'.").tag(config=True)
     max_workers = Int(None, allow_none=True, help="Workers of the thread or process pool of f.map/f.submit (default: one per CPU).").tag(config=True)
     max_size = Unicode(None, allow_none=True, help="Bytes of artifacts the cache may hold, e.g. '20GB': after a write that leaves more, the least recently used runs are removed.").tag(config=True)
@@ -70,7 +71,7 @@ class TaskCache(Magics):
         self._apply_settings()
 
     @observe("cache_dir", "db_url", "allow_pickle", "lease_seconds", "frame_format", "artifacts_url",
-             "executor", "max_workers", "max_size")
+             "executor", "max_workers", "max_size", "max_file_output")
     def _on_setting_change(self, change: Any) -> None:
         self._apply_settings()
 
@@ -81,6 +82,7 @@ class TaskCache(Magics):
                 lease_seconds=self.lease_seconds, frame_format=self.frame_format,
                 artifacts_url=self.artifacts_url, executor=self.executor,
                 max_workers=self.max_workers, max_size=self.max_size,
+                max_file_output=self.max_file_output,
             )
         except TaskcacheError as exc:
             raise UsageError(str(exc)) from None
@@ -96,6 +98,11 @@ class TaskCache(Magics):
     @argument("-t", "--tag", action="append", default=[], help="Tag the run (repeatable).")
     @argument("--version", default=None, help="Your own version; change it to invalidate by hand.")
     @argument("-q", "--quiet", action="store_true", help="No status line.")
+    @argument("--no-track-files", action="store_true",
+              help="Do not record the files the cell reads and writes.")
+    @argument("--files", default=None,
+              help="Comma-separated files and folders the cell depends on that tracking cannot "
+                   "see (read by C code through a computed path), e.g. --files a.csv,data/")
     @cell_magic
     def task(self, line: str, cell: str) -> Any:
         """Run the cell only when its code or the content of its inputs changed; otherwise
@@ -118,7 +125,8 @@ class TaskCache(Magics):
             name=args.name, force=args.force, no_cache=args.no_cache,
             inputs=_names(args.inputs), outputs=_names(args.outputs),
             ignore=_names(args.ignore) or (), tags=args.tag, version=args.version,
-            quiet=args.quiet or self.quiet,
+            quiet=args.quiet or self.quiet, track_files=not args.no_track_files,
+            files=[p.strip() for p in (args.files or "").split(",") if p.strip()],
         )
         unavailable = None  # the catalog cannot be used: the cell runs without the cache
         try:

@@ -408,6 +408,7 @@ def test_older_schema_runs_the_alembic_revisions(db_path: Path) -> None:
         con.execute("UPDATE schema_info SET version = 1")
         con.execute("DROP INDEX ix_runs_task_status")
         con.execute("ALTER TABLE artifacts DROP COLUMN restored_hash")
+        con.execute("DROP TABLE run_files")
         con.execute("DROP TABLE alembic_version")
     cat = Catalog(url(db_path))
     assert cat.schema_version() == SCHEMA_VERSION
@@ -415,9 +416,10 @@ def test_older_schema_runs_the_alembic_revisions(db_path: Path) -> None:
     with sqlite3.connect(db_path) as con:
         indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
         columns = {row[1] for row in con.execute("PRAGMA table_info(artifacts)")}
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         (revision,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
     assert "ix_runs_task_status" in indexes and revision == revision_of(SCHEMA_VERSION)
-    assert "restored_hash" in columns
+    assert "restored_hash" in columns and "run_files" in tables
 
 
 def test_the_head_revision_is_the_schema_version() -> None:
@@ -449,6 +451,20 @@ def test_golden_v1_catalog_still_loads(tmp_path: Path) -> None:
     with sqlite3.connect(path) as con:
         indexes = {row[1] for row in con.execute("PRAGMA index_list(runs)")}
     assert "ix_runs_task_status" in indexes
+    with sqlite3.connect(path) as con:  # schema 5: the files runs read and wrote
+        columns = {row[1] for row in con.execute("PRAGMA table_info(run_files)")}
+        file_indexes = {row[1] for row in con.execute("PRAGMA index_list(run_files)")}
+    assert {"run_id", "role", "path", "size", "mtime_ns", "ctime_ns", "inode",
+            "content_hash", "racy"} <= columns and file_indexes
+    assert cat.completed_runs("golden-fp-b")[0].files == ()  # recorded none: servable as before
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from taskcache.catalog.tables import Base
+
+    with cat._read() as conn:  # revision 0005 builds the table the models describe
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diffs if "run_files" in repr(d)] == []
     found = cat.find_completed("golden-fp-b")
     assert found is not None and found.task == "clean" and found.tags == ("golden",)
     assert found.inputs[0].producer_run_id == cat.find_completed("golden-fp-a").id
@@ -629,3 +645,36 @@ def test_hit_path_record_equals_the_full_record(cat: Catalog) -> None:
     assert fast == replace(full, inputs=())
     assert full.inputs and full.started_at.tzinfo is not None and fast.tags == ("exp", "b")
     assert fast.artifacts[0].shape == (10, 2) and fast.env["packages"] == {"pandas": "2.2"}
+
+
+def test_runs_of_one_fingerprint_with_their_files(cat: Catalog) -> None:
+    """Schema 3: each completed run keeps the files it read and wrote; the hit path hands
+    out every usable run of the fingerprint, newest first, files included (as the full
+    record has them), and the files read are listed among the inputs, linked by content to
+    the run that wrote them."""
+    from dataclasses import replace
+
+    from taskcache.records import FileRecord
+
+    written = FileRecord("/w/out.csv", "written", "file", size=3, mtime_ns=10**18, ctime_ns=10**18,
+                         inode=2**40, mode=0o644, content_hash="file:xxh3_128:aa")
+    writer_claim = cat.claim(spec("write", "fp-w"), lease_seconds=60)
+    copy = ArtifactRecord(name="file:/w/out.csv", codec="file", relpath="w/1/file0-out.csv",
+                          size=3, checksum="xxh3_128:aa", value_hash="file:xxh3_128:aa",
+                          type_name="file")
+    writer = cat.complete(writer_claim, [copy], duration=1.0, files=[written])
+    old = replace(written, role="read", content_hash="file:xxh3_128:00", racy=True)
+    new = replace(written, role="read")
+    first = cat.complete(cat.claim(spec("read", "fp-r"), lease_seconds=60), [art()],
+                         duration=1.0, files=[old])
+    second = cat.complete(cat.claim(spec("read", "fp-r"), lease_seconds=60), [art()],
+                          duration=1.0, files=[new])
+    found = cat.completed_runs("fp-r")
+    assert [r.id for r in found] == [second.id, first.id]
+    assert [r.files for r in found] == [(new,), (old,)]
+    assert found[0] == replace(cat.get_run(second.id), inputs=())
+    (file_input,) = cat.get_run(second.id).inputs
+    assert (file_input.name, file_input.type_name, file_input.producer_run_id) == (
+        "/w/out.csv", "file", writer.id)
+    assert [r.id for r in cat.upstream(second.id)] == [writer.id]
+    assert cat.get_run(first.id).inputs[0].producer_run_id is None  # other content

@@ -31,8 +31,11 @@ WORKER = textwrap.dedent("""
 
     @tc.task
     def slow(x):
-        with open(counter, "a") as f:
+        with open(counter, "a") as f:  # appended to: a log, not an output
             f.write(f"{os.getpid()}\\n")
+        if os.environ.get("READ"):  # a file read: an input checked on every hit
+            with open(os.environ["READ"]) as f:
+                f.read()
         time.sleep(float(os.environ["DELAY"]))  # read at call time: not part of the key
         if os.environ.get("FAIL"):
             raise RuntimeError("owner failed")
@@ -92,6 +95,21 @@ def test_processes_starting_the_same_run_compute_it_once(worker):
     assert statuses(worker.url) == [("completed", None)]
     waited = [o[1] for o in outs if "waiting for run #1" in o[1]]
     assert waited, "the others said they were waiting"
+
+
+def test_after_a_file_changed_processes_compute_the_new_run_once(worker, tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_text("v1")
+    first = worker(0.05, READ=str(data))
+    assert first.communicate(timeout=60)[0].strip() == "42" and computed(worker.counter) == 1
+    data.write_text("v2, longer")
+    start_at = str(time.time() + 2.0)
+    procs = [worker(1.0, START_AT=start_at, READ=str(data)) for _ in range(4)]
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [o[1] for o in outs]
+    # the run of the old file state is no hit, and they wait for one new run
+    assert computed(worker.counter) == 2
+    assert statuses(worker.url) == [("completed", None)] * 2
 
 
 def test_a_killed_owner_is_taken_over_after_its_lease(worker):
