@@ -15,10 +15,10 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import write_lock
 
 import taskcache as tc
 from taskcache.catalog import Catalog
@@ -271,16 +271,6 @@ def test_heartbeat_failures_do_not_crash_anything(make_module, monkeypatch, capl
 
 # -- a catalog locked by another process ----------------------------------------------------
 
-@contextmanager
-def write_lock(catalog_db: Path) -> Iterator[None]:
-    """Another connection holds the catalog's write lock, as another process would."""
-    other = sqlite3.connect(catalog_db, isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
 
 def assert_no_internals(text: str) -> None:

@@ -14,10 +14,10 @@ import sys
 import traceback
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import write_lock
 
 import taskcache as tc
 from taskcache.errors import CacheWarning, ConfigError
@@ -34,16 +34,6 @@ def assert_no_internals(text: str) -> None:
         assert internal not in text, text
 
 
-@contextmanager
-def write_lock(catalog_db: Path) -> Iterator[None]:
-    """Another connection holds the catalog's write lock, as another process would."""
-    other = sqlite3.connect(catalog_db, isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
 
 # -- item 9: the user's traceback, exactly as without taskcache --------------------------------
