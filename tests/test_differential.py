@@ -5,8 +5,9 @@ Each notebook runs plain (twice, to set nondeterministic cells aside) and wrappe
 must read, compute and write exactly as the plain one. The full report (which cell, which
 output, plain vs wrapped excerpts) is written to tests/artifacts/differential.txt and .json.
 
-The first tests check the harness itself (fast, no kernel); the target tests are expected to
-fail until issue 12 is fixed (xfail, not strict: each passes silently once its bug is gone).
+The first tests check the harness itself (fast, no kernel); then the targets: cells identical,
+no cell that works plain fails wrapped, namespace and files as plain (all pass), and the two
+hit rates, xfail (not strict) for the reasons given at NOT_HITS.
 """
 
 from __future__ import annotations
@@ -116,31 +117,21 @@ def test_the_harness_runs_the_corpus(reports: list[Any]) -> None:
         assert r.cached_cells, "no cell was wrapped"
 
 
-# Still failing after the fixes of diffix-12 and notebook-12 (cell = index into nb.cells;
-# details in the report):
-#  - files a hit should have written are not put back: ch04 cell 93 (np.savez) -> cell 94
-#    FileNotFoundError on warm runs; `!rm` of those files fails in ch04 cell 96, ch06 cell 48
-#    (files-12);
-#  - ch04 cell 10 shows `np.empty(...)`: uninitialised memory, zeros in a fresh plain kernel;
-#  - by design, not hits: values that cannot be stored or hashed (open files and csv.reader,
-#    ch06 cells 28-30; TextFileReader, 18-19; sqlite3 connection and cursor, SQLAlchemy engine,
-#    67-71) run uncached with one status line; cells drawing from Python's unseeded `random`
-#    (ch04 cells 60, 101, and 103 which plots that walk) miss, since the generator is never
-#    where the stored run found it.
-FILES = "files written by hits are not put back (ch04 cell 94, files-12)"
-NP_EMPTY = "ch04 cell 10 shows np.empty()'s uninitialised memory"
+# The two hit-rate targets still fail, by design (cell = index into nb.cells; details in the
+# report): values that cannot be stored or hashed (open files and csv.reader, ch06 cells 28-30;
+# TextFileReader, 18-19; sqlite3 connection and cursor, SQLAlchemy engine, 67-71) run uncached
+# with one status line, and cells drawing from Python's unseeded `random` (ch04 cells 60, 101,
+# and 103 which plots that walk) miss, since the generator is never where the stored run
+# found it: a hit there would be wrong.
 NOT_HITS = ("by design: unstorable/unhashable values (ch06 18-19, 28-30, 67-71) and cells drawing "
-            "from unseeded `random` (ch04 60, 101, 103); files-12: ch04 94")
-FILES_NS = "arch, bound by ch04 cell 94, which fails without its file (files-12)"
+            "from unseeded `random` (ch04 60, 101, 103)")
 
 
-@pytest.mark.xfail(strict=False, reason=f"{FILES}; {NP_EMPTY}")
 def test_cells_identical_cold_and_warm(reports: list[Any]) -> None:
     target = _target(reports, "cells identical")
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
 
 
-@pytest.mark.xfail(strict=False, reason=FILES)
 def test_no_cell_that_works_plain_fails_wrapped(reports: list[Any]) -> None:
     target = _target(reports, "cells that work plain")
     assert target.passed, f"{target.detail} cells\n" + differential.format_report(reports)
@@ -158,7 +149,6 @@ def test_hits_on_the_second_warm_run(reports: list[Any]) -> None:
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
 
 
-@pytest.mark.xfail(strict=False, reason=FILES_NS)
 def test_namespace_and_files_as_plain(reports: list[Any]) -> None:
     diffs = {Path(r.notebook).name: (r.namespace_diffs, r.file_diffs) for r in reports
              if r.namespace_diffs or r.file_diffs}
