@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -11,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import CHROME_ARGS, CHROMIUM, browser_missing, browser_required, on_ci
 
 from taskcache.lifecycle import runner
 
@@ -66,21 +66,6 @@ def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[st
 
 
 # -- a real browser ----------------------------------------------------------------------
-CHROMIUM = os.environ.get("TASKCACHE_CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def browser_missing() -> list[str]:
-    """What a browser test needs and this machine lacks."""
-    missing = []
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("the Python package 'playwright' (pip install -e '.[test]')")
-    return missing
-
-
 @pytest.fixture
 def chromium() -> Iterator[Any]:
     """Debian's Chromium through Playwright (never ``playwright install``). Skipped when
@@ -88,9 +73,7 @@ def chromium() -> Iterator[Any]:
     missing = browser_missing()
     if missing:
         message = "the browser test needs " + "; ".join(missing)
-        required = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no") \
-            or os.environ.get("TASKCACHE_REQUIRE_BROWSER") == "1"
-        if required:
+        if browser_required():
             pytest.fail(message + " (required: CI or TASKCACHE_REQUIRE_BROWSER=1 is set)",
                         pytrace=False)
         pytest.skip(message)
@@ -117,7 +100,7 @@ def postgres_cluster() -> Iterator[Any]:
         missing.append("PostgreSQL's server (apt-get install postgresql)")
     if missing:
         message = "PostgreSQL tests need " + "; ".join(missing)
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        if on_ci():
             pytest.fail(message + " (required on CI)", pytrace=False)
         pytest.skip(message)
     cluster = Cluster(binaries)
@@ -154,7 +137,7 @@ def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server on 127.0.0.1 for the session (skipped without moto)."""
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
         message = "S3 tests need moto[server] and s3fs (pip install -e '.[test]')"
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        if on_ci():
             pytest.fail(message + " (required on CI)", pytrace=False)
         pytest.skip(message)
     import socket

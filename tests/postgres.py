@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from helpers import free_port
+
 
 def server_binaries() -> Path | None:
     """The folder of ``initdb``/``pg_ctl`` (newest Debian version), or None."""
@@ -24,12 +26,6 @@ def server_binaries() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Cluster:
     """``start()`` a cluster; ``url(db)`` a SQLAlchemy URL; ``create_database(name)``."""
 
@@ -37,7 +33,7 @@ class Cluster:
         self.bin = bin_dir
         self.folder = Path(tempfile.mkdtemp(prefix="taskcache-pg-"))
         self.data = self.folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
         self.user = "postgres" if self.as_root else None
 

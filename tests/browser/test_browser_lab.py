@@ -18,12 +18,10 @@ fails and says what is missing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,38 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CHROME_ARGS, CHROMIUM, browser_missing, browser_required, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "browser.ipynb"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("TASKCACHE_CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 60_000
 AMOUT = re.compile(r"KeyError: .*amout")  # the notebook's failing cell: a typo in a column
 
 pytestmark = pytest.mark.browser
-
-
-def _missing() -> list[str]:
-    missing = []
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    for package in ("playwright", "jupyterlab"):
-        if importlib.util.find_spec(package) is None:
-            missing.append(f"the Python package {package!r} (pip install -e '.[test]')")
-    return missing
-
-
-def _browser_required() -> bool:
-    ci = os.environ.get("CI", "").strip().lower()
-    return ci not in ("", "0", "false", "no") or os.environ.get("TASKCACHE_REQUIRE_BROWSER") == "1"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _request(url: str, method: str = "GET") -> Any:
@@ -78,7 +53,7 @@ class Lab:
     """A JupyterLab server of our own in ``folder``; ``stop()`` ends it and its kernels."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder, self.port, self.token = folder, _free_port(), "taskcache-browser-test"
+        self.folder, self.port, self.token = folder, free_port(), "taskcache-browser-test"
         # no "Jupyter news?" toast and no update check over the page
         notification = (folder / "settings" / "@jupyterlab" / "apputils-extension"
                         / "notification.jupyterlab-settings")
@@ -137,10 +112,10 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    missing = _missing()
+    missing = browser_missing("jupyterlab")
     if missing:
         message = "the browser test needs " + "; ".join(missing)
-        if _browser_required():
+        if browser_required():
             pytest.fail(message + " (required: CI or TASKCACHE_REQUIRE_BROWSER=1 is set)",
                         pytrace=False)
         pytest.skip(message)

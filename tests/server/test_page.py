@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,23 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOKEN = "taskcache-page-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Served:
     """``taskcache serve`` in ``folder`` with the test tasks configured in pyproject.toml."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         shutil.copy(Path(__file__).with_name("tc_steps.py"), folder / "tc_steps.py")
         (folder / "pyproject.toml").write_text('[tool.taskcache]\ntasks = ["tc_steps"]\n')
         env = dict(os.environ, JUPYTER_TOKEN=TOKEN, PYTHONPATH=os.pathsep.join(
