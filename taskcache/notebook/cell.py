@@ -219,9 +219,14 @@ class CellTask:
 
     # -- hit ------------------------------------------------------------------------------
     def prepare_hit(self, run: RunRecord) -> bool:
-        """Before a stored run's outputs are decoded (Runner.lookup's ``prepare``): put the
-        cell's functions, classes and imports back, since stored values may refer to them
+        """Before a stored run's outputs are decoded (Runner.lookup's ``prepare``): turn the
+        run down (False) when it drew from a random generator now in another state, so that
+        an earlier run of the same key that found today's state can serve; otherwise put
+        the cell's functions, classes and imports back, since stored values may refer to them
         (``by_year = rets.groupby(get_year)`` is unpickled by looking ``get_year`` up)."""
+        drawn = next((a for a in run.artifacts if a.name == RANDOM_STATE), None)
+        if drawn is not None and not random_state.matches(self.runner.load_artifact(drawn)):
+            return False
         self._early_definitions = True
         self._replay_definitions(run, late=False)
         return True
