@@ -60,10 +60,12 @@ _SEEDS = re.compile(r"seed|setstate|set_state")
 
 
 def _numpy_state() -> Any:
-    np = sys.modules.get("numpy")
-    if np is None or "numpy.random" not in sys.modules:
+    # the module itself, not ``np.random``: right after its import (see _ImportWatch) the
+    # attribute is not on numpy yet
+    module = sys.modules.get("numpy.random")
+    if module is None:
         return None
-    name, key, pos, has_gauss, gauss = np.random.get_state()
+    name, key, pos, has_gauss, gauss = module.get_state()
     return [name, key.tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
