@@ -101,16 +101,16 @@ def _observe_generators(result: Any) -> None:
 
 
 def load_ipython_extension(ip: Any) -> None:
-    from taskcache.notebook.magics import TaskCache
-
     if id(ip) in _loaded:
         return
+    random_state.watch_imports()  # first: the modules taskcache imports now are seen too
+    from taskcache.notebook.magics import TaskCache
+
     magics = TaskCache(shell=ip, parent=ip)
     ip.register_magics(magics)  # also makes it one of ip.configurables, for %config
     magics.transformer = AwaitAsyncTask(ip)
     ip.input_transformers_post.append(magics.transformer)
     _loaded[id(ip)] = magics
-    random_state.watch_imports()
     if nothing_could_have_seeded(ip):
         random_state.trust(["random", "numpy"])
     ip.events.register("post_run_cell", _observe_generators)
