@@ -3,7 +3,8 @@ legacy ``np.random.*``) hit in a new kernel, and only there: a generator seeded,
 state was copied, never passes for fresh entropy (see lifecycle/random_state.py).
 
 Each session is a new Python process (a restarted kernel) with a real IPython shell that
-stores its cells in the history, as a kernel does, on a catalog shared by the test.
+stores its cells in the history, as a kernel does, on a catalog shared by the test; the last
+test uses real kernels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
 
 SESSION = """
 import json, sys
@@ -171,3 +175,25 @@ def test_why_names_a_fresh_generator_against_a_seeded_one(cache_dir):
     assert again["why"].splitlines()[1] == (
         "  - random generator random: #2 found it in another state (it was seeded or drawn "
         "from otherwise)")
+
+
+def kernel_outputs(cache: Path, cells: list[str], cwd: Path) -> list[str]:
+    """Run ``cells`` in a real kernel (``random`` is imported before the first cell there):
+    each cell's taskcache status and printed text."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    env = {**os.environ, "TASKCACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("TASKCACHE_DB_URL", None)
+    NotebookClient(nb, timeout=120, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(cwd)}}).execute(env=env)
+    return ["".join((out.get("metadata") or {}).get("taskcache", {}).get("status", "")
+                    or out.get("text", "") for out in cell.outputs) for cell in nb.cells[1:]]
+
+
+def test_in_real_kernels_an_unseeded_cell_hits_and_a_seeded_kernel_does_not(cache_dir, tmp_path):
+    show = "print(steps, random.random())"
+    first = kernel_outputs(cache_dir, [LOAD, WALK, show], tmp_path)
+    second = kernel_outputs(cache_dir, [LOAD, WALK, show], tmp_path)
+    assert first[0] == "miss" and second[0] == "hit" and second[1] == first[1]
+    seeded = kernel_outputs(cache_dir, ["import random\nrandom.seed(4)\n" + LOAD, WALK, show], tmp_path)
+    assert seeded[0] == "miss" and seeded[1] != first[1]
