@@ -34,7 +34,6 @@ doubt a state is not fresh, which costs a miss, never a wrong hit.
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -198,8 +197,8 @@ def changes(before: dict[str, Any], after: dict[str, Any], seeded: Iterable[str]
     left and what it found: None for those in ``seeded`` (the cell set their state before
     drawing, so the state it found does not matter), ENTROPY for those in ``fresh`` (fresh
     when the run started) or imported by the run, else the hash of the state. The state left
-    by a run that found ENTROPY is fresh too when ``source`` (the code) mentions no seeding;
-    is fresh too when ``source`` (the code) mentions no seeding (see :func:`settle`)."""
+    by a run that found ENTROPY is fresh too when ``source`` (the code) mentions no seeding
+    (see :func:`settle`)."""
     seeded, fresh = set(seeded), set(fresh)
     record: RandomRecord = {}
     for name, state in after.items():
@@ -207,13 +206,13 @@ def changes(before: dict[str, Any], after: dict[str, Any], seeded: Iterable[str]
         if old == state:
             continue
         if name in seeded:
-            found_ = None
+            what = None
         elif old is None or name in fresh:
-            found_ = ENTROPY
+            what = ENTROPY
         else:
-            found_ = hash_value(old)
-        record[name] = {"before": found_, "after": state}
-        if found_ == ENTROPY and not _SEEDS.search(source):
+            what = hash_value(old)
+        record[name] = {"before": what, "after": state}
+        if what == ENTROPY and not _SEEDS.search(source):
             record[name]["fresh_after"] = True
     return record
 

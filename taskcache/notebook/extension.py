@@ -71,7 +71,7 @@ def nothing_could_have_seeded(ip: Any) -> bool:
     profile = getattr(ip, "profile_dir", None)
     if profile is not None and any(Path(profile.startup_dir).glob("*.*py")):
         return False
-    *earlier, cell = ip.history_manager.input_hist_raw or [""]
+    *earlier, cell = getattr(getattr(ip, "history_manager", None), "input_hist_raw", None) or [""]
     load = _LOAD_LINE.search(cell)
     if load is None or any(text.strip() for text in earlier):
         return False  # loaded from outside a cell (a script, a config), or after other cells

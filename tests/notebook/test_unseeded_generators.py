@@ -177,12 +177,13 @@ def test_why_names_a_fresh_generator_against_a_seeded_one(cache_dir):
         "from otherwise)")
 
 
-def kernel_outputs(cache: Path, cells: list[str], cwd: Path) -> list[str]:
+def kernel_outputs(cache: Path, cells: list[str], cwd: Path, **environ: str) -> list[str]:
     """Run ``cells`` in a real kernel (``random`` is imported before the first cell there):
     each cell's taskcache status and printed text."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    env = {**os.environ, "TASKCACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "TASKCACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path),
+           **environ}
     env.pop("TASKCACHE_DB_URL", None)
     NotebookClient(nb, timeout=120, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(cwd)}}).execute(env=env)
@@ -197,3 +198,10 @@ def test_in_real_kernels_an_unseeded_cell_hits_and_a_seeded_kernel_does_not(cach
     assert first[0] == "miss" and second[0] == "hit" and second[1] == first[1]
     seeded = kernel_outputs(cache_dir, ["import random\nrandom.seed(4)\n" + LOAD, WALK, show], tmp_path)
     assert seeded[0] == "miss" and seeded[1] != first[1]
+    # a startup file of the IPython profile runs before the first cell: it may seed
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-seed.py").write_text("import random\nrandom.seed(4)\n")
+    started = kernel_outputs(cache_dir, [LOAD, WALK, show], tmp_path, IPYTHONDIR=str(tmp_path / "ipython"))
+    assert started[0] == "miss" and started[1] != first[1]
+    assert kernel_outputs(cache_dir, [LOAD, WALK, show], tmp_path)[0] == "hit"
