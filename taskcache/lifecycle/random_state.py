@@ -91,8 +91,22 @@ def _set_python(state: Any) -> None:
 
 _GENERATORS = {"numpy": (_numpy_state, _set_numpy), "random": (_python_state, _set_python)}
 
-#: generator -> its state, while that state is fresh entropy (see the module docstring)
+#: generator -> its state, while that state is fresh entropy (see the module docstring), as
+#: :func:`_token` gives it
 _fresh: dict[str, Any] = {}
+
+
+def _token(name: str) -> Any:
+    """The state of generator ``name`` in a form quick to take and compare (it is taken after
+    every cell), or None when its module is not imported."""
+    if name == "random":
+        module = sys.modules.get("random")
+        return None if module is None else module.getstate()
+    module = sys.modules.get("numpy.random")
+    if module is None:
+        return None
+    _, key, pos, has_gauss, gauss = module.get_state()
+    return key.tobytes(), pos, has_gauss, gauss
 
 
 class _ImportWatch(importlib.abc.MetaPathFinder):
@@ -146,7 +160,7 @@ def trust(generators: Iterable[str]) -> None:
     """Take the current state of ``generators`` (those imported) as fresh entropy. Only for a
     caller that knows nobody seeded them or copied their state since the OS seeded them."""
     for name in generators:
-        state = _GENERATORS[name][0]()
+        state = _token(name)
         if state is not None:
             _fresh[name] = state
 
@@ -154,7 +168,7 @@ def trust(generators: Iterable[str]) -> None:
 def is_fresh(name: str) -> bool:
     """Whether generator ``name`` is still fresh entropy; also true for one whose module is
     not imported yet while imports are watched (a real run would import it fresh)."""
-    state = _GENERATORS[name][0]()
+    state = _token(name)
     if state is None:
         return _watch in sys.meta_path
     return name in _fresh and _fresh[name] == state
@@ -169,7 +183,7 @@ def observe(source: str = "") -> None:
     """After code ran (``source``, a cell's text): a generator is no longer fresh when its
     state moved, or when the code names a way to copy or set its state."""
     for name in list(_fresh):
-        if _COPIES[name].search(source) or not is_fresh(name):
+        if _COPIES[name].search(source) or _token(name) != _fresh[name]:
             del _fresh[name]
 
 
@@ -247,6 +261,6 @@ def settle(record: RandomRecord | None) -> None:
     those whose state it marks ``fresh_after`` as fresh, and the others it changed as not."""
     for name, entry in (record or {}).items():
         if entry.get("fresh_after"):
-            _fresh[name] = _GENERATORS[name][0]()
+            _fresh[name] = _token(name)
         else:
             _fresh.pop(name, None)
