@@ -146,6 +146,8 @@ core.register("numpy.ufunc", library.ufunc_content)
 core.register("numpy.vectorize", library.vectorize_content)
 for _flags in ("numpy._core.multiarray.flagsobj", "numpy.core.multiarray.flagsobj"):  # numpy 2 / 1
     core.register(_flags, library.flags_content)
+for _file_type in library.FILE_TYPES:
+    core.register(_file_type, library.file_content)
 
 
 def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:
