@@ -8,7 +8,8 @@ output, plain vs wrapped excerpts) is written to tests/artifacts/differential.tx
 The first tests check the harness itself (fast, no kernel); then the targets: no cell that works plain
 fails wrapped (a plain test); cells identical and namespace and files as plain (pass on the
 full corpus, xfail here only for two nondeterministic cells, see NONDETERMINISTIC); the two
-hit rates (xfail by design, see NOT_HITS).
+hit rates among the cells the cold run cached (xfail by design, see NOT_HITS), and, as a plain
+test, that the cells drawing from the unseeded `random` are the only ones that miss.
 """
 
 from __future__ import annotations
@@ -161,19 +162,21 @@ def test_the_harness_runs_the_corpus(reports: list[Any]) -> None:
         assert r.cached_cells, "no cell was wrapped"
 
 
-# The two hit-rate targets still fail, by design (cell = index into nb.cells; details in the
-# report): values that cannot be stored or hashed (open files and csv.reader, ch06 cells 28-30;
-# TextFileReader, 18-19; sqlite3 connection and cursor, SQLAlchemy engine, 67-71) run uncached
-# with one status line, and cells drawing from Python's unseeded `random` (ch04 cells 60, 101,
-# and 103 which plots that walk) miss, since the generator is never where the stored run
-# found it: a hit there would be wrong.
+# The two hit-rate targets still fail here, by design (cell = index into nb.cells; details in
+# the report): cells drawing from Python's unseeded `random` (ch04 cells 60, 101, and 103
+# which plots that walk) miss, since the generator is never where the stored run found it: a
+# hit there would be wrong. That is 3 of the 142 cells the cold run caches: 97.9 %. (Cells
+# holding values that cannot be stored or hashed -- an open file and its csv.reader, ch06
+# 28-29; a TextFileReader, 18-19; a sqlite3 connection and cursor, a SQLAlchemy engine, 67-71;
+# an NpzFile, ch04 94 -- run uncached with one status line and are not in the rates.)
+#: the cells that miss on every warm run, by design (see above)
+RANDOM_DRAWS = {"ch04.ipynb": {60, 101, 103}}
 #: nondeterministic cells the two plain runs do not always catch: np.empty() shows uninitialised
 #: memory (ch04 cell 10), and `step` comes from Python's unseeded `random` (ch04 cell 101)
 NONDETERMINISTIC = ("ch04 cell 10 shows np.empty()'s uninitialised memory and cell 101 binds `step` "
                     "from the unseeded `random`: they differ from plain unless the two plain runs "
                     "happened to disagree")
-NOT_HITS = ("by design: unstorable/unhashable values (ch06 18-19, 28-30, 67-71) and cells drawing "
-            "from unseeded `random` (ch04 60, 101, 103)")
+NOT_HITS = "by design: cells drawing from the unseeded `random` (ch04 60, 101, 103) miss"
 
 
 @pytest.mark.xfail(strict=False, reason=NONDETERMINISTIC)
@@ -197,6 +200,16 @@ def test_hits_on_the_first_warm_run(reports: list[Any]) -> None:
 def test_hits_on_the_second_warm_run(reports: list[Any]) -> None:
     target = _target(reports, "hits on warm2")
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
+
+
+def test_only_the_cells_drawing_from_unseeded_random_miss_when_warm(reports: list[Any]) -> None:
+    """Every cell the cold run cached hits on warm1 and warm2, but the RANDOM_DRAWS."""
+    for r in reports:
+        allowed = RANDOM_DRAWS.get(Path(r.notebook).name, set())
+        for run in ("warm1", "warm2"):
+            missed = {i for i in r.cached_cells if r.statuses[run][i] != "hit"}
+            assert missed <= allowed, f"{r.notebook} {run}: {sorted(missed - allowed)}\n" + \
+                differential.format_report([r])
 
 
 @pytest.mark.xfail(strict=False, reason=NONDETERMINISTIC)
