@@ -170,12 +170,15 @@ _FILE_LAYERS = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.Buffe
 
 def file_layers(file: Any) -> list[Any] | None:
     """A file object made by ``open()`` and its layers (text, buffer, raw ``FileIO``),
-    outermost first; None for any other object."""
+    outermost first; None for any other object, and for one whose layers were detached."""
     layers = [file]
     while type(layers[-1]) is not io.FileIO:
         if type(layers[-1]) not in _FILE_LAYERS:
             return None
-        inner = layers[-1].buffer if type(layers[-1]) is io.TextIOWrapper else layers[-1].raw
+        try:
+            inner = layers[-1].buffer if type(layers[-1]) is io.TextIOWrapper else layers[-1].raw
+        except ValueError:  # detach()ed: it has no buffer left
+            return None
         layers.append(inner)
     return layers
 

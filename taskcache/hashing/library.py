@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from taskcache.fileio import closed_file_state
+from taskcache.fileio import closed_file_state, file_layers
 from taskcache.hashing.core import Unhashable
 
 #: the classes of the file objects ``open()`` makes (text, buffered, raw)
@@ -52,6 +52,8 @@ def file_content(file: Any) -> dict[str, Any]:
     reads or writes next depends on its position, its buffer and the file's content then."""
     state = closed_file_state(file)
     if state is None:
-        what = "an open file" if not file.closed else "a file object not made by open()"
+        layers = file_layers(file)
+        what = ("an open file" if layers is not None else
+                "a file object detached from its buffer or not made by open()")
         raise Unhashable(file, f"{what}: its position and buffer are state no hash describes")
     return state

@@ -611,6 +611,12 @@ def test_an_open_file_or_one_that_reads_and_writes_is_not_stored(tmp_path):
     with open(path) as same, open(path) as again:
         same.read(), again.read()
     assert hash_value(same) == hash_value(again)  # two closed files that show the same
+    detached = open(path)  # noqa: SIM115 -- detached at once
+    with detached.detach():  # a text layer without its buffer: an error naming it, no traceback
+        with pytest.raises(FingerprintError, match="'detached'.*detached from its buffer"):
+            hash_value(detached, "detached")
+        with pytest.raises(UnstorableValueError, match="'detached'"):
+            codec_for(detached, allow_pickle=True, name="detached")
 
 
 # ---------------------------------------------------------------- decoded values hash as the originals
