@@ -157,7 +157,8 @@ def _why(a: argparse.Namespace, ctx: Context) -> str:
     runner = get_runner()
     namespace = ctx.shell.user_ns if ctx.shell is not None else None
     return explain_text(runner.catalog, task,
-                        input_values(runner.catalog, runner.load_artifact, namespace))
+                        input_values(runner.catalog, runner.load_artifact, namespace),
+                        load=runner.load_artifact)
 
 
 # -- gc / verify --------------------------------------------------------------------------

@@ -8,8 +8,8 @@ output, plain vs wrapped excerpts) is written to tests/artifacts/differential.tx
 The first tests check the harness itself (fast, no kernel); then the targets: no cell that works plain
 fails wrapped (a plain test); cells identical and namespace and files as plain (pass on the
 full corpus, xfail here only for two nondeterministic cells, see NONDETERMINISTIC); the two
-hit rates among the cells the cold run cached (xfail by design, see NOT_HITS), and, as a plain
-test, that the cells drawing from the unseeded `random` are the only ones that miss.
+hit rates among the cells the cold run cached, and that every one of those cells hits when warm
+(unseeded `random` draws included).
 """
 
 from __future__ import annotations
@@ -162,21 +162,18 @@ def test_the_harness_runs_the_corpus(reports: list[Any]) -> None:
         assert r.cached_cells, "no cell was wrapped"
 
 
-# The two hit-rate targets still fail here, by design (cell = index into nb.cells; details in
-# the report): cells drawing from Python's unseeded `random` (ch04 cells 60, 101, and 103
-# which plots that walk) miss, since the generator is never where the stored run found it: a
-# hit there would be wrong. That is 3 of the 142 cells the cold run caches: 97.9 %. (Cells
-# holding values that cannot be stored or hashed -- an open file and its csv.reader, ch06
-# 28-29; a TextFileReader, 18-19; a sqlite3 connection and cursor, a SQLAlchemy engine, 67-71;
-# an NpzFile, ch04 94 -- run uncached with one status line and are not in the rates.)
-#: the cells that miss on every warm run, by design (see above)
-RANDOM_DRAWS = {"ch04.ipynb": {60, 101, 103}}
+# The hit-rate targets (cell = index into nb.cells; details in the report): every cell the
+# cold run caches hits on warm1 and warm2, the cells drawing from Python's unseeded `random`
+# included (ch04 cells 60, 101, and 103 which plots that walk: the generator is fresh entropy
+# in every kernel, see lifecycle/random_state.py). Cells holding values that cannot be stored
+# or hashed -- an open file and its csv.reader, ch06 28-29; a TextFileReader, 18-19; a sqlite3
+# connection and cursor, a SQLAlchemy engine, 67-71; an NpzFile, ch04 94 -- run uncached with
+# one status line and are not in the rates.
 #: nondeterministic cells the two plain runs do not always catch: np.empty() shows uninitialised
 #: memory (ch04 cell 10), and `step` comes from Python's unseeded `random` (ch04 cell 101)
 NONDETERMINISTIC = ("ch04 cell 10 shows np.empty()'s uninitialised memory and cell 101 binds `step` "
                     "from the unseeded `random`: they differ from plain unless the two plain runs "
                     "happened to disagree")
-NOT_HITS = "by design: cells drawing from the unseeded `random` (ch04 60, 101, 103) miss"
 
 
 @pytest.mark.xfail(strict=False, reason=NONDETERMINISTIC)
@@ -190,26 +187,22 @@ def test_no_cell_that_works_plain_fails_wrapped(reports: list[Any]) -> None:
     assert target.passed, f"{target.detail} cells\n" + differential.format_report(reports)
 
 
-@pytest.mark.xfail(strict=False, reason=NOT_HITS)
 def test_hits_on_the_first_warm_run(reports: list[Any]) -> None:
     target = _target(reports, "hits on warm1")
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
 
 
-@pytest.mark.xfail(strict=False, reason=NOT_HITS)
 def test_hits_on_the_second_warm_run(reports: list[Any]) -> None:
     target = _target(reports, "hits on warm2")
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
 
 
-def test_only_the_cells_drawing_from_unseeded_random_miss_when_warm(reports: list[Any]) -> None:
-    """Every cell the cold run cached hits on warm1 and warm2, but the RANDOM_DRAWS."""
+def test_every_cached_cell_hits_when_warm(reports: list[Any]) -> None:
+    """Every cell the cold run cached hits on warm1 and warm2 (named if not)."""
     for r in reports:
-        allowed = RANDOM_DRAWS.get(Path(r.notebook).name, set())
         for run in ("warm1", "warm2"):
             missed = {i for i in r.cached_cells if r.statuses[run][i] != "hit"}
-            assert missed <= allowed, f"{r.notebook} {run}: {sorted(missed - allowed)}\n" + \
-                differential.format_report([r])
+            assert not missed, f"{r.notebook} {run}: {sorted(missed)}\n" + differential.format_report([r])
 
 
 @pytest.mark.xfail(strict=False, reason=NONDETERMINISTIC)

@@ -18,18 +18,22 @@ from typing import Any
 from taskcache.catalog import Catalog
 from taskcache.describe import display_path, format_bytes
 from taskcache.errors import TaskcacheError
-from taskcache.records import ArtifactRecord, FileRecord, InputRecord, RunRecord
+from taskcache.lifecycle.random_state import ENTROPY
+from taskcache.records import RANDOM_STATE, ArtifactRecord, FileRecord, InputRecord, RunRecord
 
 _CODE_TYPES = ("builtins.function", "builtins.type", "builtins.module")
 _FILE_TYPES = ("file", "folder")
 _SHORT = 60  # characters: a repr or string longer than this is summarised, not shown twice
 #: finds the value an input had in a run; LookupError when it is not available
 ValueOf = Callable[[InputRecord], Any]
+#: reads and decodes one stored artifact (the runner's ``load_artifact``)
+Load = Callable[[ArtifactRecord], Any]
 
 
 @dataclass(frozen=True)
 class Difference:
     kind: str    # "input" | "input file" | "code" | "dependency" | "version" | "options"
+    #              | "random generator"
     name: str
     detail: str
 
@@ -59,6 +63,48 @@ def previous_run(catalog: Catalog, run: RunRecord) -> RunRecord | None:
         if _file_states(full) != _file_states(run):
             return full
     return None
+
+
+def same_key_run(catalog: Catalog, run: RunRecord) -> RunRecord | None:
+    """The newest completed run before ``run`` with the same fingerprint and the same
+    contents of the files it read: ``run`` ran because that one could not be served (a
+    random generator in another state)."""
+    for candidate in catalog.query_runs(task=run.task, status="completed", limit=200):
+        if candidate.id < run.id and candidate.fingerprint == run.fingerprint:
+            full = catalog.get_run(candidate.id)
+            if _file_states(full) == _file_states(run):
+                return full
+    return None
+
+
+def _found(state: str | None) -> str:
+    if state == ENTROPY:
+        return "unseeded (fresh entropy)"
+    return "not imported" if state is None else "seeded or already drawn from"
+
+
+def random_differences(run: RunRecord, previous: RunRecord, load: Load) -> list[Difference]:
+    """The global random generators ``previous`` drew from that ``run`` found otherwise: one
+    line each, fresh entropy against a seeded state, or two seeded states."""
+    artifact = next((a for a in previous.artifacts if a.name == RANDOM_STATE), None)
+    now = (run.env or {}).get("random_state")
+    if artifact is None or now is None:
+        return []
+    try:
+        record = load(artifact)
+    except (TaskcacheError, OSError, ValueError):
+        return []
+    found = []
+    for name, entry in sorted(record.items()):
+        wanted, state = entry.get("before"), now.get(name)
+        if wanted is None or wanted == state:
+            continue
+        if wanted != ENTROPY and state != ENTROPY:
+            detail = f"#{previous.id} found it in another state (it was seeded or drawn from otherwise)"
+        else:
+            detail = f"#{previous.id} found it {_found(wanted)}; #{run.id} found it {_found(state)}"
+        found.append(Difference("random generator", name, detail))
+    return found
 
 
 def _when(ns: int | None) -> str:
@@ -297,12 +343,20 @@ def explain(run: RunRecord, previous: RunRecord | None,
     return found
 
 
-def explain_text(catalog: Catalog, task: str, value_of: ValueOf | None = None) -> str:
-    """A short report for ``%taskcache why TASK`` (see :func:`input_values`)."""
+def explain_text(catalog: Catalog, task: str, value_of: ValueOf | None = None,
+                 load: Load | None = None) -> str:
+    """A short report for ``%taskcache why TASK`` (see :func:`input_values`); with ``load``,
+    a run that ran although an earlier one had its key is explained by the random
+    generators that one drew from (see :func:`random_differences`)."""
     latest = catalog.query_runs(task=task, limit=1)
     if not latest:
         return f"no runs of task {task!r} in the catalog"
     run = catalog.get_run(latest[0].id)
+    same = same_key_run(catalog, run) if load is not None else None
+    generators = random_differences(run, same, load) if same is not None and load else []
+    if generators:
+        lines = [f"{task} #{run.id} missed because, compared with #{same.id} (same key):"]
+        return "\n".join(lines + [f"  - {d}" for d in generators])
     previous = previous_run(catalog, run)
     if previous is None:
         return f"{task} #{run.id} is the first run of this task: nothing earlier to compare with"

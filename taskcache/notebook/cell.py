@@ -219,9 +219,14 @@ class CellTask:
 
     # -- hit ------------------------------------------------------------------------------
     def prepare_hit(self, run: RunRecord) -> bool:
-        """Before a stored run's outputs are decoded (Runner.lookup's ``prepare``): put the
-        cell's functions, classes and imports back, since stored values may refer to them
+        """Before a stored run's outputs are decoded (Runner.lookup's ``prepare``): turn the
+        run down (False) when it drew from a random generator now in another state, so that
+        an earlier run of the same key that found today's state can serve; otherwise put
+        the cell's functions, classes and imports back, since stored values may refer to them
         (``by_year = rets.groupby(get_year)`` is unpickled by looking ``get_year`` up)."""
+        drawn = next((a for a in run.artifacts if a.name == RANDOM_STATE), None)
+        if drawn is not None and not random_state.matches(self.runner.load_artifact(drawn)):
+            return False
         self._early_definitions = True
         self._replay_definitions(run, late=False)
         return True
@@ -281,7 +286,8 @@ class CellTask:
         env = capture_environment(module_versions({n: self.shell.user_ns[n] for n in self.inputs}),
                                   path=notebook_path(self.shell.user_ns))
         # the %%task line as typed, so the run browser can re-run this cell as it was
-        spec = replace(spec, env={**env, "magic_line": self.magic_line})
+        spec = replace(spec, env={**env, "magic_line": self.magic_line,
+                                  "random_state": random_state.found()})  # for `why`
         try:
             acquired: Claim | Hit | CatalogUnavailableError = (
                 self.runner.start(spec) if force
@@ -300,6 +306,7 @@ class CellTask:
         claim = acquired
         given = {n: _Held(self.shell.user_ns[n]) for n in self.inputs}
         settings, generators = library_settings.snapshot(), random_state.snapshot()
+        fresh = random_state.fresh_generators()
         token = current_run_id.set(claim.run_id)
         started = time.perf_counter()
         named = path_values([*(self.shell.user_ns[n] for n in self.inputs), *self._literals()]
@@ -324,7 +331,9 @@ class CellTask:
         if changed := library_settings.changes(settings, library_settings.snapshot()):
             outputs[SETTINGS] = changed
         seeds = self.analysis.seeds if self.analysis else ()
-        if drawn := random_state.changes(generators, random_state.snapshot(), seeds):
+        drawn = random_state.changes(generators, random_state.snapshot(), seeds, fresh, self.source)
+        random_state.settle(drawn)
+        if drawn:
             outputs[RANDOM_STATE] = drawn
         problems = self._record_aliasing(outputs, given)
         if problems:  # a hit would leave other aliasing than the run did: do not cache it
