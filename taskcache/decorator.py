@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from taskcache.analysis import function_seeds
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
 from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
+from taskcache.lifecycle import random_state
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
     find_views,
@@ -30,7 +32,16 @@ from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
 from taskcache.lifecycle.tracking import path_values
-from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec, check_label
+from taskcache.records import (
+    ALIASING,
+    ARGUMENT,
+    RANDOM_STATE,
+    RETURN,
+    Claim,
+    InputRecord,
+    RunSpec,
+    check_label,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,22 +139,37 @@ class TaskDefinition:
         })
         return _Call(self, code_hash, hashed, fingerprint)
 
-    def lookup_value(self, call: _Call) -> tuple[bool, Any]:
-        """``(True, value)`` on a hit, after replaying what the run did to its arguments;
-        ``(False, None)`` on a miss (``call.rerun`` set when a run exists but its changes
-        to the arguments cannot be replayed into today's objects)."""
+    def lookup_value(self, call: _Call, *, pooled: bool = False) -> tuple[bool, Any]:
+        """``(True, value)`` on a hit, after replaying what the run did to its arguments
+        and to the global random generators; ``(False, None)`` on a miss (``call.rerun`` set
+        when a run exists but its changes to the arguments cannot be replayed into today's
+        objects). Among the completed runs of the key, only one that found the generators
+        as they are now serves; ``pooled``: the call would run on a pool (``map``,
+        ``submit``), whose worker's generators the caller cannot know (see
+        :mod:`taskcache.lifecycle.random_state`)."""
         if not self.cache:
             return False, None
-        hit = call.runner.lookup(call.fingerprint)
+        known = not pooled and random_state.knowable()
+        hit = call.runner.lookup(call.fingerprint, prepare=functools.partial(
+            random_state.run_matches, load=call.runner.load_artifact, known=known))
         if hit is None or RETURN not in hit.outputs:
             return False, None
-        return self.from_hit(call, hit.outputs)
+        return self.from_hit(call, hit.outputs, pooled=pooled)
 
-    def from_hit(self, call: _Call, outputs: dict[str, Any]) -> tuple[bool, Any]:
+    def from_hit(self, call: _Call, outputs: dict[str, Any], *, pooled: bool = False,
+                 ) -> tuple[bool, Any]:
         """The return value of a hit, with the arguments the run changed in place changed
-        the same way in the caller's objects and returned views rebuilt over them."""
+        the same way in the caller's objects and returned views rebuilt over them, and the
+        global random generators left as the run left them (not for a ``pooled`` call: a
+        worker's are not the caller's). ``(False, None)`` when the run found the
+        generators in another state than they are now (see :meth:`lookup_value`)."""
+        drawn = outputs.get(RANDOM_STATE)
+        if not random_state.matches(drawn, known=not pooled and random_state.knowable()):
+            return False, None
         aliasing = outputs.get(ALIASING)
         if aliasing is None:
+            if not pooled:
+                random_state.apply(drawn)
             return True, outputs[RETURN]
         given = call.arguments()
         pairs = [(given[name], outputs[name]) for name in aliasing["in_place"]]
@@ -153,6 +179,8 @@ class TaskDefinition:
             return False, None
         for target, value in pairs:
             restore_in_place(target, value)
+        if not pooled:
+            random_state.apply(drawn)
         return True, views.get(RETURN, outputs[RETURN])
 
     def aliasing_outputs(self, call: _Call, result: Any) -> tuple[dict[str, Any], list[str]]:
@@ -198,21 +226,32 @@ class TaskDefinition:
 
     def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
         """The miss of ``call`` as a Job that any executor can run (and that records what
-        the call changes in its arguments, like a call here)."""
-        return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
+        the call changes in its arguments and in the global random generators, like a call
+        here)."""
+        spec = self.run_spec(call)
+        return Job(spec, self.fn, args, kwargs, call.runner.settings,
                    force=force or not self.cache or call.rerun, timeout=self.timeout,
                    outputs_of=functools.partial(self.outputs_of, call.hashed),
                    track_files=self.track_files, files=self.files,
-                   named=self.named_paths(call))
+                   named=self.named_paths(call), seeds=function_seeds(spec.source))
+
+    def plain_job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+        """:meth:`job` for a call that runs here, in the caller: its run also records what
+        it finds in the random generators (for ``why``: fresh entropy or a seeded state)."""
+        job = self.job(call, args, kwargs, force=force)
+        env = {**job.spec.env, "random_state": random_state.found()}
+        return dataclasses.replace(job, spec=dataclasses.replace(job.spec, env=env))
 
     def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
         """Run the body as the claimed run of ``call`` and record how it ended, with what it
-        changed in its arguments and the files it read and wrote (see
-        :func:`taskcache.lifecycle.jobs.executing`)."""
+        changed in its arguments and the random generators, and the files it read and wrote
+        (see :func:`taskcache.lifecycle.jobs.executing`)."""
+        source = _source_of(self.fn)
         return executing(call.runner, claim, self.name,
                          outputs_of=functools.partial(self.outputs_of, call.hashed),
                          track_files=self.track_files, files=self.files,
-                         named=self.named_paths(call))
+                         named=self.named_paths(call), seeds=function_seeds(source),
+                         source=source)
 
     def named_paths(self, call: _Call) -> tuple[str, ...]:
         """The paths the function's arguments and string literals name (see
@@ -235,7 +274,7 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            job = self.job(call, args, kwargs, force=force)
+            job = self.plain_job(call, args, kwargs, force=force)
         except CatalogUnavailableError as exc:
             unavailable = exc
         attempts = self.retry.retries + 1
@@ -256,7 +295,8 @@ class TaskDefinition:
                 found, value = self.from_hit(call, acquired.outputs)
                 if found:
                     return value
-                job = dataclasses.replace(job, force=True)  # it cannot be replayed here
+                # it cannot be replayed here, or it found the generators in another state
+                job = dataclasses.replace(job, force=True)
                 continue
             try:
                 return execute_job(this, acquired, enforce_timeout=True)
@@ -273,7 +313,7 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            job = self.job(call, args, kwargs, force=force)
+            job = self.plain_job(call, args, kwargs, force=force)
             acquired: Claim | Hit | CatalogUnavailableError = await asyncio.to_thread(
                 claim_job, job)  # may wait
         except CatalogUnavailableError as exc:
@@ -306,7 +346,7 @@ class TaskDefinition:
         try:
             misses: list[int] = []
             for index, (_, call) in enumerate(calls):
-                found, value = self.lookup_value(call)
+                found, value = self.lookup_value(call, pooled=True)
                 if found:
                     results[index] = value
                     bar.hit()
@@ -345,7 +385,7 @@ class TaskDefinition:
                     call = self.prepare(real_args, real_kwargs)
                 finally:
                     current_run_id.reset(token)
-                found, value = self.lookup_value(call)
+                found, value = self.lookup_value(call, pooled=True)
                 if found:
                     if progress is not None:
                         progress.hit()

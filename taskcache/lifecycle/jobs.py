@@ -31,9 +31,10 @@ from taskcache.errors import (
     TaskTimeoutError,
     UnstorableValueError,
 )
+from taskcache.lifecycle import random_state
 from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waiting, use_settings
 from taskcache.lifecycle.tracking import tracking
-from taskcache.records import ALIASING, RETURN, Claim, RunSpec
+from taskcache.records import ALIASING, RANDOM_STATE, RETURN, Claim, RunSpec
 
 __all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "run_job", "run_pickled",
            "time_limit"]
@@ -72,6 +73,9 @@ class Job:
     files: tuple[str | os.PathLike[str], ...] = ()
     named: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the global random generators the function seeds before it could draw from them
+    #: (analysis.function_seeds): what the run finds in them does not matter
+    seeds: tuple[str, ...] = ()
 
     @property
     def task(self) -> str:
@@ -82,7 +86,8 @@ class Job:
 def executing(runner: Runner, claim: Claim, task: str,
               outputs_of: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None,
               *, track_files: bool = False, files: Sequence[str | os.PathLike[str]] = (),
-              named: Iterable[str] = ()) -> Iterator[Outcome]:
+              named: Iterable[str] = (), seeds: Iterable[str] = (),
+              source: str = "") -> Iterator[Outcome]:
     """Mark the claimed run current, keep its lease alive, and record how the body ended:
     failed (reason "timeout" for a TaskTimeoutError) or cancelled on an exception, which is
     re-raised unchanged; else completed with the outputs ``outputs_of(outcome.result)``
@@ -90,8 +95,12 @@ def executing(runner: Runner, claim: Claim, task: str,
     a hit could not replay), the run is failed "not cached" instead, with a warning; a
     value that cannot be cached only warns. The files the body reads and writes are
     recorded with the run when ``track_files`` (and the declared ``files`` always; see
-    :func:`taskcache.lifecycle.tracking.tracking`)."""
+    :func:`taskcache.lifecycle.tracking.tracking`). What the body does to the global random
+    generators is stored too (see :mod:`taskcache.lifecycle.random_state`; ``seeds``: those
+    the function seeds first, ``source``: its code)."""
     token = current_run_id.set(claim.run_id)
+    generators, fresh = random_state.snapshot(), random_state.fresh_generators()
+    known = random_state.knowable()
     started = time.perf_counter()
     outcome = Outcome()
     try:
@@ -110,6 +119,11 @@ def executing(runner: Runner, claim: Claim, task: str,
     duration = time.perf_counter() - started
     outputs, problems = ({RETURN: outcome.result}, []) if outputs_of is None else \
         outputs_of(outcome.result)
+    drawn = random_state.changes(generators, random_state.snapshot(), seeds, fresh, source,
+                                 known=known)
+    random_state.settle(drawn)
+    if drawn:
+        outputs[RANDOM_STATE] = drawn
     if problems:  # a hit would not leave the caller's objects as this run did
         reason = "; ".join(problems)
         runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
@@ -164,7 +178,8 @@ def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any
     :func:`time_limit` (a plain call; executors enforce timeouts themselves)."""
     runner = use_settings(job.settings)
     with executing(runner, claim, job.task, job.outputs_of, track_files=job.track_files,
-                   files=job.files, named=job.named) as outcome:
+                   files=job.files, named=job.named, seeds=job.seeds,
+                   source=job.spec.source) as outcome:
         with time_limit(job.task, job.timeout if enforce_timeout else None):
             outcome.result = job.fn(*job.args, **job.kwargs)
     return outcome.result
@@ -175,10 +190,12 @@ def run_job(job: Job) -> Any:
     function's value, or the value another process computed for the same fingerprint."""
     acquired = claim_job(job)
     if isinstance(acquired, Hit):
-        if ALIASING not in acquired.outputs:
-            return acquired.outputs[RETURN]
         # its changes to the arguments would have to be replayed into the caller's
-        # objects, which a worker does not hold: when in doubt, compute
+        # objects, which a worker does not hold; and a worker cannot know the state of the
+        # generators a call on the caller's side would find: when in doubt, compute
+        if ALIASING not in acquired.outputs and random_state.matches(
+                acquired.outputs.get(RANDOM_STATE), known=False):
+            return acquired.outputs[RETURN]
         acquired = claim_job(dataclasses.replace(job, force=True))
     return execute_job(job, acquired)
 
