@@ -39,6 +39,7 @@ from taskcache.records import (
     RETURN,
     Claim,
     InputRecord,
+    RunRecord,
     RunSpec,
     check_label,
 )
@@ -149,9 +150,7 @@ class TaskDefinition:
         :mod:`taskcache.lifecycle.random_state`)."""
         if not self.cache:
             return False, None
-        known = not pooled and random_state.knowable()
-        hit = call.runner.lookup(call.fingerprint, prepare=functools.partial(
-            random_state.run_matches, load=call.runner.load_artifact, known=known))
+        hit = call.runner.lookup(call.fingerprint, prepare=_draws_match(call, pooled=pooled))
         if hit is None or RETURN not in hit.outputs:
             return False, None
         return self.from_hit(call, hit.outputs, pooled=pooled)
@@ -287,7 +286,7 @@ class TaskDefinition:
                 return self.fn(*args, **kwargs)
             this = numbered(job, attempt, attempts)
             try:
-                acquired = claim_job(this)
+                acquired = claim_job(this, _draws_match(call))
             except CatalogUnavailableError as exc:
                 unavailable = exc
                 continue
@@ -315,7 +314,7 @@ class TaskDefinition:
                 return value
             job = self.plain_job(call, args, kwargs, force=force)
             acquired: Claim | Hit | CatalogUnavailableError = await asyncio.to_thread(
-                claim_job, job)  # may wait
+                claim_job, job, _draws_match(call))  # may wait
         except CatalogUnavailableError as exc:
             acquired = exc
         if isinstance(acquired, CatalogUnavailableError):  # outside the except: see call_sync
@@ -453,6 +452,13 @@ def default_task_name(fn: Callable[..., Any]) -> str:
 def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
     """Hashed arguments (parameter, value, hash) under their output names."""
     return {ARGUMENT + name: value for name, value, _ in hashed}
+
+
+def _draws_match(call: _Call, *, pooled: bool = False) -> Callable[[RunRecord], bool]:
+    """A lookup's ``prepare`` for ``call``: whether a run found the random generators as
+    the call would find them (see :meth:`TaskDefinition.lookup_value`)."""
+    return functools.partial(random_state.run_matches, load=call.runner.load_artifact,
+                             known=not pooled and random_state.knowable())
 
 
 def _resolved(value: Any) -> Any:

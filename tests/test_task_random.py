@@ -60,6 +60,7 @@ def test_seeded_1_and_2_never_hit_each_other_and_the_state_after_a_hit_is_the_ru
     assert value(ip, "random.seed(1); (draw(), random.random())") == plain  # miss: #1
     assert value(ip, "random.seed(2); draw()") == other                     # not #1: miss #2
     assert runs(ip, "draw") == ["completed", "completed"]
+    assert list(value(ip, "draw.runs()['hit_count']")) == [0, 0]  # #1 was not served, nor counted
     # both states have a run now: each is served its own, and leaves the generator where
     # the real run left it
     assert value(ip, "random.seed(1); (draw(), random.random())") == plain
@@ -109,6 +110,16 @@ def test_why_names_the_generator(ip):
     assert lines == ["draw #2 missed because, compared with #1 (same key):",
                      "  - random generator random: #1 found it in another state (it was "
                      "seeded or drawn from otherwise)"]
+
+
+def test_a_coroutine_function_too(ip):
+    ip.run_cell(DRAW + "\n@tc.task\nasync def adraw():\n    return random.random()\n")
+    plain = value(ip, "random.seed(1); x = await adraw.__wrapped__(); (x, random.random())")
+    other = value(ip, "random.seed(2); await adraw.__wrapped__()")
+    assert value(ip, "random.seed(1); (await adraw(), random.random())") == plain
+    assert value(ip, "random.seed(2); await adraw()") == other
+    assert value(ip, "random.seed(1); (await adraw(), random.random())") == plain
+    assert len(runs(ip, "adraw")) == 2
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes"])

@@ -34,7 +34,7 @@ from taskcache.errors import (
 from taskcache.lifecycle import random_state
 from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waiting, use_settings
 from taskcache.lifecycle.tracking import tracking
-from taskcache.records import ALIASING, RANDOM_STATE, RETURN, Claim, RunSpec
+from taskcache.records import ALIASING, RANDOM_STATE, RETURN, Claim, RunRecord, RunSpec
 
 __all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "run_job", "run_pickled",
            "time_limit"]
@@ -161,15 +161,16 @@ def time_limit(task: str, seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def claim_job(job: Job) -> Claim | Hit:
+def claim_job(job: Job, prepare: Callable[[RunRecord], bool] | None = None) -> Claim | Hit:
     """Claim ``job``'s run in this process's name, or (single-flight) the Hit of another
-    process that computed the same fingerprint meanwhile. CatalogUnavailableError when the
-    catalog cannot be written."""
+    process that computed the same fingerprint meanwhile (``prepare``: Runner.lookup's).
+    CatalogUnavailableError when the catalog cannot be written."""
     runner = use_settings(job.settings)
     # the run is recorded where it executes: lease takeover and timeouts go by this pid
     spec = dataclasses.replace(job.spec, env={**job.spec.env, "pid": os.getpid(),
                                               "host": socket.gethostname()})
-    return runner.start(spec) if job.force else runner.acquire(spec, on_wait=print_waiting)
+    return runner.start(spec) if job.force else runner.acquire(spec, on_wait=print_waiting,
+                                                               prepare=prepare)
 
 
 def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any:
