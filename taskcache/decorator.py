@@ -412,7 +412,8 @@ class TaskDefinition:
         from taskcache.api import Run
 
         call = self.prepare(args, kwargs)
-        run = call.runner.servable(call.fingerprint)  # its recorded files checked
+        # its recorded files checked, and the random generators' state it found
+        run = call.runner.servable(call.fingerprint, _draws_match(call))
         return None if run is None else Run(call.runner.catalog.get_run(run.id), call.runner)
 
     def runs(self, **filters: Any) -> pd.DataFrame:

@@ -66,6 +66,8 @@ def test_seeded_1_and_2_never_hit_each_other_and_the_state_after_a_hit_is_the_ru
     assert value(ip, "random.seed(1); (draw(), random.random())") == plain
     assert value(ip, "random.seed(2); draw()") == other
     assert len(runs(ip, "draw")) == 2
+    assert value(ip, "random.seed(2); draw.lookup().id") == 2  # what a call would be served
+    assert value(ip, "random.seed(3); draw.lookup()") is None
     # a state no run found (drawn from since the seed) is a miss
     assert value(ip, "random.seed(1); random.random(); draw()") == value(
         ip, "random.seed(1); random.random(); draw.__wrapped__()")
@@ -138,6 +140,12 @@ def test_a_map_over_a_drawing_function_is_never_a_false_hit(ip, executor):
     plain = value(ip, "random.seed(1); x = walk.__wrapped__(1); (x, random.random())")
     assert value(ip, "random.seed(1); (walk(1), random.random())") == plain
     assert len(runs(ip, "walk")) == 5
+    ip.run_cell("%%capture out\n%taskcache why walk")
+    why = ip.user_ns["out"].stdout.splitlines()[1]
+    assert why.startswith("  - random generator random: #") and why.endswith(
+        "drew from it in a pool's thread, where the state it found cannot be known (it "
+        "serves no other call)" if executor == "threads" else
+        "found it in another state (it was seeded or drawn from otherwise)")
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes"])

@@ -160,10 +160,12 @@ class Runner:
         valid)."""
         return self._find(fingerprint, count_hit=count_hit, prepare=prepare)[0]
 
-    def servable(self, fingerprint: str) -> RunRecord | None:
-        """The run a lookup would serve (its files checked, nothing loaded or put back)."""
+    def servable(self, fingerprint: str, prepare: Callable[[RunRecord], bool] | None = None,
+                 ) -> RunRecord | None:
+        """The run a lookup would serve (its files checked, nothing loaded or put back;
+        ``prepare`` as for :meth:`lookup`)."""
         for run in self.catalog.completed_runs(fingerprint):
-            if self._files_to_put_back(run) is not None:
+            if self._files_to_put_back(run) is not None and (prepare is None or prepare(run)):
                 return run
         return None
 
