@@ -162,12 +162,13 @@ class TaskDefinition:
         global random generators left as the run left them (not for a ``pooled`` call: a
         worker's are not the caller's). ``(False, None)`` when the run found the
         generators in another state than they are now (see :meth:`lookup_value`)."""
-        drawn = outputs.get(RANDOM_STATE)
-        if not random_state.matches(drawn, known=not pooled and random_state.knowable()):
+        drawn = None if pooled else outputs.get(RANDOM_STATE)  # to leave as the run did
+        if RANDOM_STATE in outputs and not random_state.matches(
+                outputs[RANDOM_STATE], known=not pooled and random_state.knowable()):
             return False, None
         aliasing = outputs.get(ALIASING)
         if aliasing is None:
-            if not pooled:
+            if drawn is not None:
                 random_state.apply(drawn)
             return True, outputs[RETURN]
         given = call.arguments()
@@ -178,7 +179,7 @@ class TaskDefinition:
             return False, None
         for target, value in pairs:
             restore_in_place(target, value)
-        if not pooled:
+        if drawn is not None:
             random_state.apply(drawn)
         return True, views.get(RETURN, outputs[RETURN])
 
