@@ -134,7 +134,16 @@ class TaskDefinition:
         to the arguments cannot be replayed into today's objects)."""
         if not self.cache:
             return False, None
-        hit = call.runner.lookup(call.fingerprint)
+        return self._value_of(call, call.runner.lookup(call.fingerprint))
+
+    def lookup_values(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
+        """:meth:`lookup_value` of a sweep's calls, their runs read in one statement."""
+        if not self.cache or not calls:
+            return [(False, None)] * len(calls)
+        hits = calls[0].runner.lookup_many([call.fingerprint for call in calls])
+        return [self._value_of(call, hit) for call, hit in zip(calls, hits, strict=True)]
+
+    def _value_of(self, call: _Call, hit: Hit | None) -> tuple[bool, Any]:
         if hit is None or RETURN not in hit.outputs:
             return False, None
         return self.from_hit(call, hit.outputs)
@@ -189,17 +198,25 @@ class TaskDefinition:
         return outputs, problems + sharing
 
     # -- execution ------------------------------------------------------------------------
-    def run_spec(self, call: _Call) -> RunSpec:
-        """The catalog's description of a run of ``call``: inputs, source, environment."""
+    def described(self) -> tuple[dict[str, Any], str]:
+        """The environment and the source a run of this function records."""
         from taskcache.lifecycle.environment import capture_environment
 
-        env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
-        return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
+        return (capture_environment(module_versions(self.fn), path=_source_file(self.fn)),
+                _source_of(self.fn))
 
-    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+    def run_spec(self, call: _Call, described: tuple[dict[str, Any], str] | None = None,
+                 ) -> RunSpec:
+        """The catalog's description of a run of ``call``: inputs, source, environment
+        (``described``: those two, already captured for a sweep's calls)."""
+        env, source = described or self.described()
+        return dataclasses.replace(call.spec(), env=dict(env), source=source)
+
+    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool,
+            described: tuple[dict[str, Any], str] | None = None) -> Job:
         """The miss of ``call`` as a Job that any executor can run (and that records what
         the call changes in its arguments, like a call here)."""
-        return Job(self.run_spec(call), self.fn, args, kwargs, call.runner.settings,
+        return Job(self.run_spec(call, described), self.fn, args, kwargs, call.runner.settings,
                    force=force or not self.cache or call.rerun, timeout=self.timeout,
                    outputs_of=functools.partial(self.outputs_of, call.hashed),
                    track_files=self.track_files, files=self.files,
@@ -305,15 +322,17 @@ class TaskDefinition:
         bar = open_progress(len(calls), title=self.name, show=progress)
         try:
             misses: list[int] = []
-            for index, (_, call) in enumerate(calls):
-                found, value = self.lookup_value(call)
+            looked_up = self.lookup_values([call for _, call in calls])
+            for index, (found, value) in enumerate(looked_up):
                 if found:
                     results[index] = value
                     bar.hit()
                 else:
                     misses.append(index)
             if misses:
-                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False) for i in misses]
+                described = self.described()
+                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False, described=described)
+                        for i in misses]
                 pool = _pool(executor, max_workers)
                 for index, value in zip(misses, run_sweep(jobs, pool, self.retry, bar), strict=True):
                     results[index] = value
