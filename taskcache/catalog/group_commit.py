@@ -9,6 +9,7 @@ the write lock is busy share the next one instead of queueing for a transaction 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -37,14 +38,20 @@ class GroupCommit(Generic[T, R]):
 
     def __init__(self, commit: Callable[[Sequence[T]], list[R | BaseException]]) -> None:
         self._commit = commit
+        self._start()
+
+    def _start(self) -> None:
         self._cond = threading.Condition()
         self._pending: list[_Request[T, R]] = []
         self._busy = False
+        self._pid = os.getpid()
 
     def submit(self, item: T) -> R:
         """Write ``item`` (with whatever else is pending) and return its result, or raise
         its error, once the transaction holding it has committed."""
         request: _Request[T, R] = _Request(item)
+        if self._pid != os.getpid():  # a forked child: the parent's batch is not its own
+            self._start()
         with self._cond:
             self._pending.append(request)
             while not request.done and self._busy:

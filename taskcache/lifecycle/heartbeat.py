@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -33,6 +34,7 @@ class LeaseKeeper:
         self._held: dict[int, tuple[Claim, int]] = {}  # run id -> (claim, holds)
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     @contextlib.contextmanager
     def holding(self, claims: Sequence[Claim]) -> Iterator[None]:
@@ -45,6 +47,10 @@ class LeaseKeeper:
 
     def hold(self, claims: Sequence[Claim]) -> None:
         with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's runs are not its own
+                self._held.clear()
+                self._thread = None
+                self._pid = os.getpid()
             for claim in claims:
                 _, holds = self._held.get(claim.run_id, (claim, 0))
                 self._held[claim.run_id] = (claim, holds + 1)

@@ -123,8 +123,8 @@ class Attempts:
         future._stopper = self._stop
 
     @property
-    def claimed_ahead(self) -> bool:
-        return self._job.claim is not None
+    def future(self) -> TaskFuture:
+        return self._future
 
     def start(self) -> None:
         self._submit()
@@ -219,49 +219,77 @@ class Attempts:
 def run_sweep(jobs: Sequence[Job], pool: Pool, policy: RetryPolicy,
               progress: SweepProgress) -> list[Any]:
     """Run every job on ``pool`` and return their values in order. On this process's
-    threads the runs are claimed ahead in one transaction (see claim_ahead), their leases
-    kept alive while they wait their turn. The first error is raised once every job has
+    threads the runs are claimed ahead (see claim_ahead: the first ``pool.workers`` points,
+    then the others, one transaction each), their leases kept alive while they wait their
+    turn. The first error is raised once every job has
     ended (so no run is left behind unrecorded); an interruption (KeyboardInterrupt)
     cancels what has not started (a run claimed ahead for it is recorded cancelled), stops
     what runs where the pool can, and is re-raised."""
-    claims: list[Claim] = []
-    if pool.in_process:
-        with contextlib.suppress(CatalogUnavailableError):  # the workers say so themselves
-            jobs = claim_ahead(jobs, policy)
-        claims = [job.claim for job in jobs if job.claim is not None]
+    jobs = list(jobs)
     futures = [TaskFuture() for _ in jobs]
-    drivers = [Attempts(job, pool, policy, future, progress)
-               for job, future in zip(jobs, futures, strict=True)]
-    with contextlib.ExitStack() as leases:
-        if claims:
-            leases.enter_context(use_settings(jobs[0].settings).leases.holding(claims))
-        # the points claimed here first: a worker waits for a point another process
-        # claimed only once every point claimed here has started, so sweeps in two
-        # processes never wait for each other's queued points
-        for driver in sorted(drivers, key=lambda d: d.claimed_ahead, reverse=True):
-            driver.start()
+    drivers: list[Attempts] = []
+    runner = use_settings(jobs[0].settings) if jobs and pool.in_process else None
+    held: list[Claim] = []
+
+    def start(job: Job, future: TaskFuture) -> None:
+        driver = Attempts(job, pool, policy, future, progress)
+        drivers.append(driver)
+        driver.start()
+
+    try:
+        waiting = list(range(len(jobs)))
+        if runner is not None:
+            # the first points are claimed on their own, so the workers start on them while
+            # the others are claimed; every point claimed here is queued before any point
+            # left to wait for another process, so sweeps in two processes never wait for
+            # each other's queued points
+            first = min(len(jobs), max(1, pool.workers))
+            waiting = []
+            for chunk in (range(first), range(first, len(jobs))):
+                try:
+                    claimed = claim_ahead([jobs[i] for i in chunk], policy)
+                except CatalogUnavailableError:  # the workers will say so themselves
+                    claimed = [jobs[i] for i in chunk]
+                for i, job in zip(chunk, claimed, strict=True):
+                    jobs[i] = job
+                    if job.claim is None:
+                        waiting.append(i)
+                        continue
+                    runner.leases.hold([job.claim])
+                    held.append(job.claim)
+                    start(job, futures[i])
+        for i in waiting:
+            start(jobs[i], futures[i])
         return _gather(drivers, futures)
+    except KeyboardInterrupt:
+        _interrupted(drivers)
+        raise
+    finally:
+        if runner is not None:
+            runner.leases.release(held)
+
+
+def _interrupted(drivers: list[Attempts]) -> None:
+    """Cancel what has not started, stop what runs where the pool can, and wait (a while)
+    for every call to be recorded."""
+    for driver in drivers:
+        driver.cancel_queued()
+    for driver in drivers:
+        driver.future.cancel()
+    for future in (driver.future for driver in drivers):
+        try:
+            future.exception(timeout=30)
+        except (CancelledError, TimeoutError):
+            pass
 
 
 def _gather(drivers: list[Attempts], futures: list[TaskFuture]) -> list[Any]:
     """Wait for every future of a sweep (see run_sweep); their values in order."""
-    try:
-        for future in futures:
-            try:
-                future.exception()  # waits
-            except CancelledError:
-                pass
-    except KeyboardInterrupt:
-        for driver in drivers:
-            driver.cancel_queued()
-        for future in futures:
-            future.cancel()
-        for future in futures:
-            try:
-                future.exception(timeout=30)
-            except (CancelledError, TimeoutError):
-                pass
-        raise
+    for future in futures:
+        try:
+            future.exception()  # waits
+        except CancelledError:
+            pass
     for future in futures:
         if future.cancelled():
             raise CancelledError()

@@ -96,10 +96,9 @@ def test_two_processes_claiming_one_sweep_on_threads_compute_each_point_once(swe
 def test_a_process_killed_after_claiming_its_sweep_leaves_runs_another_takes_over(sweep) -> None:
     owner = sweep(4, 1, 60, LEASE="1.0", BEAT="0.2")  # all 4 claimed, 1 runs, 3 queued
     deadline = time.monotonic() + 60
-    while not computed(sweep.log):
+    while not computed(sweep.log) or runs_by_status(sweep.url) != {"running": 4}:
         assert time.monotonic() < deadline and owner.poll() is None, owner.stderr.read()
         time.sleep(0.05)
-    assert runs_by_status(sweep.url) == {"running": 4}
     owner.send_signal(signal.SIGKILL)
     owner.wait()
     successor = sweep(4, 2, 0.05, LEASE="1.0", BEAT="0.2")
@@ -129,9 +128,12 @@ def test_interrupting_a_sweep_on_threads_records_its_queued_points_cancelled(
             time.sleep(0.01)
         return x
 
-    def interrupt() -> None:
+    def claimed() -> int:
+        return len(get_runner().catalog.query_runs(task=wait_for.task_name))
+
+    def interrupt() -> None:  # once one call runs and the other three are claimed
         deadline = time.monotonic() + 30
-        while not started.exists() and time.monotonic() < deadline:
+        while not (started.exists() and claimed() == 4) and time.monotonic() < deadline:
             time.sleep(0.01)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         time.sleep(0.3)
