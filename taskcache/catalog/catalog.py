@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -173,6 +174,11 @@ def _abandoned_since_completed(conn: Connection, fingerprints: Sequence[str]) ->
     return found
 
 
+def _loaded(record: RunRecord | None) -> RunRecord:
+    """The record of a change asked for with ``record=True`` (never None)."""
+    return typing.cast(RunRecord, record)
+
+
 @dataclass(frozen=True)
 class _Change:
     """One state change waiting for its group commit (see Catalog._change)."""
@@ -184,6 +190,7 @@ class _Change:
     values: dict[str, Any]
     artifact_rows: Sequence[dict[str, Any]] = ()
     files: Sequence[FileRecord] = field(default=())
+    record: bool = True  # read the run's new record back (else only for its event)
 
 
 def _status_values(to_status: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -263,7 +270,7 @@ class Catalog:
         self._remembered = _HitMemo()
         #: state changes asked for at the same moment by this process's threads share one
         #: transaction (a sweep's completions)
-        self._changes: GroupCommit[_Change, RunRecord] = GroupCommit(self._commit_changes)
+        self._changes: GroupCommit[_Change, RunRecord | None] = GroupCommit(self._commit_changes)
 
     def dispose(self) -> None:
         self._db.dispose()
@@ -458,11 +465,12 @@ class Catalog:
 
     def complete(
         self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float,
-        files: Sequence[FileRecord] = (),
-    ) -> RunRecord:
+        files: Sequence[FileRecord] = (), record: bool = True,
+    ) -> RunRecord | None:
         """Artifacts and files rows + running->completed in one transaction, fenced by the
         lease token. The files read are also listed among the run's inputs (by content hash,
-        linked to a run that wrote that content)."""
+        linked to a run that wrote that content). Returns the run's new record; None with
+        ``record=False`` (a sweep's completions do not read it back)."""
         rows = [{"run_id": claim.run_id, "name": a.name, "codec": a.codec,
                  "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
                  "value_hash": a.value_hash, "type_name": a.type_name,
@@ -471,7 +479,7 @@ class Catalog:
                  "restored_hash": a.restored_hash}
                 for a in artifacts]
         return self._change(claim.run_id, "completed", None, claim.lease_token,
-                            {"duration": duration}, rows, files)
+                            {"duration": duration}, rows, files, record=record)
 
     def finish_failed(
         self, claim: Claim, *, status: str, error_type: str | None, error_message: str | None,
@@ -482,7 +490,7 @@ class Catalog:
             raise ValueError(f"finish_failed takes status 'failed' or 'cancelled', not {status!r}")
         values = {"error_type": error_type, "error_message": error_message,
                   "traceback": traceback, "duration": duration}
-        return self._change(claim.run_id, status, reason, claim.lease_token, values)
+        return _loaded(self._change(claim.run_id, status, reason, claim.lease_token, values))
 
     def transition(
         self, run_id: int, to_status: str, reason: str | None = None,
@@ -491,23 +499,23 @@ class Catalog:
         """Move a run to ``to_status`` (validated against records.TRANSITIONS) with a history
         row; with ``lease_token``, fenced: the run must be owned by that token.
         Emits the ``to_status`` event after the commit."""
-        return self._change(run_id, to_status, reason, lease_token, {})
+        return _loaded(self._change(run_id, to_status, reason, lease_token, {}))
 
     def _change(
         self, run_id: int, to_status: str, reason: str | None, lease_token: str | None,
         values: dict[str, Any], artifact_rows: Sequence[dict[str, Any]] = (),
-        files: Sequence[FileRecord] = (),
-    ) -> RunRecord:
+        files: Sequence[FileRecord] = (), *, record: bool = True,
+    ) -> RunRecord | None:
         """One state change, written in the group commit of the changes this process's
         threads ask for at the same moment (see group_commit.py); the event fires in the
         caller's thread after the commit."""
-        record = self._changes.submit(
-            _Change(run_id, to_status, reason, lease_token, values, artifact_rows, files))
-        if to_status in events.EVENTS:
-            events.emit(to_status, record)
-        return record
+        new = self._changes.submit(_Change(run_id, to_status, reason, lease_token, values,
+                                           artifact_rows, files, record))
+        if new is not None and to_status in events.EVENTS and events.has_handlers(to_status):
+            events.emit(to_status, new)
+        return new if record else None
 
-    def _commit_changes(self, batch: Sequence[_Change]) -> list[RunRecord | BaseException]:
+    def _commit_changes(self, batch: Sequence[_Change]) -> list[RunRecord | None | BaseException]:
         """Write ``batch`` in one transaction: each change's new record, or the error of a
         change refused (RunNotFoundError, LeaseLostError, InvalidTransitionError), which
         does not keep the others from committing. A database error that is not about the
@@ -519,7 +527,7 @@ class Catalog:
         except Exception:
             if len(batch) == 1:
                 raise
-        outcomes: list[RunRecord | BaseException] = []
+        outcomes: list[RunRecord | None | BaseException] = []
         for change in batch:
             try:
                 outcomes += self._write_changes([change])
@@ -527,7 +535,7 @@ class Catalog:
                 outcomes.append(exc)
         return outcomes
 
-    def _write_changes(self, batch: Sequence[_Change]) -> list[RunRecord | BaseException]:
+    def _write_changes(self, batch: Sequence[_Change]) -> list[RunRecord | None | BaseException]:
         now = utc_now()
         outcomes: list[Any] = [None] * len(batch)
         with self._write() as conn:
@@ -551,9 +559,11 @@ class Catalog:
             if accepted:
                 with summary.changing(conn, changed):
                     self._apply_changes(conn, accepted, now)
-            records = {r.id: r for r in load_runs_by_id(conn, changed)}
+            wanted = [c.run_id for _, c, _ in accepted
+                      if c.record or events.has_handlers(c.to_status)]
+            records = {r.id: r for r in load_runs_by_id(conn, wanted)}
         for index, change, _ in accepted:
-            outcomes[index] = records[change.run_id]
+            outcomes[index] = records.get(change.run_id)
         return outcomes
 
     @staticmethod

@@ -121,7 +121,8 @@ def executing(runner: Runner, claim: Claim, task: str,
                       "value instead", CacheWarning, stacklevel=4)
         return
     try:
-        runner.save(claim, task, outputs, duration=duration, files=recorded.result())
+        runner.save(claim, task, outputs, duration=duration, files=recorded.result(),
+                    record=False)
     except (UnstorableValueError, StoreError, CatalogError) as exc:
         warnings.warn(f"taskcache: {task}: result not cached: {exc}", CacheWarning, stacklevel=4)
 

@@ -330,10 +330,12 @@ class Runner:
         duration: float,
         value_hashes: Mapping[str, str] | None = None,
         files: RecordedFiles | None = None,
-    ) -> RunRecord:
+        record: bool = True,
+    ) -> RunRecord | None:
         """Store every output and the files the run wrote (up to ``max_file_output`` bytes;
         bigger ones are recorded by content hash only), then mark the run completed with
-        the files it read and wrote.
+        the files it read and wrote. Returns its completed record (None with ``record=False``:
+        not read back).
 
         When the outputs cannot be cached, the run is failed with reason "not cached: ..."
         (best effort: see fail_quietly), its files are removed, and the caller gets, to turn
@@ -382,7 +384,8 @@ class Runner:
                     raise
                 raise error from exc
         try:
-            record = self.catalog.complete(claim, written, duration=duration, files=records)
+            completed = self.catalog.complete(claim, written, duration=duration, files=records,
+                                              record=record)
         except RunNotFoundError:
             self._delete_quietly(written)
             raise RunDeletedError(claim.run_id) from None
@@ -395,8 +398,8 @@ class Runner:
             raise
         if self.size_bound is not None:
             with contextlib.suppress(CatalogUnavailableError):  # the next write checks again
-                self.size_bound.after_write(record.id)
-        return record
+                self.size_bound.after_write(claim.run_id)
+        return completed
 
     def _store_written(
         self, claim: Claim, task: str, paths: Sequence[str], written: list[ArtifactRecord],
