@@ -6,6 +6,12 @@ stays open between calls. Writes begin with ``BEGIN IMMEDIATE`` on SQLite (see _
 reads with a deferred ``BEGIN``. Events (taskcache.events) fire only after the commit, so a
 handler that queries the catalog sees the committed state.
 
+Many at once: ``claim_or_join_many`` decides a whole sweep's claims in one transaction;
+state changes (``complete``, ``finish_failed``, ``transition``) that several threads of
+this process ask for at the same moment are written in one transaction (group_commit.py),
+each caller getting its own outcome once it is committed; ``renew_leases`` and
+``completed_runs_many`` also take many runs in one go.
+
 Leases: ``claim`` gives the run a random token. ``complete``/``finish_failed`` succeed only
 while the run's ``lease_owner`` is that token, else LeaseLostError. A finished run keeps its
 ``lease_owner`` (only ``lease_expires_at`` is cleared), so a second finish by the same claim

@@ -72,8 +72,8 @@ class Job:
     files: tuple[str | os.PathLike[str], ...] = ()
     named: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
-    #: the run already claimed for this job by the caller (a sweep on threads claims all
-    #: its points in one transaction); None: the worker claims it
+    #: the run already claimed for this job by the caller (a sweep on threads claims its
+    #: points ahead, many in one transaction); None: the worker claims it
     claim: Claim | None = None
 
     @property

@@ -221,10 +221,10 @@ def run_sweep(jobs: Sequence[Job], pool: Pool, policy: RetryPolicy,
     """Run every job on ``pool`` and return their values in order. On this process's
     threads the runs are claimed ahead (see claim_ahead: the first ``pool.workers`` points,
     then the others, one transaction each), their leases kept alive while they wait their
-    turn. The first error is raised once every job has
-    ended (so no run is left behind unrecorded); an interruption (KeyboardInterrupt)
-    cancels what has not started (a run claimed ahead for it is recorded cancelled), stops
-    what runs where the pool can, and is re-raised."""
+    turn. The first error is raised once every job has ended (so no run is left behind
+    unrecorded); an interruption (KeyboardInterrupt) cancels what has not started (a run
+    claimed ahead for it is recorded cancelled), stops what runs where the pool can, and
+    is re-raised."""
     jobs = list(jobs)
     futures = [TaskFuture() for _ in jobs]
     drivers: list[Attempts] = []
