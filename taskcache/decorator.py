@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
-from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
+from taskcache.hashing import hash_code, hash_value, key_of_inputs, module_versions
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
     find_views,
@@ -94,6 +94,7 @@ class TaskDefinition:
             raise ValueError(f"@task(timeout=...) must be a positive number of seconds, got {timeout}")
         self.timeout = timeout
         self.signature = inspect.signature(fn)
+        self._key: tuple[str, Callable[[dict[str, str]], str]] | None = None
         params = self.signature.parameters.values()
         #: parameter names when a call with all of them positional binds them in order
         #: (the hit path skips Signature.bind then); None when the signature needs bind
@@ -107,9 +108,11 @@ class TaskDefinition:
             )
 
     # -- fingerprint ----------------------------------------------------------------------
-    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None) -> _Call:
-        """Fingerprint one call; ``code_hash``: the function's, already computed (a sweep
-        hashes the code once for all its points)."""
+    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None,
+                key: Callable[[dict[str, str]], str] | None = None) -> _Call:
+        """Fingerprint one call; ``code_hash``: the function's, already computed, and
+        ``key``: :meth:`key_of` it (a sweep hashes the code, and encodes the rest of the
+        key, once for all its points)."""
         if not kwargs and self._in_order is not None and len(args) == len(self._in_order):
             arguments: Iterable[tuple[str, Any]] = zip(self._in_order, args, strict=True)
         else:
@@ -119,14 +122,19 @@ class TaskDefinition:
         hashed = [(pname, value, hash_value(value, name=pname))
                   for pname, value in arguments if pname not in self.ignore]
         code_hash = code_hash or hash_code(self.fn)
-        fingerprint = combine_key({
-            "task": self.name,
-            "kind": "function",
-            "code": code_hash,
-            "inputs": {pname: value_hash for pname, _, value_hash in hashed},
-            "version": self.version or "",
-        })
+        inputs = {pname: value_hash for pname, _, value_hash in hashed}
+        fingerprint = (key or self.key_of(code_hash))(inputs)
         return _Call(self, code_hash, hashed, fingerprint)
+
+    def key_of(self, code_hash: str) -> Callable[[dict[str, str]], str]:
+        """The fingerprint of a call of this function's code ``code_hash``, as a function
+        of its input hashes by parameter name (kept for the last code hash seen)."""
+        last = self._key
+        if last is None or last[0] != code_hash:
+            last = self._key = (code_hash, key_of_inputs({
+                "task": self.name, "kind": "function", "code": code_hash,
+                "version": self.version or ""}))
+        return last[1]
 
     def lookup_value(self, call: _Call) -> tuple[bool, Any]:
         """``(True, value)`` on a hit, after replaying what the run did to its arguments;
@@ -316,7 +324,8 @@ class TaskDefinition:
         from taskcache.lifecycle.sweeps import run_sweep
 
         code_hash = hash_code(self.fn)
-        calls = [(args, self.prepare(args, {}, code_hash=code_hash))
+        key = self.key_of(code_hash)
+        calls = [(args, self.prepare(args, {}, code_hash=code_hash, key=key))
                  for args in zip(*iterables, strict=True)]
         results: list[Any] = [None] * len(calls)
         bar = open_progress(len(calls), title=self.name, show=progress)
