@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
-from taskcache.hashing import hash_code, hash_value, key_of_inputs, module_versions
+from taskcache.hashing import combine_key, hash_code, hash_value, key_of_inputs, module_versions
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
     find_views,
@@ -94,7 +94,6 @@ class TaskDefinition:
             raise ValueError(f"@task(timeout=...) must be a positive number of seconds, got {timeout}")
         self.timeout = timeout
         self.signature = inspect.signature(fn)
-        self._key: tuple[str, Callable[[dict[str, str]], str]] | None = None
         params = self.signature.parameters.values()
         #: parameter names when a call with all of them positional binds them in order
         #: (the hit path skips Signature.bind then); None when the signature needs bind
@@ -123,18 +122,20 @@ class TaskDefinition:
                   for pname, value in arguments if pname not in self.ignore]
         code_hash = code_hash or hash_code(self.fn)
         inputs = {pname: value_hash for pname, _, value_hash in hashed}
-        fingerprint = (key or self.key_of(code_hash))(inputs)
+        fingerprint = key(inputs) if key is not None else combine_key(
+            {**self._key_parts(code_hash), "inputs": inputs})
         return _Call(self, code_hash, hashed, fingerprint)
 
     def key_of(self, code_hash: str) -> Callable[[dict[str, str]], str]:
         """The fingerprint of a call of this function's code ``code_hash``, as a function
-        of its input hashes by parameter name (kept for the last code hash seen)."""
-        last = self._key
-        if last is None or last[0] != code_hash:
-            last = self._key = (code_hash, key_of_inputs({
-                "task": self.name, "kind": "function", "code": code_hash,
-                "version": self.version or ""}))
-        return last[1]
+        of its input hashes by parameter name (see hashing.key_of_inputs)."""
+        return key_of_inputs(self._key_parts(code_hash))
+
+    def _key_parts(self, code_hash: str) -> dict[str, str]:
+        # nothing is remembered on the definition: a cell that calls the task hashes the
+        # wrapper, and so this object, before and after the call
+        return {"task": self.name, "kind": "function", "code": code_hash,
+                "version": self.version or ""}
 
     def lookup_value(self, call: _Call) -> tuple[bool, Any]:
         """``(True, value)`` on a hit, after replaying what the run did to its arguments;
