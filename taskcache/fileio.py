@@ -1,11 +1,13 @@
 """Files at the byte level, shared by hashing, codecs and storage: the chunked xxh3 of a
 file, a file's identity and the per-process memo of file digests built on it, the atomic
-write (temp file, fsync, rename, fsync the folder) and a private copy-on-write mapping of a
-file."""
+write (temp file, fsync, rename, fsync the folder), a private copy-on-write mapping of a
+file, and what a closed file object still shows (hashing keys it by that, a codec rebuilds
+it from that)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import mmap
 import os
 import secrets
@@ -19,7 +21,8 @@ from typing import Any, TypeVar
 import xxhash
 
 __all__ = ["SETTLED_NS", "SQLITE_SUFFIXES", "TEMP_PREFIX", "FileDigests", "atomic_write",
-           "file_identity", "fsync_dir", "hash_file", "map_copy_on_write"]
+           "closed_file_state", "file_identity", "file_layers", "fsync_dir", "hash_file",
+           "map_copy_on_write"]
 
 #: name prefix of the temp files of atomic writes; a sweep removes the ones left behind
 TEMP_PREFIX = ".tmp-"
@@ -158,3 +161,48 @@ def map_copy_on_write(path: str | Path) -> tuple[mmap.mmap, os.stat_result]:
     with open(path, "rb") as f:  # the mapping outlives the file object
         return (mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY, **_MMAP_OPTIONS),
                 os.fstat(f.fileno()))
+
+
+#: the classes ``open()`` builds a file object from, the outermost first
+_FILE_LAYERS = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
+                io.FileIO)
+
+
+def file_layers(file: Any) -> list[Any] | None:
+    """A file object made by ``open()`` and its layers (text, buffer, raw ``FileIO``),
+    outermost first; None for any other object, and for one whose layers were detached."""
+    layers = [file]
+    while type(layers[-1]) is not io.FileIO:
+        if type(layers[-1]) not in _FILE_LAYERS:
+            return None
+        try:
+            inner = layers[-1].buffer if type(layers[-1]) is io.TextIOWrapper else layers[-1].raw
+        except ValueError:  # detach()ed: it has no buffer left
+            return None
+        layers.append(inner)
+    return layers
+
+
+def closed_file_state(file: Any) -> dict[str, Any] | None:
+    """Everything a *closed* file object made by ``open()`` still shows -- its name, mode,
+    encoding and errors, the kinds of newline it read, its buffering and flush settings, the
+    attributes set on each layer -- as plain data (str, int, bool, None, lists, tuples, dicts);
+    None for an open file or any other object. (An open file also has a position and buffered
+    data, and reads what the file holds then: no value describes it.)"""
+    layers = file_layers(file)
+    if layers is None or not file.closed:
+        return None
+    text = file if type(file) is io.TextIOWrapper else None
+    return {
+        "layers": [type(layer).__name__ for layer in layers],
+        "name": layers[-1].name,
+        "closefd": layers[-1].closefd,
+        "mode": getattr(file, "mode", None),
+        "encoding": text.encoding if text else None,
+        "errors": text.errors if text else None,
+        "newlines": text.newlines if text else None,
+        "line_buffering": text.line_buffering if text else None,
+        "write_through": text.write_through if text else None,
+        "chunk_size": text._CHUNK_SIZE if text else None,
+        "attributes": [dict(vars(layer)) for layer in layers],
+    }

@@ -8,7 +8,8 @@ output, plain vs wrapped excerpts) is written to tests/artifacts/differential.tx
 The first tests check the harness itself (fast, no kernel); then the targets: no cell that works plain
 fails wrapped (a plain test); cells identical and namespace and files as plain (pass on the
 full corpus, xfail here only for two nondeterministic cells, see NONDETERMINISTIC); the two
-hit rates (xfail by design, see NOT_HITS).
+hit rates among the cells the cold run cached (xfail by design, see NOT_HITS), and, as a plain
+test, that the cells drawing from the unseeded `random` are the only ones that miss.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +61,58 @@ def test_status_lines_are_removed_and_parsed() -> None:
         {"output_type": "execute_result", "execution_count": 4, "metadata": {},
          "data": {"text/plain": "<object at 0x7f3a2b>", "text/html": "<b>x</b>"}},
     ]
-    shown, status, error = differential.comparable(outputs)
-    assert status == "hit" and error is None
-    assert shown == [["stdout", "5\n"], ["execute_result", ["text/html"], "<object at 0x<ADDR>>"]]
+    seen = differential.comparable(outputs)
+    assert seen.status == "hit" and seen.error is None and seen.reason is None
+    assert seen.outputs == [["stdout", "5\n"], ["execute_result", ["text/html"], "<object at 0x<ADDR>>"]]
     stream_status = [{"output_type": "stream", "name": "stderr",
                       "text": "taskcache: cell_7 ran in 3 ms, not cached\nwarning\n"}]
-    shown, status, _ = differential.comparable(stream_status)
-    assert status == "not cached" and shown == [["stderr", "warning\n"]]
+    seen = differential.comparable(stream_status)
+    assert seen.status == "not cached" and seen.outputs == [["stderr", "warning\n"]]
+
+
+def test_why_a_cell_was_not_cached_is_kept_as_taskcache_said_it() -> None:
+    why = "cannot hash 'frame' of type pandas.io.parsers.readers.TextFileReader (it cannot be pickled)"
+    status_line = {"output_type": "display_data", "metadata": {"taskcache": {"status": "not cached"}},
+                   "data": {"text/plain": f"taskcache: cell_18 ran in 4 ms, not cached: {why}"}}
+    seen = differential.comparable([status_line])
+    assert (seen.status, seen.reason, seen.outputs) == ("not cached", why, [])
+    # the aliasing case: the reason on stderr, then a status line without one
+    aliasing = [{"output_type": "stream", "name": "stderr",
+                 "text": "taskcache: t ran but was not cached: df shares memory with a; copy it\n"},
+                {**status_line, "data": {"text/plain": "taskcache: t ran in 2 ms, not cached"}}]
+    seen = differential.comparable(aliasing)
+    assert (seen.status, seen.reason, seen.outputs) == ("not cached", "df shares memory with a; copy it", [])
+
+
+def test_the_hit_rates_count_only_the_cells_the_cold_run_cached() -> None:
+    """Cell 1 is cached and hits; cell 2 holds an open file (not cached, runs every time);
+    cell 3 shows no status on cold (counted, as a non-hit): 1 hit of 2 cached cells."""
+    nb = differential.nbformat.v4.new_notebook()
+    nb.cells = [differential.nbformat.v4.new_code_cell(src) for src in
+                ("%precision 3", "x = 1", "f = open('a.txt')", "y = x + 1")]
+    cells = [0, 1, 2, 3]
+
+    def run(name: str, statuses: list[str | None]) -> Any:
+        result = differential.RunResult(name)
+        for i, status in zip(cells, statuses, strict=True):
+            reason = "cannot store 'f' of type _io.TextIOWrapper" if status == "not cached" else None
+            result.cells[i] = differential.CellResult(status=status, reason=reason)
+        return result
+
+    runs = {"plain": run("plain", [None] * 4),
+            "cold": run("cold", [None, "miss", "not cached", None]),
+            "warm1": run("warm1", [None, "hit", "not cached", "miss"]),
+            "warm2": run("warm2", [None, "hit", "not cached", "hit"])}
+    report = differential.compare("nb.ipynb", nb, cells, runs)
+    assert report.wrapped_cells == [1, 2, 3] and report.cached_cells == [1, 3]
+    assert report.not_cached == {2: "cannot store 'f' of type _io.TextIOWrapper"}
+    hits = {t.name.split(" among")[0]: t.detail for t in differential.targets([report])}
+    assert hits["hits on warm1"] == "1/2" and hits["hits on warm2"] == "2/2"
+    text = differential.format_report([report])
+    assert "cell 2: cannot store 'f' of type _io.TextIOWrapper" in text
+    assert "not a hit on warm1: 3:miss" in text
+    assert differential.json_report([report])["not_cached"] == [
+        {"notebook": "nb.ipynb", "cell": 2, "reason": "cannot store 'f' of type _io.TextIOWrapper"}]
 
 
 def test_differences_name_the_output_and_show_both_sides() -> None:
@@ -99,9 +144,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
                                    cell_timeout=120, notebook_timeout=240)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "differential.txt").write_text(differential.format_report(found))
-    (ARTIFACTS / "differential.json").write_text(json.dumps(
-        {"reports": [asdict(r) for r in found],
-         "targets": [asdict(t) for t in differential.targets(found)]}, indent=1, ensure_ascii=False))
+    (ARTIFACTS / "differential.json").write_text(json.dumps(differential.json_report(found), indent=1,
+                                                             ensure_ascii=False))
     return found
 
 
@@ -118,19 +162,21 @@ def test_the_harness_runs_the_corpus(reports: list[Any]) -> None:
         assert r.cached_cells, "no cell was wrapped"
 
 
-# The two hit-rate targets still fail, by design (cell = index into nb.cells; details in the
-# report): values that cannot be stored or hashed (open files and csv.reader, ch06 cells 28-30;
-# TextFileReader, 18-19; sqlite3 connection and cursor, SQLAlchemy engine, 67-71) run uncached
-# with one status line, and cells drawing from Python's unseeded `random` (ch04 cells 60, 101,
-# and 103 which plots that walk) miss, since the generator is never where the stored run
-# found it: a hit there would be wrong.
+# The two hit-rate targets still fail here, by design (cell = index into nb.cells; details in
+# the report): cells drawing from Python's unseeded `random` (ch04 cells 60, 101, and 103
+# which plots that walk) miss, since the generator is never where the stored run found it: a
+# hit there would be wrong. That is 3 of the 142 cells the cold run caches: 97.9 %. (Cells
+# holding values that cannot be stored or hashed -- an open file and its csv.reader, ch06
+# 28-29; a TextFileReader, 18-19; a sqlite3 connection and cursor, a SQLAlchemy engine, 67-71;
+# an NpzFile, ch04 94 -- run uncached with one status line and are not in the rates.)
+#: the cells that miss on every warm run, by design (see above)
+RANDOM_DRAWS = {"ch04.ipynb": {60, 101, 103}}
 #: nondeterministic cells the two plain runs do not always catch: np.empty() shows uninitialised
 #: memory (ch04 cell 10), and `step` comes from Python's unseeded `random` (ch04 cell 101)
 NONDETERMINISTIC = ("ch04 cell 10 shows np.empty()'s uninitialised memory and cell 101 binds `step` "
                     "from the unseeded `random`: they differ from plain unless the two plain runs "
                     "happened to disagree")
-NOT_HITS = ("by design: unstorable/unhashable values (ch06 18-19, 28-30, 67-71) and cells drawing "
-            "from unseeded `random` (ch04 60, 101, 103)")
+NOT_HITS = "by design: cells drawing from the unseeded `random` (ch04 60, 101, 103) miss"
 
 
 @pytest.mark.xfail(strict=False, reason=NONDETERMINISTIC)
@@ -154,6 +200,16 @@ def test_hits_on_the_first_warm_run(reports: list[Any]) -> None:
 def test_hits_on_the_second_warm_run(reports: list[Any]) -> None:
     target = _target(reports, "hits on warm2")
     assert target.passed, f"{target.value:.1f} % ({target.detail})\n" + differential.format_report(reports)
+
+
+def test_only_the_cells_drawing_from_unseeded_random_miss_when_warm(reports: list[Any]) -> None:
+    """Every cell the cold run cached hits on warm1 and warm2, but the RANDOM_DRAWS."""
+    for r in reports:
+        allowed = RANDOM_DRAWS.get(Path(r.notebook).name, set())
+        for run in ("warm1", "warm2"):
+            missed = {i for i in r.cached_cells if r.statuses[run][i] != "hit"}
+            assert missed <= allowed, f"{r.notebook} {run}: {sorted(missed - allowed)}\n" + \
+                differential.format_report([r])
 
 
 @pytest.mark.xfail(strict=False, reason=NONDETERMINISTIC)

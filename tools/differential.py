@@ -87,13 +87,17 @@ _NORMALISE = [
     (re.compile(r"(/tmp|/var/folders|/private/var/folders)/[^\s'\"<>]+"), "<TMP>"),
 ]
 # taskcache's one-line status: "taskcache: hit cell_3 #12 (saved 1.2 s)", "... miss ...",
-# "taskcache: cell_3 ran in 2 ms, not cached"
-_STATUS_LINE = re.compile(r"taskcache: (?:(hit|miss) .*|\S+ ran in .*, (not cached))")
+# "taskcache: cell_3 ran in 2 ms, not cached: cannot hash 'f' of type ..." (the reason is
+# optional), and the line it prints on stderr when a hit could not rebuild the aliasing:
+# "taskcache: cell_3 ran but was not cached: df shares memory with a; ..."
+_STATUS_LINE = re.compile(r"taskcache: (?:(hit|miss) .*|\S+ ran (?:in .*?, |but was )"
+                          r"(not cached)(?:: (.*))?)", re.DOTALL)
 
 
-def _status_word(line: str) -> str | None:
+def _status_word(line: str) -> tuple[str, str | None] | None:
+    """(status, why not cached) when ``line`` is one of taskcache's status lines, else None."""
     m = _STATUS_LINE.fullmatch(line.strip())
-    return (m.group(1) or m.group(2)) if m else None
+    return (m.group(1) or m.group(2), m.group(3)) if m else None
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -104,6 +108,7 @@ class CellResult:
     ok: bool = True                  # ran without an error output
     ran: bool = True                 # False: the run stopped (timeout, dead kernel) before it
     status: str | None = None        # wrapped runs: "hit" | "miss" | "not cached" | None
+    reason: str | None = None        # why taskcache did not cache it, as its status line says
     outputs: list[Any] = field(default_factory=list)  # normalised, comparable outputs
     error: str | None = None         # "NameError: name 'x' is not defined"
 
@@ -140,7 +145,13 @@ class NotebookReport:
     counted: list[int] = field(default_factory=list)      # work plain, deterministic
     fail_wrapped: dict[str, list[int]] = field(default_factory=dict)   # run -> cells
     identical: dict[str, int] = field(default_factory=dict)            # run -> count
-    cached_cells: list[int] = field(default_factory=list)  # wrapped and work plain
+    wrapped_cells: list[int] = field(default_factory=list)  # wrapped and work plain
+    # cells the cold run said it did not cache (a value it cannot hash or store, or aliasing a
+    # hit cannot rebuild: such a cell runs every time, as it should) -> taskcache's reason
+    not_cached: dict[int, str] = field(default_factory=dict)
+    # the denominator of the hit rates: wrapped cells that work plain, except not_cached (a cell
+    # failing or without a status line on cold stays here, as a non-hit)
+    cached_cells: list[int] = field(default_factory=list)
     statuses: dict[str, dict[int, str | None]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     cell_diffs: list[CellDiff] = field(default_factory=list)
@@ -230,34 +241,53 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
-def _status_of(output: dict[str, Any]) -> str | None:
-    """taskcache's status if this output is its status line, else None."""
+def _status_of(output: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(status, why not cached) if this output is taskcache's status line, else None."""
     if output.get("output_type") != "display_data":
         return None
     status = (output.get("metadata") or {}).get("taskcache", {}).get("status")
-    return status or _status_word(_text(output.get("data", {}).get("text/plain", "")))
+    parsed = _status_word(_text(output.get("data", {}).get("text/plain", "")))
+    if status:
+        return status, parsed[1] if parsed else None
+    return parsed
+
+
+@dataclass
+class Comparable:
+    """One cell's output as the comparison sees it, and what taskcache said about the cell."""
+    outputs: list[Any]               # normalised, without taskcache's own lines
+    status: str | None = None        # "hit" | "miss" | "not cached" | "failed" | None
+    reason: str | None = None        # why it was not cached, as taskcache printed it
+    error: str | None = None         # "NameError: name 'x' is not defined"
 
 
 def comparable(outputs: list[dict[str, Any]], replacements: Sequence[tuple[str, str]] = ()
-               ) -> tuple[list[Any], str | None, str | None]:
-    """(normalised outputs, taskcache status, error) of one cell.
+               ) -> Comparable:
+    """The normalised outputs of one cell, taskcache's status for it and its error.
 
     Streams are joined per name; results and displays keep their kind, their MIME types and
     their text/plain (images count by presence); errors keep name and value, not the traceback
     (the wrapped one has the magic's frames)."""
     streams: dict[str, str] = {}
     shown: list[Any] = []
-    status = error = None
+    status = reason = error = None
+
+    def said(parsed: tuple[str, str | None]) -> None:
+        nonlocal status, reason
+        status = parsed[0]
+        if parsed[1]:
+            reason = normalise(parsed[1], replacements)
+
     for out in outputs:
         kind = out.get("output_type")
-        if (st := _status_of(out)) is not None:
-            status = st
+        if (parsed := _status_of(out)) is not None:
+            said(parsed)
             continue
         if kind == "stream":
             kept = []
             for line in _text(out.get("text", "")).splitlines(keepends=True):
-                if (word := _status_word(line)) is not None:
-                    status = word
+                if (parsed := _status_word(line)) is not None:
+                    said(parsed)
                 else:
                     kept.append(line)
             text = "".join(kept)
@@ -272,7 +302,7 @@ def comparable(outputs: list[dict[str, Any]], replacements: Sequence[tuple[str, 
             shown.append(["error", error])
     joined = [[name, normalise(text, replacements)] for name, text in sorted(streams.items())
               if text.strip()]
-    return joined + shown, status, error
+    return Comparable(joined + shown, status, reason, error)
 
 
 def _excerpt(value: Any, limit: int = 160) -> str:
@@ -426,12 +456,13 @@ def collect(name: str, ex: Executed, offset: int, cells: list[int],
             replacements: Sequence[tuple[str, str]], folder: Path) -> RunResult:
     run = RunResult(name, round(ex.seconds, 2), ex.aborted)
     for k, i in enumerate(cells):
-        outputs, status, error = comparable(ex.nb.cells[offset + k].get("outputs", []), replacements)
+        seen = comparable(ex.nb.cells[offset + k].get("outputs", []), replacements)
+        error = seen.error
         if error is None and offset + k in ex.errors:
             error = normalise(ex.errors[offset + k], replacements)
         ran = offset + k in ex.ran
-        run.cells[i] = CellResult(ok=ran and error is None, ran=ran, status=status,
-                                  outputs=outputs, error=error)
+        run.cells[i] = CellResult(ok=ran and error is None, ran=ran, status=seen.status,
+                                  reason=seen.reason, outputs=seen.outputs, error=error)
     for out in ex.nb.cells[-1].get("outputs", []):
         text = _text(out.get("text", "")) if out.get("output_type") == "stream" else ""
         if NS_MARKER in text:
@@ -523,7 +554,11 @@ def compare(notebook: str, nb: nbformat.NotebookNode, cells: list[int],
         else:
             rep.counted.append(i)
     ok_plain = [i for i in cells if plain.cells[i].ok]
-    rep.cached_cells = [i for i in ok_plain if i not in rep.not_wrapped]
+    rep.wrapped_cells = [i for i in ok_plain if i not in rep.not_wrapped]
+    cold = runs["cold"].cells
+    rep.not_cached = {i: cold[i].reason or "no reason given" for i in rep.wrapped_cells
+                      if cold[i].status == "not cached"}
+    rep.cached_cells = [i for i in rep.wrapped_cells if i not in rep.not_cached]
     for name in WRAPPED_RUNS:
         run = runs[name]
         rep.fail_wrapped[name] = [i for i in ok_plain if run.cells[i].ran and not run.cells[i].ok]
@@ -635,7 +670,7 @@ def targets(reports: Sequence[NotebookReport]) -> list[Target]:
     counted = sum(len(r.counted) for r in reports)
     identical = sum(r.identical_all() for r in reports)
     failing = sum(len({c for cs in r.fail_wrapped.values() for c in cs}) for r in reports)
-    cached = sum(len(r.cached_cells) for r in reports)
+    cached = sum(len(r.cached_cells) for r in reports)  # not counting what cold did not cache
     hits1 = sum(r.hits.get("warm1", 0) for r in reports)
     hits2 = sum(r.hits.get("warm2", 0) for r in reports)
     ident = _pct(identical, counted)
@@ -668,7 +703,7 @@ def _grouped(per_run: dict[str, list[str]]) -> list[str]:
 def format_report(reports: Sequence[NotebookReport], details: bool = True) -> str:
     head = (f"{'notebook':<14} {'cells':>5} {'fail':>5} {'nondet':>6} {'count':>5} "
             f"{'wrapfail':>8} {'same cold':>9} {'warm1':>6} {'warm2':>6} {'all':>6} "
-            f"{'hit w1':>8} {'hit w2':>8} {'ns':>3} {'files':>5}  seconds p/c/w1/w2")
+            f"{'nocache':>7} {'hit w1':>8} {'hit w2':>8} {'ns':>3} {'files':>5}  seconds p/c/w1/w2")
     lines = ["", head, "-" * len(head)]
     for r in reports:
         n = len(r.counted)
@@ -680,17 +715,24 @@ def format_report(reports: Sequence[NotebookReport], details: bool = True) -> st
             f"{len(r.nondeterministic):>6} {n:>5} {fails:>8} "
             f"{_pct(r.identical.get('cold', 0), n):>8.1f}% {_pct(r.identical.get('warm1', 0), n):>5.1f}% "
             f"{_pct(r.identical.get('warm2', 0), n):>5.1f}% {_pct(r.identical_all(), n):>5.1f}% "
+            f"{len(r.not_cached):>7} "
             f"{_pct(r.hits.get('warm1', 0), cached):>7.1f}% {_pct(r.hits.get('warm2', 0), cached):>7.1f}% "
             f"{sum(map(len, r.namespace_diffs.values())):>3} {sum(map(len, r.file_diffs.values())):>5}"
             f"  {secs}")
     lines += ["", "columns: cells = non-empty code cells; fail = fail plain (not counted); nondet = "
               "differ between two plain runs (not counted); count = cells compared; wrapfail = work "
               "plain, fail wrapped; same = identical to plain; all = identical in all three wrapped "
-              "runs; hit = hits among cached cells (wrapped, work plain); ns/files = differences",
+              "runs; nocache = wrapped cells the cold run ran but did not cache (taskcache said "
+              "why: a value it cannot hash or store; not in the hit rates); hit = hits among cached "
+              "cells (wrapped, work plain, not nocache); ns/files = differences",
               "", "targets (issue 12):"]
     for t in targets(reports):
         lines.append(f"  {'PASS' if t.passed else 'MISS'}  {t.name}: {t.value:.1f} ({t.detail}), "
                      f"goal {t.goal}")
+    not_cached = sum(len(r.not_cached) for r in reports)
+    lines.append(f"  (cached cells: {sum(len(r.cached_cells) for r in reports)}; not cached by the "
+                 f"cold run, so not in the hit rates: {not_cached} of "
+                 f"{sum(len(r.wrapped_cells) for r in reports)} wrapped cells that work plain)")
     if not details:
         return "\n".join(lines)
     for r in reports:
@@ -707,6 +749,10 @@ def format_report(reports: Sequence[NotebookReport], details: bool = True) -> st
         for run in WRAPPED_RUNS:
             if r.fail_wrapped.get(run):
                 lines.append(f"  work plain, fail {run}: {_cells(r.fail_wrapped[run], 40)}")
+        if r.not_cached:
+            lines.append(f"  not cached by the cold run (run every time; not in the hit rates): "
+                         f"{len(r.not_cached)}")
+            lines += [f"      cell {i}: {why}" for i, why in r.not_cached.items()]
         for run in ("warm1", "warm2"):
             misses = [f"{i}:{s or 'no status'}" for i, s in r.statuses.get(run, {}).items()
                       if s != "hit"]
@@ -734,6 +780,15 @@ def format_report(reports: Sequence[NotebookReport], details: bool = True) -> st
     return "\n".join(lines)
 
 
+def json_report(reports: Sequence[NotebookReport]) -> dict[str, Any]:
+    """Everything, for ``--json``: each notebook's report, the targets, and the cells the cold
+    run did not cache with taskcache's reason (also inside each report)."""
+    return {"reports": [asdict(r) for r in reports],
+            "targets": [asdict(t) for t in targets(reports)],
+            "not_cached": [{"notebook": Path(r.notebook).name, "cell": i, "reason": why}
+                           for r in reports for i, why in r.not_cached.items()]}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", help="notebooks, or folders searched for *.ipynb")
@@ -756,9 +811,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         notebook_timeout=args.timeout)
     print(format_report(reports, details=not args.summary))
     if args.json:
-        payload = {"reports": [asdict(r) for r in reports],
-                   "targets": [asdict(t) for t in targets(reports)]}
-        Path(args.json).write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+        Path(args.json).write_text(json.dumps(json_report(reports), indent=1, ensure_ascii=False))
     return 0 if all(t.passed for t in targets(reports)) else 1
 
 

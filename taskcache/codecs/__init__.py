@@ -1,11 +1,14 @@
 """Codecs: how a value becomes a file and back. ``registry`` chooses a codec for a value
 and holds the codec contract (:class:`Codec`); the built-in codecs are ``frames`` (pandas
 as Parquet or Arrow IPC, with ``frame_arrays``), ``npy``, ``tagged_json``, ``modules``,
-``matches`` (regex match objects), ``pickling`` (opt-in pickle, and the policy that
-refuses to decode it when disabled), and ``files`` (copies of the files a run wrote)."""
+``matches`` (regex match objects), ``closed_files`` (file objects after ``with open(...)``),
+``pickling`` (opt-in pickle, and the policy that refuses to decode it when disabled), and
+``files`` (copies of the files a run wrote)."""
 
+import io
 import types
 
+from taskcache.codecs.closed_files import ClosedFileCodec
 from taskcache.codecs.files import FileContent, FileCopyCodec
 from taskcache.codecs.frames import ArrowCodec, ParquetCodec
 from taskcache.codecs.matches import MatchCodec
@@ -64,5 +67,8 @@ for _t in (type(None), bool, int, float, complex, str, bytes, bytearray, list, t
     register_codec(_t, _JSON)
 register_codec(types.ModuleType, ModuleCodec())
 register_codec("re.Match", MatchCodec())
+_CLOSED_FILES = ClosedFileCodec()
+for _file_type in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.FileIO):
+    register_codec(_file_type, _CLOSED_FILES)
 register_codec(object, PICKLE, first=False)
 register_codec(FileContent, FileCopyCodec())

@@ -14,6 +14,7 @@ make a hit import, or pass off, anything else.
 
 from __future__ import annotations
 
+import copyreg
 import io
 import pickle
 import sys
@@ -32,6 +33,28 @@ class _NullSink(io.RawIOBase):
         return len(memoryview(b))
 
 
+def _vectorize_without_memo(vectorized: Any) -> tuple:
+    """``np.vectorize`` keeps the ufunc it builds on its first call (``_ufunc``), which pickle
+    cannot save (an ``np.frompyfunc`` ufunc has no importable name). It is a memo, not the
+    value: saved without it, the function comes back as a fresh ``np.vectorize`` of the same
+    function and options, which builds it again when called (and its hash never counted it:
+    ``hashing.library.vectorize_content``)."""
+    func, args, state, *rest = vectorized.__reduce_ex__(PickleCodec.protocol)
+    if isinstance(state, dict) and state.get("_ufunc"):  # {} when new (None in old numpy)
+        state = {**state, "_ufunc": {} if isinstance(state["_ufunc"], dict) else None}
+    return (func, args, state, *rest)
+
+
+def _dump(value: Any, file: Any, protocol: int) -> None:
+    """pickle.dump, leaving out what library objects only memoize (numpy is looked up, not
+    imported: a vectorize to save means it is loaded)."""
+    pickler = pickle.Pickler(file, protocol=protocol)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        pickler.dispatch_table = {**copyreg.dispatch_table, numpy.vectorize: _vectorize_without_memo}
+    pickler.dump(value)
+
+
 class PickleCodec:
     """Anything picklable, protocol 5. Unsafe: decoded only after the checksum matched."""
 
@@ -43,7 +66,7 @@ class PickleCodec:
     def why_not(self, value: Any) -> str | None:
         """The reason ``value`` cannot be pickled, or None. Streams to a null sink."""
         try:
-            pickle.dump(value, _NullSink(), protocol=self.protocol)
+            _dump(value, _NullSink(), self.protocol)
         except Exception as exc:  # pickling runs user code (__reduce__): any error counts
             return f"{type(exc).__name__}: {exc}"
         return None
@@ -53,7 +76,7 @@ class PickleCodec:
 
     def encode(self, value: Any, path: Path) -> None:
         with open(path, "wb") as f:
-            pickle.dump(value, f, protocol=self.protocol)
+            _dump(value, f, self.protocol)
 
     def decode(self, path: Path) -> Any:
         with open(path, "rb") as f:

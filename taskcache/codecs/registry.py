@@ -22,6 +22,8 @@ npy-scalar numpy scalars (np.float64...)  a 0-d .npy, decoded back to the scalar
 json       None/bool/int/float/str/...    tagged JSON, exact types (see ``_json_codec``)
 module     modules                        stored by import name, imported on decode
 re-match   re.Match                       the search that finds it again (see ``matches``)
+closed-    a closed file object (text,    what it still shows, rebuilt without opening the
+file       buffered or raw)               file (see ``closed_files``)
 pickle     anything picklable             only with allow_pickle=True; protocol 5
 ========== ============================== ==================================================
 

@@ -35,7 +35,8 @@ __all__ = [
 # hashes in tests/data/golden_hashes.json must be regenerated in the same change.
 # 2: dicts in insertion order, time zones by kind, code as loaded, user modules by attributes
 # 3: numpy buffers hashed by their bits (no NaN pass), as one digest
-KEY_VERSION = 3
+# 4: pandas objects hashed through their pickled state leave out pandas' memo (``_cache``)
+KEY_VERSION = 4
 
 _T_KEY = core.tag("key")
 _KEY_PREFIX = _T_KEY + core.int_bytes(KEY_VERSION)
@@ -147,6 +148,8 @@ core.register("numpy.ufunc", library.ufunc_content)
 core.register("numpy.vectorize", library.vectorize_content)
 for _flags in ("numpy._core.multiarray.flagsobj", "numpy.core.multiarray.flagsobj"):  # numpy 2 / 1
     core.register(_flags, library.flags_content)
+for _file_type in library.FILE_TYPES:
+    core.register(_file_type, library.file_content)
 
 
 def register_hasher(type_: type | str, fn: Callable[[Any], Any]) -> None:

@@ -1,13 +1,18 @@
 """Library objects whose pickled form is missing or says too little to hash them by: regex
-match objects, numpy ufuncs, ``np.vectorize`` and array ``flags`` (registered by type name in
-the package's ``__init__``, so neither numpy nor re is imported for them)."""
+match objects, numpy ufuncs, ``np.vectorize``, array ``flags`` and closed files (registered by
+type name in the package's ``__init__``, so neither numpy nor re is imported for them)."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
+from taskcache.fileio import closed_file_state, file_layers
 from taskcache.hashing.core import Unhashable
+
+#: the classes of the file objects ``open()`` makes (text, buffered, raw)
+FILE_TYPES = ("_io.TextIOWrapper", "_io.BufferedReader", "_io.BufferedWriter",
+              "_io.BufferedRandom", "_io.FileIO")
 
 #: the flags an ndarray's ``.flags`` reports (a live view of its array's flags)
 _ARRAY_FLAGS = ("C_CONTIGUOUS", "F_CONTIGUOUS", "OWNDATA", "WRITEABLE", "ALIGNED", "WRITEBACKIFCOPY")
@@ -39,3 +44,16 @@ def vectorize_content(vectorized: Any) -> tuple:
 def flags_content(flags: Any) -> dict[str, bool]:
     """An ndarray's ``.flags`` by the flags it reports now."""
     return {name: bool(flags[name]) for name in _ARRAY_FLAGS}
+
+
+def file_content(file: Any) -> dict[str, Any]:
+    """A closed file object (``f`` after ``with open(path) as f:``) by all it still shows:
+    name, mode, encoding, the newlines it read... An open one cannot be hashed: what it
+    reads or writes next depends on its position, its buffer and the file's content then."""
+    state = closed_file_state(file)
+    if state is None:
+        layers = file_layers(file)
+        what = ("an open file" if layers is not None else
+                "a file object detached from its buffer or not made by open()")
+        raise Unhashable(file, f"{what}: its position and buffer are state no hash describes")
+    return state

@@ -40,6 +40,13 @@ from taskcache.hashing.core import (
 
 T_SUBOBJ = tag("subobject")
 
+#: the attribute where pandas memoizes what an object's other state determines: its
+#: ``cache_readonly`` properties fill ``_cache`` on first use (a GroupBy's grouper, an Index's
+#: engine, a holiday calendar's dates). Not content: using an object, or another one sharing
+#: part of it (a GroupBy's column selection shares its grouper), must not change its hash,
+#: and a restored copy has whatever memo was stored.
+_PANDAS_MEMO = "_cache"
+
 
 def record(h: Any, value: Any, ctx: Ctx, tag_: bytes, names: Any, values: Any) -> None:
     guard = Guard(ctx, value)
@@ -115,6 +122,13 @@ def feed_reduce(h: Any, value: Any, ctx: Ctx) -> None:
     h.update(T_SUBOBJ + digest)
 
 
+def _content_state(cls: type, state: Any) -> Any:
+    """The pickled state of ``cls`` without what only memoizes the rest (see _PANDAS_MEMO)."""
+    if type(state) is dict and _PANDAS_MEMO in state and cls.__module__.startswith("pandas"):
+        return {k: v for k, v in state.items() if k != _PANDAS_MEMO}
+    return state
+
+
 def _feed_reduced(h: Any, cls: type, reduced: tuple, ctx: Ctx) -> None:
     func, args, *rest = reduced
     h.update(T_OBJECT + U64(len(reduced)))
@@ -122,7 +136,7 @@ def _feed_reduced(h: Any, cls: type, reduced: tuple, ctx: Ctx) -> None:
     feed_str(h, _callable_name(func))
     feed(h, args, ctx)
     state, items, pairs, setter = (*rest, None, None, None, None)[:4]
-    feed(h, state, ctx)
+    feed(h, _content_state(cls, state), ctx)
     feed(h, None if items is None else list(items), ctx)
     feed(h, None if pairs is None else dict(pairs), ctx)
     feed(h, None if setter is None else _callable_name(setter), ctx)

@@ -537,6 +537,88 @@ def test_a_match_on_a_string_subclass_is_not_stored_as_a_match():
         codec_for(match, allow_pickle=False, name="m")
 
 
+# -- closed files (issue 12: pydata-book ch06 cell 30, ch13 cell 2: `with open(path) as f:`) ------
+
+
+def _everything_shown(file: Any) -> dict[str, Any]:
+    """Every attribute of every layer of a file object, private ones included (reading one
+    of a closed file may raise: the error counts too)."""
+    from taskcache.fileio import file_layers
+
+    shown = {}
+    for depth, layer in enumerate(file_layers(file)):
+        for attr in dir(layer):
+            if attr.startswith("__") and attr != "__dict__":
+                continue
+            try:
+                value = getattr(layer, attr)
+            except Exception as exc:  # noqa: BLE001 -- which error is part of what it shows
+                value = f"raises {type(exc).__name__}: {exc}"
+            if not callable(value) and not hasattr(value, "closed"):
+                shown[f"{depth}.{attr}"] = repr(value)
+    return shown
+
+
+@pytest.mark.parametrize(("mode", "options", "content"), [
+    ("r", {}, "a,b\r\nc\nd\r"),           # read all three newline kinds
+    ("r", {"newline": ""}, "a\r\nb\n"),   # as csv.reader wants it
+    ("r", {"encoding": "utf-16"}, "é\n"),
+    ("rb", {}, "bytes"),
+    ("rb", {"buffering": 0}, "raw"),
+    ("w", {"encoding": "latin-1", "errors": "replace"}, None),
+    ("a", {"buffering": 1}, None),
+    ("wb", {}, None),
+])
+def test_a_closed_file_comes_back_showing_all_it_showed(mode, options, content, tmp_path):
+    from taskcache.hashing import hash_value
+
+    path = tmp_path / "data.txt"
+    if content is not None:
+        path.write_bytes(content.encode(options.get("encoding", "utf-8")))
+    with open(path, mode, **options) as f:
+        if content is not None:
+            f.read()
+        else:
+            f.write(b"out" if "b" in mode else "out\n")
+    f.custom = "set by the user"  # an attribute set on the object comes back too
+    before = path.read_bytes()
+    codec = codec_for(f, allow_pickle=False, name="f")
+    assert codec.name == "closed-file" and not codec.unsafe
+    codec.encode(f, tmp_path / "f.json")
+    back = codec.decode(tmp_path / "f.json")
+    assert type(back) is type(f) and back.closed and repr(back) == repr(f)
+    assert _everything_shown(back) == _everything_shown(f)
+    assert hash_value(back) == hash_value(f)
+    assert path.read_bytes() == before  # the file itself is never opened
+
+
+def test_an_open_file_or_one_that_reads_and_writes_is_not_stored(tmp_path):
+    from taskcache.errors import FingerprintError
+    from taskcache.hashing import hash_value
+
+    path = tmp_path / "data.txt"
+    path.write_text("x\n")
+    with open(path) as f:
+        with pytest.raises(UnstorableValueError, match="TextIOWrapper"):
+            codec_for(f, allow_pickle=True, name="f")
+        with pytest.raises(FingerprintError, match="an open file"):
+            hash_value(f, "f")
+    with open(path, "r+") as g:
+        g.read()
+    with pytest.raises(UnstorableValueError, match="'g'"):  # r+ is not rebuilt
+        codec_for(g, allow_pickle=True, name="g")
+    assert hash_value(g) != hash_value(f)  # both closed now: keyed by what they show
+    with open(path) as same, open(path) as again:
+        same.read(), again.read()
+    assert hash_value(same) == hash_value(again)  # two closed files that show the same
+    detached = open(path)  # noqa: SIM115 -- detached at once
+    with detached.detach():  # a text layer without its buffer: an error naming it, no traceback
+        with pytest.raises(FingerprintError, match="'detached'.*detached from its buffer"):
+            hash_value(detached, "detached")
+        with pytest.raises(UnstorableValueError, match="'detached'"):
+            codec_for(detached, allow_pickle=True, name="detached")
+
+
 # ---------------------------------------------------------------- decoded values hash as the originals
 
 
@@ -581,7 +663,9 @@ def test_the_codecs_that_declare_exact_hashes() -> None:
 
     exact = {name for name in registered_codecs() if keeps_hash(get_codec(name))}
     # re-match: test_regex_matches_come_back_found_again checks the hashes
-    assert exact == {"json", "npy", "npy-scalar", "parquet", "arrow", "module", "re-match"}
+    # closed-file: test_a_closed_file_comes_back_showing_all_it_showed
+    assert exact == {"json", "npy", "npy-scalar", "parquet", "arrow", "module", "re-match",
+                     "closed-file"}
 
 
 @SETTINGS

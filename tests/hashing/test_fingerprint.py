@@ -507,6 +507,20 @@ def test_pandas_masked_values_ignore_garbage_under_na() -> None:
     assert hash_value(a) == hash_value(b)
 
 
+
+def test_what_pandas_memoized_is_not_content() -> None:
+    """A GroupBy is hashed by its pickled state; pandas fills its grouper's ``_cache`` on use
+    (by the GroupBy or a column selection sharing the grouper): the hash stays."""
+    frame = pd.DataFrame({"k": ["a", "b", "a"], "v": [1.0, 2.0, 4.0]})
+    grouped = frame.groupby("k")
+    fresh = hash_value(grouped)
+    grouped["v"].agg(["mean", lambda s: s.max() - s.min()])
+    assert grouped._grouper._cache  # the memo is filled ...
+    assert hash_value(grouped) == fresh  # ... and is not content
+    assert hash_value(frame.groupby("v")) != fresh
+    assert hash_value(frame.assign(v=[1.0, 2.0, 5.0]).groupby("k")) != fresh
+
+
 # --------------------------------------------------------------------------- pyarrow
 
 

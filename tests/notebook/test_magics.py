@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
@@ -233,6 +234,53 @@ def test_a_cell_reading_an_unhashable_value_works_as_plain(ip, tmp_path, capsys)
     assert run(ip, "%%task read_it\nfor line in reader:\n    print(line)\nf.close()").success
     assert capsys.readouterr().out == "['a', 'b']\n['1', '2']\n"
     assert "not cached: cannot hash 'reader' of type _csv.reader" in last_status(ip)
+
+
+
+
+def test_a_file_closed_by_its_with_block_is_cached_and_comes_back_closed(ip, tmp_path):
+    """pydata-book ch06 cell 30, ch13 cell 2: ``with open(path) as f:`` leaves ``f`` bound to
+    a closed file, all of whose state a hit gives back; the file read still keys the run."""
+    (tmp_path / "ex7.csv").write_text("a,b\r\n1,2\n")
+    ip.user_ns["path"] = str(tmp_path / "ex7.csv")
+    cell = "%%task read_csv\nimport csv\nwith open(path) as f:\n    lines = list(csv.reader(f))"
+    assert run(ip, cell).success
+    assert last_status(ip).startswith("taskcache: miss read_csv")
+    real = ip.user_ns.pop("f")
+    assert run(ip, cell).success
+    assert last_status(ip).startswith("taskcache: hit read_csv")
+    f = ip.user_ns["f"]
+    assert f is not real and f.closed and repr(f) == repr(real) and f.name == str(tmp_path / "ex7.csv")
+    assert (f.mode, f.encoding, f.newlines) == (real.mode, real.encoding, ("\n", "\r\n"))
+    with pytest.raises(ValueError, match="closed file"):
+        f.read()
+    assert run(ip, "%%task closed\nwas_closed = f.closed").success  # a closed file is an input
+    assert last_status(ip).startswith("taskcache: miss closed")
+    (tmp_path / "ex7.csv").write_text("a,b\n3,4\n")
+    assert run(ip, cell).success
+    assert last_status(ip).startswith("taskcache: miss read_csv")
+    assert ip.user_ns["lines"] == [["a", "b"], ["3", "4"]] and ip.user_ns["f"].newlines == "\n"
+
+
+def test_a_vectorized_function_that_was_called_is_cached(ip):
+    """pydata-book appendix A cell 45: ``np.vectorize`` keeps the ufunc it builds on its first
+    call, which pickle cannot save. That memo is not the value (a fresh one builds it again):
+    the cell is cached, and a hit gives back a vectorize of the notebook's function."""
+    ip.run_cell("import numpy as np\ndef add_elements(x, y):\n    return x + y")
+    cell = ("%%task vec\nadd_them = np.vectorize(add_elements, otypes=[np.float64])\n"
+            "total = add_them(np.arange(4), np.arange(4))")
+    assert run(ip, cell).success
+    assert last_status(ip).startswith("taskcache: miss vec")
+    from taskcache.hashing import hash_value
+
+    stored = hash_value(ip.user_ns.pop("add_them"))
+    assert run(ip, cell).success
+    assert last_status(ip).startswith("taskcache: hit vec")
+    ns = ip.user_ns
+    assert ns["add_them"].pyfunc is ns["add_elements"] and ns["add_them"].otypes == [np.dtype("float64")]
+    assert ns["add_them"](np.arange(3), 1).tolist() == [1.0, 2.0, 3.0]
+    assert ns["total"].tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert hash_value(ns["add_them"]) == stored  # later cells key as after the real run
 
 
 def test_options(ip):
