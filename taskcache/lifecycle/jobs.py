@@ -35,8 +35,8 @@ from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waitin
 from taskcache.lifecycle.tracking import tracking
 from taskcache.records import ALIASING, RETURN, Claim, RunSpec
 
-__all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "run_job", "run_pickled",
-           "time_limit"]
+__all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "recorded_here", "run_job",
+           "run_pickled", "time_limit"]
 
 
 @dataclass
@@ -72,6 +72,9 @@ class Job:
     files: tuple[str | os.PathLike[str], ...] = ()
     named: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the run already claimed for this job by the caller (a sweep on threads claims its
+    #: points ahead, many in one transaction); None: the worker claims it
+    claim: Claim | None = None
 
     @property
     def task(self) -> str:
@@ -118,7 +121,8 @@ def executing(runner: Runner, claim: Claim, task: str,
                       "value instead", CacheWarning, stacklevel=4)
         return
     try:
-        runner.save(claim, task, outputs, duration=duration, files=recorded.result())
+        runner.save(claim, task, outputs, duration=duration, files=recorded.result(),
+                    record=False)
     except (UnstorableValueError, StoreError, CatalogError) as exc:
         warnings.warn(f"taskcache: {task}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
@@ -147,14 +151,20 @@ def time_limit(task: str, seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def recorded_here(spec: RunSpec) -> RunSpec:
+    """``spec`` as run by this process: lease takeover and timeouts go by its pid."""
+    return dataclasses.replace(spec, env={**spec.env, "pid": os.getpid(),
+                                          "host": socket.gethostname()})
+
+
 def claim_job(job: Job) -> Claim | Hit:
-    """Claim ``job``'s run in this process's name, or (single-flight) the Hit of another
-    process that computed the same fingerprint meanwhile. CatalogUnavailableError when the
-    catalog cannot be written."""
+    """The run claimed for ``job`` by its caller, else claim it in this process's name, or
+    (single-flight) the Hit of another process that computed the same fingerprint
+    meanwhile. CatalogUnavailableError when the catalog cannot be written."""
+    if job.claim is not None:
+        return job.claim
     runner = use_settings(job.settings)
-    # the run is recorded where it executes: lease takeover and timeouts go by this pid
-    spec = dataclasses.replace(job.spec, env={**job.spec.env, "pid": os.getpid(),
-                                              "host": socket.gethostname()})
+    spec = recorded_here(job.spec)
     return runner.start(spec) if job.force else runner.acquire(spec, on_wait=print_waiting)
 
 
