@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from taskcache.analysis import function_seeds
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
-from taskcache.hashing import combine_key, hash_code, hash_value, module_versions
+from taskcache.hashing import combine_key, hash_code, hash_value, key_of_inputs, module_versions
 from taskcache.lifecycle import random_state
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
@@ -27,7 +27,14 @@ from taskcache.lifecycle.aliasing import (
     rebuild_views,
     restore_in_place,
 )
-from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, executing
+from taskcache.lifecycle.jobs import (
+    Job,
+    Outcome,
+    claim_job,
+    draws_match,
+    execute_job,
+    executing,
+)
 from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
@@ -119,9 +126,11 @@ class TaskDefinition:
             )
 
     # -- fingerprint ----------------------------------------------------------------------
-    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None) -> _Call:
-        """Fingerprint one call; ``code_hash``: the function's, already computed (a sweep
-        hashes the code once for all its points)."""
+    def prepare(self, args: tuple, kwargs: dict, *, code_hash: str | None = None,
+                key: Callable[[dict[str, str]], str] | None = None) -> _Call:
+        """Fingerprint one call; ``code_hash``: the function's, already computed, and
+        ``key``: :meth:`key_of` it (a sweep hashes the code, and encodes the rest of the
+        key, once for all its points)."""
         if not kwargs and self._in_order is not None and len(args) == len(self._in_order):
             arguments: Iterable[tuple[str, Any]] = zip(self._in_order, args, strict=True)
         else:
@@ -131,26 +140,46 @@ class TaskDefinition:
         hashed = [(pname, value, hash_value(value, name=pname))
                   for pname, value in arguments if pname not in self.ignore]
         code_hash = code_hash or hash_code(self.fn)
-        fingerprint = combine_key({
-            "task": self.name,
-            "kind": "function",
-            "code": code_hash,
-            "inputs": {pname: value_hash for pname, _, value_hash in hashed},
-            "version": self.version or "",
-        })
+        inputs = {pname: value_hash for pname, _, value_hash in hashed}
+        fingerprint = key(inputs) if key is not None else combine_key(
+            {**self._key_parts(code_hash), "inputs": inputs})
         return _Call(self, code_hash, hashed, fingerprint)
+
+    def key_of(self, code_hash: str) -> Callable[[dict[str, str]], str]:
+        """The fingerprint of a call of this function's code ``code_hash``, as a function
+        of its input hashes by parameter name (see hashing.key_of_inputs)."""
+        return key_of_inputs(self._key_parts(code_hash))
+
+    def _key_parts(self, code_hash: str) -> dict[str, str]:
+        # nothing is remembered on the definition: a cell that calls the task hashes the
+        # wrapper, and so this object, before and after the call
+        return {"task": self.name, "kind": "function", "code": code_hash,
+                "version": self.version or ""}
 
     def lookup_value(self, call: _Call, *, pooled: bool = False) -> tuple[bool, Any]:
         """``(True, value)`` on a hit, after replaying what the run did to its arguments
         and to the global random generators; ``(False, None)`` on a miss (``call.rerun`` set
         when a run exists but its changes to the arguments cannot be replayed into today's
         objects). Among the completed runs of the key, only one that found the generators
-        as they are now serves; ``pooled``: the call would run on a pool (``map``,
-        ``submit``), whose worker's generators the caller cannot know (see
+        as they are now serves; ``pooled``: the call would run on a pool (``submit``),
+        whose worker's generators the caller cannot know (see
         :mod:`taskcache.lifecycle.random_state`)."""
         if not self.cache:
             return False, None
         hit = call.runner.lookup(call.fingerprint, prepare=_draws_match(call, pooled=pooled))
+        return self._value_of(call, hit, pooled=pooled)
+
+    def lookup_values(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
+        """:meth:`lookup_value` of a sweep's calls (on a pool: ``pooled``), their runs read
+        in one statement."""
+        if not self.cache or not calls:
+            return [(False, None)] * len(calls)
+        hits = calls[0].runner.lookup_many([call.fingerprint for call in calls],
+                                           prepare=_draws_match(calls[0], pooled=True))
+        return [self._value_of(call, hit, pooled=True)
+                for call, hit in zip(calls, hits, strict=True)]
+
+    def _value_of(self, call: _Call, hit: Hit | None, *, pooled: bool) -> tuple[bool, Any]:
         if hit is None or RETURN not in hit.outputs:
             return False, None
         return self.from_hit(call, hit.outputs, pooled=pooled)
@@ -217,18 +246,26 @@ class TaskDefinition:
         return outputs, problems + sharing
 
     # -- execution ------------------------------------------------------------------------
-    def run_spec(self, call: _Call) -> RunSpec:
-        """The catalog's description of a run of ``call``: inputs, source, environment."""
+    def described(self) -> tuple[dict[str, Any], str]:
+        """The environment and the source a run of this function records."""
         from taskcache.lifecycle.environment import capture_environment
 
-        env = capture_environment(module_versions(self.fn), path=_source_file(self.fn))
-        return dataclasses.replace(call.spec(), env=env, source=_source_of(self.fn))
+        return (capture_environment(module_versions(self.fn), path=_source_file(self.fn)),
+                _source_of(self.fn))
 
-    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+    def run_spec(self, call: _Call, described: tuple[dict[str, Any], str] | None = None,
+                 ) -> RunSpec:
+        """The catalog's description of a run of ``call``: inputs, source, environment
+        (``described``: those two, already captured for a sweep's calls)."""
+        env, source = described or self.described()
+        return dataclasses.replace(call.spec(), env=dict(env), source=source)
+
+    def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool,
+            described: tuple[dict[str, Any], str] | None = None) -> Job:
         """The miss of ``call`` as a Job that any executor can run (and that records what
         the call changes in its arguments and in the global random generators, like a call
         here)."""
-        spec = self.run_spec(call)
+        spec = self.run_spec(call, described)
         return Job(spec, self.fn, args, kwargs, call.runner.settings,
                    force=force or not self.cache or call.rerun, timeout=self.timeout,
                    outputs_of=functools.partial(self.outputs_of, call.hashed),
@@ -339,21 +376,24 @@ class TaskDefinition:
         from taskcache.lifecycle.sweeps import run_sweep
 
         code_hash = hash_code(self.fn)
-        calls = [(args, self.prepare(args, {}, code_hash=code_hash))
+        key = self.key_of(code_hash)
+        calls = [(args, self.prepare(args, {}, code_hash=code_hash, key=key))
                  for args in zip(*iterables, strict=True)]
         results: list[Any] = [None] * len(calls)
         bar = open_progress(len(calls), title=self.name, show=progress)
         try:
             misses: list[int] = []
-            for index, (_, call) in enumerate(calls):
-                found, value = self.lookup_value(call, pooled=True)
+            looked_up = self.lookup_values([call for _, call in calls])
+            for index, (found, value) in enumerate(looked_up):
                 if found:
                     results[index] = value
                     bar.hit()
                 else:
                     misses.append(index)
             if misses:
-                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False) for i in misses]
+                described = self.described()
+                jobs = [self.job(calls[i][1], calls[i][0], {}, force=False, described=described)
+                        for i in misses]
                 pool = _pool(executor, max_workers)
                 for index, value in zip(misses, run_sweep(jobs, pool, self.retry, bar), strict=True):
                     results[index] = value
@@ -459,8 +499,7 @@ def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
 def _draws_match(call: _Call, *, pooled: bool = False) -> Callable[[RunRecord], bool]:
     """A lookup's ``prepare`` for ``call``: whether a run found the random generators as
     the call would find them (see :meth:`TaskDefinition.lookup_value`)."""
-    return functools.partial(random_state.run_matches, load=call.runner.load_artifact,
-                             known=not pooled and random_state.knowable())
+    return draws_match(call.runner, known=not pooled and random_state.knowable())
 
 
 def _resolved(value: Any) -> Any:

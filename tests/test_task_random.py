@@ -132,6 +132,7 @@ def test_a_map_over_a_drawing_function_is_never_a_false_hit(ip, executor):
     first = value(ip, f"random.seed(1); walk.map([1, 2], executor={executor!r}, progress=False)")
     second = value(ip, f"random.seed(1); walk.map([1, 2], executor={executor!r}, progress=False)")
     assert len(runs(ip, "walk")) == 4
+    assert set(value(ip, "walk.runs()['hit_count']")) == {0}  # none served, none counted
     if executor == "threads":  # the pool's threads drew from the caller's generator, in
         # either order: what a point found cannot be known
         draws = value(ip, "random.seed(1); sorted([random.random(), random.random()])")

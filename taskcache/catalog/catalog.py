@@ -6,6 +6,12 @@ stays open between calls. Writes begin with ``BEGIN IMMEDIATE`` on SQLite (see _
 reads with a deferred ``BEGIN``. Events (taskcache.events) fire only after the commit, so a
 handler that queries the catalog sees the committed state.
 
+Many at once: ``claim_or_join_many`` decides a whole sweep's claims in one transaction;
+state changes (``complete``, ``finish_failed``, ``transition``) that several threads of
+this process ask for at the same moment are written in one transaction (group_commit.py),
+each caller getting its own outcome once it is committed; ``renew_leases`` and
+``completed_runs_many`` also take many runs in one go.
+
 Leases: ``claim`` gives the run a random token. ``complete``/``finish_failed`` succeed only
 while the run's ``lease_owner`` is that token, else LeaseLostError. A finished run keeps its
 ``lease_owner`` (only ``lease_expires_at`` is cleared), so a second finish by the same claim
@@ -18,9 +24,11 @@ whose from_status == to_status (the current status) with reason "invalidated: ..
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +36,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     LargeBinary,
+    bindparam,
     cast,
     delete,
     false,
@@ -42,6 +51,7 @@ from sqlalchemy import (
 from taskcache import events
 from taskcache.catalog import summary
 from taskcache.catalog.engine import Database
+from taskcache.catalog.group_commit import GroupCommit
 from taskcache.catalog.schema import ensure_schema
 from taskcache.catalog.tables import (
     INPUTS_FROM,
@@ -52,8 +62,10 @@ from taskcache.catalog.tables import (
     insert_running,
     load_artifacts,
     load_completed,
+    load_completed_many,
     load_run,
     load_runs,
+    load_runs_by_id,
     producer_of,
     run_files,
     run_inputs,
@@ -65,6 +77,7 @@ from taskcache.catalog.tables import (
     utc_now,
 )
 from taskcache.errors import (
+    CatalogUnavailableError,
     InvalidTransitionError,
     LeaseLostError,
     RepeatedlyAbandonedError,
@@ -147,19 +160,75 @@ _ABANDONED = {"lease_owner": None,
                                "(the process running it probably died)"}
 
 
-def _abandoned_since_completed(conn: Connection, fingerprint: str) -> list[int]:
-    """Ids of the runs of ``fingerprint`` failed as "abandoned" (their process died) since
-    its newest completed run, oldest first."""
-    last_completed = (select(func.coalesce(func.max(runs.c.id), 0))
-                      .where(runs.c.fingerprint == fingerprint, runs.c.status == "completed")
+def _abandoned_since_completed(conn: Connection, fingerprints: Sequence[str]) -> dict[str, list[int]]:
+    """Per fingerprint, the ids of its runs failed as "abandoned" (their process died) since
+    its newest completed run, oldest first (fingerprints without any are left out)."""
+    done = runs.alias("done")
+    last_completed = (select(func.coalesce(func.max(done.c.id), 0))
+                      .where(done.c.fingerprint == runs.c.fingerprint, done.c.status == "completed")
                       .scalar_subquery())
     was_abandoned = (select(state_history.c.id)
                      .where(state_history.c.run_id == runs.c.id,
                             state_history.c.to_status == "failed",
                             state_history.c.reason == "abandoned").exists())
-    return list(conn.scalars(select(runs.c.id).where(
-        runs.c.fingerprint == fingerprint, runs.c.status == "failed",
-        runs.c.id > last_completed, was_abandoned).order_by(runs.c.id)))
+    found: dict[str, list[int]] = {}
+    for chunk in chunks(list(fingerprints)):
+        for fingerprint, run_id in conn.execute(select(runs.c.fingerprint, runs.c.id).where(
+                runs.c.fingerprint.in_(chunk), runs.c.status == "failed",
+                runs.c.id > last_completed, was_abandoned).order_by(runs.c.id)):
+            found.setdefault(fingerprint, []).append(run_id)
+    return found
+
+
+def _loaded(record: RunRecord | None) -> RunRecord:
+    """The record of a change asked for with ``record=True`` (never None)."""
+    return typing.cast(RunRecord, record)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One state change waiting for its group commit (see Catalog._change)."""
+
+    run_id: int
+    to_status: str
+    reason: str | None
+    lease_token: str | None
+    values: dict[str, Any]
+    artifact_rows: Sequence[dict[str, Any]] = ()
+    files: Sequence[FileRecord] = field(default=())
+    record: bool = True  # read the run's new record back (else only for its event)
+
+
+def _status_values(to_status: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The column values a move to ``to_status`` writes besides ``values``."""
+    changes = {**values, "status": to_status}
+    if to_status == "running":
+        changes.setdefault("started_at", now)
+    if to_status in _TERMINAL:
+        changes.setdefault("finished_at", now)
+        changes["lease_expires_at"] = None
+    return changes
+
+
+_STATES = (select(runs.c.id, runs.c.status, runs.c.lease_owner)
+           .where(runs.c.id.in_(bindparam("ids", expanding=True))))
+
+
+def _states(conn: Connection, run_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+    """Run id -> (status, lease owner) of those of these runs that exist."""
+    found: dict[int, tuple[str, str | None]] = {}
+    for chunk in chunks(list(dict.fromkeys(run_ids))):
+        found.update((run_id, (status, owner)) for run_id, status, owner
+                     in conn.execute(_STATES, {"ids": list(chunk)}))
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _update_by_id(columns: tuple[str, ...]) -> Any:
+    """``UPDATE runs SET <columns> WHERE id = ?`` with bound parameters ``b_<name>``, run
+    once with many parameter sets (executemany); built once per set of columns."""
+    return (update(runs).where(runs.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in columns}))
 
 
 class _HitMemo:
@@ -205,6 +274,9 @@ class Catalog:
         self._write = self._db.write
         ensure_schema(self._db)
         self._remembered = _HitMemo()
+        #: state changes asked for at the same moment by this process's threads share one
+        #: transaction (a sweep's completions)
+        self._changes: GroupCommit[_Change, RunRecord | None] = GroupCommit(self._commit_changes)
 
     def dispose(self) -> None:
         self._db.dispose()
@@ -247,6 +319,26 @@ class Catalog:
             with self._db.single_statement() as conn:
                 found = load_completed(conn, fingerprint, inputs=False)
             self._remembered.put(version, fingerprint, found)
+        return found
+
+    def completed_runs_many(self, fingerprints: Iterable[str]) -> dict[str, tuple[RunRecord, ...]]:
+        """:meth:`completed_runs` of many fingerprints (a sweep's), those not remembered
+        read in one statement; every fingerprint asked for is a key."""
+        version = None if self._db.changes is None else self._db.changes.read()
+        found: dict[str, tuple[RunRecord, ...]] = {}
+        missing = []
+        for fingerprint in fingerprints:
+            remembered = self._remembered.get(version, fingerprint)
+            if remembered is None:
+                missing.append(fingerprint)
+            else:
+                found[fingerprint] = remembered
+        if missing:
+            with self._db.single_statement() as conn:
+                loaded = load_completed_many(conn, missing)
+            for fingerprint in missing:
+                found[fingerprint] = loaded.get(fingerprint, ())
+                self._remembered.put(version, fingerprint, found[fingerprint])
         return found
 
     def find_completed(self, fingerprint: str, *, inputs: bool = True) -> RunRecord | None:
@@ -293,10 +385,11 @@ class Catalog:
         with a lease; links each input to the newest artifact of a completed run with the
         same value hash."""
         with self._write() as conn:
-            claim = insert_running(conn, spec, lease_seconds)
+            (claim,) = insert_running(conn, [spec], lease_seconds)
             summary.add_runs(conn, [claim.run_id])
-            record = load_run(conn, claim.run_id)
-        events.emit("running", record)
+            record = load_run(conn, claim.run_id) if events.has_handlers("running") else None
+        if record is not None:
+            events.emit("running", record)
         return claim
 
     def claim_or_join(
@@ -310,41 +403,80 @@ class Catalog:
         computing it: wait for it) is returned instead of a new claim. With ``max_abandoned``, a
         fingerprint abandoned that many times since its last completed run is not claimed
         again: RepeatedlyAbandonedError (raised after the commit, so the expiries stay)."""
+        (outcome,) = self.claim_or_join_many([spec], lease_seconds=lease_seconds,
+                                             max_abandoned=max_abandoned, newer_than=newer_than)
+        if isinstance(outcome, RepeatedlyAbandonedError):
+            raise outcome
+        return outcome
+
+    def claim_or_join_many(
+        self, specs: Sequence[RunSpec], *, lease_seconds: float,
+        max_abandoned: int | None = None, newer_than: int = 0,
+    ) -> list[Claim | RunRecord | RepeatedlyAbandonedError]:
+        """:meth:`claim_or_join` of many specs (a sweep's misses) in one transaction: for
+        each, in order, its Claim, the run to wait for (a later spec with the fingerprint of
+        an earlier one waits for the earlier one's run), or the RepeatedlyAbandonedError to
+        raise."""
         now = utc_now()
+        fingerprints = list(dict.fromkeys(spec.fingerprint for spec in specs))
+        outcomes: list[Any] = [None] * len(specs)
         with self._write() as conn:
-            expired = list(conn.scalars(select(runs.c.id).where(
-                runs.c.fingerprint == spec.fingerprint, runs.c.status == "running",
-                runs.c.lease_expires_at < now)))
+            expired: list[int] = []
+            for chunk in chunks(fingerprints):
+                expired += conn.scalars(select(runs.c.id).where(
+                    runs.c.fingerprint.in_(chunk), runs.c.status == "running",
+                    runs.c.lease_expires_at < now).order_by(runs.c.id))
             with summary.changing(conn, expired):
                 for run_id in expired:
                     self._transition(conn, run_id, "failed", now, "abandoned", None, _ABANDONED)
-            existing = conn.scalar(select(runs.c.id).where(
-                runs.c.fingerprint == spec.fingerprint, runs.c.invalid_reason.is_(None),
-                or_(runs.c.status == "running",
-                    (runs.c.status == "completed") & (runs.c.id > newer_than)),
-            ).order_by(runs.c.id.desc()).limit(1))
-            if existing is not None:
-                return load_run(conn, existing)
-            given_up = False
+            existing: dict[str, int] = {}
+            for chunk in chunks(fingerprints):
+                existing.update(conn.execute(
+                    select(runs.c.fingerprint, func.max(runs.c.id)).where(
+                        runs.c.fingerprint.in_(chunk), runs.c.invalid_reason.is_(None),
+                        or_(runs.c.status == "running",
+                            (runs.c.status == "completed") & (runs.c.id > newer_than)))
+                    .group_by(runs.c.fingerprint)).all())
+            abandoned: dict[str, list[int]] = {}
             if max_abandoned is not None:
-                abandoned = _abandoned_since_completed(conn, spec.fingerprint)
-                given_up = len(abandoned) >= max_abandoned
-            if not given_up:
-                claim = insert_running(conn, spec, lease_seconds)
-                summary.add_runs(conn, [claim.run_id])
-                record = load_run(conn, claim.run_id)
-        if given_up:
-            raise RepeatedlyAbandonedError(spec.task, spec.fingerprint, abandoned)
-        events.emit("running", record)
-        return claim
+                abandoned = _abandoned_since_completed(
+                    conn, [f for f in fingerprints if f not in existing])
+            new: dict[str, int] = {}  # fingerprint -> index in specs of its new claim
+            for index, spec in enumerate(specs):
+                fingerprint = spec.fingerprint
+                if fingerprint in existing or fingerprint in new:
+                    continue
+                given_up = abandoned.get(fingerprint, [])
+                if max_abandoned is not None and len(given_up) >= max_abandoned:
+                    outcomes[index] = RepeatedlyAbandonedError(spec.task, fingerprint, given_up)
+                else:
+                    new[fingerprint] = index
+            claims = insert_running(conn, [specs[i] for i in new.values()], lease_seconds)
+            claimed = [claim.run_id for claim in claims]
+            summary.add_runs(conn, claimed)
+            for index, claim in zip(new.values(), claims, strict=True):
+                outcomes[index] = claim
+                existing.setdefault(specs[index].fingerprint, claim.run_id)
+            joined = [i for i, outcome in enumerate(outcomes) if outcome is None]
+            wanted = list(dict.fromkeys(existing[specs[i].fingerprint] for i in joined))
+            if events.has_handlers("running"):
+                wanted += claimed
+            records = {r.id: r for r in load_runs_by_id(conn, wanted)}
+        for index in joined:
+            outcomes[index] = records[existing[specs[index].fingerprint]]
+        for run_id in claimed:
+            if run_id in records:
+                events.emit("running", records[run_id])
+        return outcomes
 
     def complete(
         self, claim: Claim, artifacts: Sequence[ArtifactRecord], *, duration: float,
-        files: Sequence[FileRecord] = (),
-    ) -> RunRecord:
+        files: Sequence[FileRecord] = (), record: bool = True,
+    ) -> RunRecord | None:
         """Artifacts and files rows + running->completed in one transaction, fenced by the
         lease token. The files read are also listed among the run's inputs (by content hash,
-        linked to a run that wrote that content)."""
+        linked to a run that wrote that content). Returns the run's new record; None with
+        ``record=False`` (a sweep's completions do not read it back)."""
         rows = [{"run_id": claim.run_id, "name": a.name, "codec": a.codec,
                  "relpath": a.relpath, "size": a.size, "checksum": a.checksum,
                  "value_hash": a.value_hash, "type_name": a.type_name,
@@ -353,7 +485,7 @@ class Catalog:
                  "restored_hash": a.restored_hash}
                 for a in artifacts]
         return self._change(claim.run_id, "completed", None, claim.lease_token,
-                            {"duration": duration}, rows, files)
+                            {"duration": duration}, rows, files, record=record)
 
     def finish_failed(
         self, claim: Claim, *, status: str, error_type: str | None, error_message: str | None,
@@ -364,7 +496,7 @@ class Catalog:
             raise ValueError(f"finish_failed takes status 'failed' or 'cancelled', not {status!r}")
         values = {"error_type": error_type, "error_message": error_message,
                   "traceback": traceback, "duration": duration}
-        return self._change(claim.run_id, status, reason, claim.lease_token, values)
+        return _loaded(self._change(claim.run_id, status, reason, claim.lease_token, values))
 
     def transition(
         self, run_id: int, to_status: str, reason: str | None = None,
@@ -373,27 +505,96 @@ class Catalog:
         """Move a run to ``to_status`` (validated against records.TRANSITIONS) with a history
         row; with ``lease_token``, fenced: the run must be owned by that token.
         Emits the ``to_status`` event after the commit."""
-        return self._change(run_id, to_status, reason, lease_token, {})
+        return _loaded(self._change(run_id, to_status, reason, lease_token, {}))
 
     def _change(
         self, run_id: int, to_status: str, reason: str | None, lease_token: str | None,
         values: dict[str, Any], artifact_rows: Sequence[dict[str, Any]] = (),
-        files: Sequence[FileRecord] = (),
-    ) -> RunRecord:
+        files: Sequence[FileRecord] = (), *, record: bool = True,
+    ) -> RunRecord | None:
+        """One state change, written in the group commit of the changes this process's
+        threads ask for at the same moment (see group_commit.py); the event fires in the
+        caller's thread after the commit."""
+        new = self._changes.submit(_Change(run_id, to_status, reason, lease_token, values,
+                                           artifact_rows, files, record))
+        if new is not None and to_status in events.EVENTS and events.has_handlers(to_status):
+            events.emit(to_status, new)
+        return new if record else None
+
+    def _commit_changes(self, batch: Sequence[_Change]) -> list[RunRecord | None | BaseException]:
+        """Write ``batch`` in one transaction: each change's new record, or the error of a
+        change refused (RunNotFoundError, LeaseLostError, InvalidTransitionError), which
+        does not keep the others from committing. A database error that is not about the
+        catalog being unavailable is retried change by change, so only its change fails."""
+        try:
+            return self._write_changes(batch)
+        except CatalogUnavailableError:
+            raise
+        except Exception:
+            if len(batch) == 1:
+                raise
+        outcomes: list[RunRecord | None | BaseException] = []
+        for change in batch:
+            try:
+                outcomes += self._write_changes([change])
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _write_changes(self, batch: Sequence[_Change]) -> list[RunRecord | None | BaseException]:
         now = utc_now()
+        outcomes: list[Any] = [None] * len(batch)
         with self._write() as conn:
-            with summary.changing(conn, [run_id]):
-                self._transition(conn, run_id, to_status, now, reason, lease_token, values)
-                if artifact_rows:
-                    conn.execute(insert(artifacts), list(artifact_rows))
-                if files:
-                    conn.execute(insert(run_files), file_rows(run_id, files))
-                    if inputs := file_input_rows(conn, run_id, files):
-                        conn.execute(insert(run_inputs), inputs)
-            record = load_run(conn, run_id)
-        if to_status in events.EVENTS:
-            events.emit(to_status, record)
-        return record
+            state = _states(conn, [change.run_id for change in batch])
+            accepted: list[tuple[int, _Change, str]] = []
+            for index, change in enumerate(batch):
+                found = state.get(change.run_id)
+                if found is None:
+                    outcomes[index] = RunNotFoundError(change.run_id)
+                    continue
+                current, owner = found
+                if change.lease_token is not None and owner != change.lease_token:
+                    outcomes[index] = LeaseLostError(change.run_id)
+                elif change.to_status not in TRANSITIONS.get(current, ()):
+                    outcomes[index] = InvalidTransitionError(change.run_id, current,
+                                                             change.to_status)
+                else:
+                    state[change.run_id] = (change.to_status, owner)
+                    accepted.append((index, change, current))
+            changed = list(dict.fromkeys(change.run_id for _, change, _ in accepted))
+            if accepted:
+                with summary.changing(conn, changed):
+                    self._apply_changes(conn, accepted, now)
+            wanted = [c.run_id for _, c, _ in accepted
+                      if c.record or events.has_handlers(c.to_status)]
+            records = {r.id: r for r in load_runs_by_id(conn, wanted)}
+        for index, change, _ in accepted:
+            outcomes[index] = records.get(change.run_id)
+        return outcomes
+
+    @staticmethod
+    def _apply_changes(conn: Connection, accepted: Sequence[tuple[int, _Change, str]],
+                       now: datetime) -> None:
+        """The rows of accepted changes: one executemany per kind of update, one insert
+        each for history, artifacts and files."""
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for _, change, _ in accepted:
+            values = _status_values(change.to_status, change.values, now)
+            params = {"b_id": change.run_id, **{f"b_{k}": v for k, v in values.items()}}
+            updates.setdefault(tuple(sorted(values)), []).append(params)
+        for columns, params in updates.items():
+            conn.execute(_update_by_id(columns), params)
+        conn.execute(insert(state_history), [
+            {"run_id": change.run_id, "from_status": current, "to_status": change.to_status,
+             "at": now, "reason": change.reason} for _, change, current in accepted])
+        if rows := [row for _, change, _ in accepted for row in change.artifact_rows]:
+            conn.execute(insert(artifacts), rows)
+        if files := [row for _, c, _ in accepted if c.files for row in file_rows(c.run_id, c.files)]:
+            conn.execute(insert(run_files), files)
+        inputs = [row for _, c, _ in accepted if c.files
+                  for row in file_input_rows(conn, c.run_id, c.files)]
+        if inputs:
+            conn.execute(insert(run_inputs), inputs)
 
     def _transition(
         self, conn: Connection, run_id: int, to_status: str, now: datetime,
@@ -408,26 +609,32 @@ class Catalog:
             raise LeaseLostError(run_id)
         if to_status not in TRANSITIONS.get(current, ()):
             raise InvalidTransitionError(run_id, current, to_status)
-        changes = {**values, "status": to_status}
-        if to_status == "running":
-            changes.setdefault("started_at", now)
-        if to_status in _TERMINAL:
-            changes.setdefault("finished_at", now)
-            changes["lease_expires_at"] = None
+        changes = _status_values(to_status, values, now)
         conn.execute(update(runs).where(runs.c.id == run_id).values(**changes))
         conn.execute(insert(state_history).values(run_id=run_id, from_status=current,
                                                   to_status=to_status, at=now, reason=reason))
 
     # -- leases --
-    def renew_lease(self, claim: Claim, lease_seconds: float) -> bool:
-        """Push the lease of a run this claim still owns; False if it was lost or finished."""
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float,
+                     ) -> tuple[set[int], set[int]]:
+        """Push the leases of the runs these claims still own, in one transaction. Returns
+        the ids of the runs renewed and of those whose lease was lost (taken over by another
+        process, or the run deleted); a run its claim finished is in neither."""
         expires = utc_now() + timedelta(seconds=lease_seconds)
+        ids = list(dict.fromkeys(claim.run_id for claim in claims))
         with self._write() as conn:
-            done = conn.execute(update(runs).where(
-                runs.c.id == claim.run_id, runs.c.status == "running",
-                runs.c.lease_owner == claim.lease_token,
-            ).values(lease_expires_at=expires))
-        return done.rowcount == 1
+            found = _states(conn, ids)
+            renewed, lost = set(), set()
+            for claim in claims:
+                status, owner = found.get(claim.run_id, (None, None))
+                if owner != claim.lease_token:
+                    lost.add(claim.run_id)
+                elif status == "running":
+                    renewed.add(claim.run_id)
+            for chunk in chunks(sorted(renewed)):
+                conn.execute(update(runs).where(runs.c.id.in_(chunk))
+                             .values(lease_expires_at=expires))
+        return renewed, lost
 
     def expire_abandoned(self, now: datetime | None = None) -> list[int]:
         """Running runs whose lease expired -> failed (reason "abandoned"); their ids."""

@@ -11,7 +11,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from taskcache.catalog.tables import artifacts, chunks, run_summary, runs
 
@@ -21,17 +31,26 @@ __all__ = ["add_runs", "changing", "read", "recompute", "remove_runs"]
 Figures = dict[tuple[str, str], list[Any]]
 
 
+_DISK = (select(func.coalesce(func.sum(artifacts.c.size), 0))
+         .where(artifacts.c.run_id == runs.c.id).scalar_subquery())
+# statements built once: a sweep's completions run them for every batch
+_CONTRIBUTION = select(
+    runs.c.task, runs.c.status, func.count(), func.coalesce(func.sum(runs.c.hit_count), 0),
+    func.coalesce(func.sum(runs.c.hit_count * func.coalesce(runs.c.duration, 0.0)), 0.0),
+    func.coalesce(func.sum(_DISK), 0),
+).where(runs.c.id.in_(bindparam("ids", expanding=True))).group_by(runs.c.task, runs.c.status)
+_ADD = update(run_summary).where(
+    run_summary.c.task == bindparam("b_task"), run_summary.c.status == bindparam("b_status"),
+).values(runs=run_summary.c.runs + bindparam("b_runs", type_=BigInteger),
+         hits=run_summary.c.hits + bindparam("b_hits", type_=BigInteger),
+         time_saved=run_summary.c.time_saved + bindparam("b_saved", type_=Float),
+         disk_bytes=run_summary.c.disk_bytes + bindparam("b_disk", type_=BigInteger))
+
+
 def _contribution(conn: Connection, run_ids: Sequence[int]) -> Figures:
-    disk = (select(func.coalesce(func.sum(artifacts.c.size), 0))
-            .where(artifacts.c.run_id == runs.c.id).scalar_subquery())
     out: Figures = {}
     for chunk in chunks(list(run_ids)):
-        rows = conn.execute(select(
-            runs.c.task, runs.c.status, func.count(), func.coalesce(func.sum(runs.c.hit_count), 0),
-            func.coalesce(func.sum(runs.c.hit_count * func.coalesce(runs.c.duration, 0.0)), 0.0),
-            func.coalesce(func.sum(disk), 0),
-        ).where(runs.c.id.in_(chunk)).group_by(runs.c.task, runs.c.status))
-        for task, status, *figures in rows:
+        for task, status, *figures in conn.execute(_CONTRIBUTION, {"ids": list(chunk)}):
             total = out.setdefault((task, status), [0, 0, 0.0, 0])
             for i, value in enumerate(figures):
                 total[i] += value
@@ -42,12 +61,9 @@ def _apply(conn: Connection, delta: Figures, sign: int = 1) -> None:
     for (task, status), (n, hits, saved, disk) in delta.items():
         if not (n or hits or saved or disk):
             continue
-        values = {"runs": run_summary.c.runs + sign * n,
-                  "hits": run_summary.c.hits + sign * hits,
-                  "time_saved": run_summary.c.time_saved + sign * saved,
-                  "disk_bytes": run_summary.c.disk_bytes + sign * disk}
-        done = conn.execute(update(run_summary).where(
-            run_summary.c.task == task, run_summary.c.status == status).values(**values))
+        done = conn.execute(_ADD, {"b_task": task, "b_status": status, "b_runs": sign * n,
+                                   "b_hits": sign * hits, "b_saved": sign * saved,
+                                   "b_disk": sign * disk})
         if done.rowcount == 0:  # the first run of this task in this status
             conn.execute(insert(run_summary).values(
                 task=task, status=status, runs=sign * n, hits=sign * hits,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -364,8 +364,45 @@ def load_completed(conn: Connection, fingerprint: str, *, inputs: bool) -> tuple
     """The usable completed runs of ``fingerprint``, newest first (at most HIT_CANDIDATES),
     with artifacts and files, and inputs if asked. A run whose files cannot all be read back
     (deleted between two statements of an autocommit read) is left out."""
+    return _hit_records(conn, _hit_rows(conn, fingerprint), inputs=inputs)
+
+
+_HIT_RANKED = (
+    select(runs.c.id, func.row_number().over(partition_by=runs.c.fingerprint,
+                                             order_by=runs.c.id.desc()).label("rank"))
+    .where(runs.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+           runs.c.status == "completed", runs.c.invalid_reason.is_(None))
+    .subquery()
+)
+_HIT_RUNS_OF_MANY = (
+    select(*RUN_COLUMNS, _N_FILES, *ARTIFACT_COLUMNS)
+    .outerjoin_from(runs, artifacts, artifacts.c.run_id == runs.c.id)
+    .where(runs.c.id.in_(select(_HIT_RANKED.c.id).where(_HIT_RANKED.c.rank <= HIT_CANDIDATES)))
+    .order_by(runs.c.id.desc(), artifacts.c.id)
+)
+
+
+def load_completed_many(conn: Connection, fingerprints: Sequence[str],
+                        ) -> dict[str, tuple[RunRecord, ...]]:
+    """:func:`load_completed` (without inputs) of many fingerprints, in one statement per
+    IN_CHUNK of them (two when runs recorded files); fingerprints without a usable run are
+    left out."""
+    found: dict[str, list[RunRecord]] = {}
+    unique = list(dict.fromkeys(fingerprints))
+    for start in range(0, len(unique), IN_CHUNK):
+        rows = conn.execute(_HIT_RUNS_OF_MANY,
+                            {"fingerprints": unique[start:start + IN_CHUNK]}).all()
+        for record in _hit_records(conn, rows, inputs=False):
+            found.setdefault(record.fingerprint, []).append(record)
+    return {fingerprint: tuple(records) for fingerprint, records in found.items()}
+
+
+def _hit_records(conn: Connection, rows: Sequence[Any], *, inputs: bool) -> tuple[RunRecord, ...]:
+    """Records of the rows of _HIT_RUN (a run, its number of files, one of its artifacts),
+    in their order, with their files (and inputs if asked); a run whose files are not all
+    there any more is left out."""
     by_run: dict[int, tuple[Any, int, list[ArtifactRecord]]] = {}
-    for row in _hit_rows(conn, fingerprint):
+    for row in rows:
         run_id = row[0]
         if run_id not in by_run:
             by_run[run_id] = (row[:_N_RUN], int(row[_N_RUN] or 0), [])
@@ -373,9 +410,9 @@ def load_completed(conn: Connection, fingerprint: str, *, inputs: bool) -> tuple
             by_run[run_id][2].append(artifact_record(row[_N_RUN + 1:]))
     files: dict[int, list[FileRecord]] = {}
     with_files = [run_id for run_id, (_, n, _) in by_run.items() if n]
-    if with_files:
+    for chunk in chunks(with_files):
         stmt = (select(run_files.c.run_id, *FILE_COLUMNS)
-                .where(run_files.c.run_id.in_(with_files)).order_by(run_files.c.id))
+                .where(run_files.c.run_id.in_(chunk)).order_by(run_files.c.id))
         for row in conn.execute(stmt):
             files.setdefault(row[0], []).append(file_record(row[1:]))
     found = []
@@ -399,6 +436,17 @@ def chunks(ids: Sequence[int], size: int = IN_CHUNK) -> Iterator[Sequence[int]]:
         yield ids[start:start + size]
 
 
+_IDS = bindparam("ids", expanding=True)
+# statements built once (a sweep loads the records of every batch it writes)
+_RUNS_BY_ID = select(*RUN_COLUMNS).where(runs.c.id.in_(_IDS)).order_by(runs.c.id.desc())
+_INPUTS_OF = (select(run_inputs.c.run_id, *INPUT_COLUMNS).select_from(INPUTS_FROM)
+              .where(run_inputs.c.run_id.in_(_IDS)).order_by(run_inputs.c.id))
+_ARTIFACTS_OF = (select(*ARTIFACT_COLUMNS).where(artifacts.c.run_id.in_(_IDS))
+                 .order_by(artifacts.c.id))
+_FILES_OF = (select(run_files.c.run_id, *FILE_COLUMNS).where(run_files.c.run_id.in_(_IDS))
+             .order_by(run_files.c.id))
+
+
 def load_runs(
     conn: Connection, where: Sequence[ColumnElement[bool]], *, full: bool,
     limit: int | None = None, offset: int = 0, order: Sequence[Any] = (runs.c.id.desc(),),
@@ -409,28 +457,35 @@ def load_runs(
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     rows = conn.execute(stmt).all()
-    if not full or not rows:
-        return [run_record(row) for row in rows]
+    return _full_records(conn, rows) if full else [run_record(row) for row in rows]
+
+
+def load_runs_by_id(conn: Connection, run_ids: Sequence[int]) -> list[RunRecord]:
+    """The full records of these runs (those that exist), newest first."""
+    rows = [row for chunk in chunks(list(run_ids))
+            for row in conn.execute(_RUNS_BY_ID, {"ids": list(chunk)})]
+    rows.sort(key=lambda row: row[0], reverse=True)
+    return _full_records(conn, rows)
+
+
+def _full_records(conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
+    """Records of ``rows`` (of RUN_COLUMNS) with their inputs, artifacts and files."""
     ins: dict[int, list[InputRecord]] = {}
     arts: dict[int, list[ArtifactRecord]] = {}
     files: dict[int, list[FileRecord]] = {}
     for chunk in chunks([row[0] for row in rows]):
-        stmt_in = (select(run_inputs.c.run_id, *INPUT_COLUMNS).select_from(INPUTS_FROM)
-                   .where(run_inputs.c.run_id.in_(chunk)).order_by(run_inputs.c.id))
-        for row in conn.execute(stmt_in):
+        for row in conn.execute(_INPUTS_OF, {"ids": list(chunk)}):
             ins.setdefault(row[0], []).append(input_record(row[1:]))
         for artifact in load_artifacts(conn, chunk):
             arts.setdefault(artifact.run_id or 0, []).append(artifact)
-        stmt_files = (select(run_files.c.run_id, *FILE_COLUMNS)
-                      .where(run_files.c.run_id.in_(chunk)).order_by(run_files.c.id))
-        for row in conn.execute(stmt_files):
+        for row in conn.execute(_FILES_OF, {"ids": list(chunk)}):
             files.setdefault(row[0], []).append(file_record(row[1:]))
     return [run_record(row, tuple(ins.get(row[0], ())), tuple(arts.get(row[0], ())),
                        tuple(files.get(row[0], ()))) for row in rows]
 
 
 def load_run(conn: Connection, run_id: int) -> RunRecord:
-    found = load_runs(conn, [runs.c.id == run_id], full=True)
+    found = load_runs_by_id(conn, [run_id])
     if not found:
         raise RunNotFoundError(run_id)
     return found[0]
@@ -439,8 +494,7 @@ def load_run(conn: Connection, run_id: int) -> RunRecord:
 def load_artifacts(conn: Connection, run_ids: Sequence[int]) -> list[ArtifactRecord]:
     result: list[ArtifactRecord] = []
     for chunk in chunks(run_ids):
-        stmt = select(*ARTIFACT_COLUMNS).where(artifacts.c.run_id.in_(chunk))
-        result += map(artifact_record, conn.execute(stmt.order_by(artifacts.c.id)))
+        result += map(artifact_record, conn.execute(_ARTIFACTS_OF, {"ids": list(chunk)}))
     return result
 
 
@@ -449,35 +503,60 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def insert_running(conn: Connection, spec: RunSpec, lease_seconds: float) -> Claim:
-    """Insert a run in 'running' with a new lease token; inputs linked to their producers."""
+def insert_running(conn: Connection, specs: Sequence[RunSpec], lease_seconds: float) -> list[Claim]:
+    """Insert one run per spec in 'running', each with a new lease token, inputs linked to
+    their producers, in a few statements whatever their number; their claims, in order."""
+    if not specs:
+        return []
     now = utc_now()
-    token = uuid.uuid4().hex
     expires = now + timedelta(seconds=lease_seconds)
-    run_id = conn.execute(insert(runs).values(
-        task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
-        code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
-        source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
-        host=spec.env.get("host") or socket.gethostname(),
-        pid=spec.env.get("pid") or os.getpid(), env=dict(spec.env),
-        lease_owner=token, lease_expires_at=expires, hit_count=0,
-        parent_run_id=spec.parent_run_id,
-    )).inserted_primary_key[0]
-    if spec.tags:
-        conn.execute(insert(run_tags),
-                     [{"run_id": run_id, "tag": t} for t in dict.fromkeys(spec.tags)])
-    if spec.inputs:
-        conn.execute(insert(run_inputs), [
-            {"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
-             "type_name": i.type_name, "repr": i.repr,
-             "producer_artifact_id": i.producer_artifact_id
-             or producer_of(conn, i.value_hash)}
-            for i in spec.inputs])
+    host, pid = socket.gethostname(), os.getpid()
+    tokens = [uuid.uuid4().hex for _ in specs]
+    rows = [dict(task=spec.task, kind=spec.kind, fingerprint=spec.fingerprint,
+                 code_hash=spec.code_hash, status="running", created_at=now, started_at=now,
+                 source=spec.source, tags=list(spec.tags), user_version=spec.user_version,
+                 host=spec.env.get("host") or host, pid=spec.env.get("pid") or pid,
+                 env=dict(spec.env), lease_owner=token, lease_expires_at=expires, hit_count=0,
+                 parent_run_id=spec.parent_run_id)
+            for spec, token in zip(specs, tokens, strict=True)]
+    if len(rows) == 1:
+        ids = [conn.execute(insert(runs).values(**rows[0])).inserted_primary_key[0]]
+    else:  # the token, unique per row, maps each new id to its spec whatever the order
+        by_token = dict(conn.execute(insert(runs).returning(runs.c.lease_owner, runs.c.id),
+                                     rows).all())
+        ids = [by_token[token] for token in tokens]
+    tags = [{"run_id": run_id, "tag": t} for run_id, spec in zip(ids, specs, strict=True)
+            for t in dict.fromkeys(spec.tags)]
+    if tags:
+        conn.execute(insert(run_tags), tags)
+    unlinked = {i.value_hash for spec in specs for i in spec.inputs if not i.producer_artifact_id}
+    producers = producers_of(conn, unlinked)
+    inputs = [{"run_id": run_id, "name": i.name, "value_hash": i.value_hash,
+               "type_name": i.type_name, "repr": i.repr,
+               "producer_artifact_id": i.producer_artifact_id or producers.get(i.value_hash)}
+              for run_id, spec in zip(ids, specs, strict=True) for i in spec.inputs]
+    if inputs:
+        conn.execute(insert(run_inputs), inputs)
     conn.execute(insert(state_history), [
-        {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
-        {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now},
-    ])
-    return Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
+        row for run_id in ids for row in (
+            {"run_id": run_id, "from_status": None, "to_status": "pending", "at": now},
+            {"run_id": run_id, "from_status": "pending", "to_status": "running", "at": now})])
+    return [Claim(run_id=run_id, lease_token=token, lease_expires_at=expires)
+            for run_id, token in zip(ids, tokens, strict=True)]
+
+
+def producers_of(conn: Connection, value_hashes: Iterable[str]) -> dict[str, int]:
+    """:func:`producer_of` for many hashes in one statement per IN_CHUNK of them."""
+    hashes = sorted(set(value_hashes))
+    found: dict[str, int] = {}
+    for start in range(0, len(hashes), IN_CHUNK):
+        found.update(conn.execute(
+            select(artifacts.c.value_hash, func.max(artifacts.c.id))
+            .join(runs, runs.c.id == artifacts.c.run_id)
+            .where(artifacts.c.value_hash.in_(hashes[start:start + IN_CHUNK]),
+                   runs.c.status == "completed")
+            .group_by(artifacts.c.value_hash)).all())
+    return found
 
 
 def producer_of(conn: Connection, value_hash: str) -> int | None:

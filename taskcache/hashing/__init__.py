@@ -26,6 +26,7 @@ __all__ = [
     "hash_code",
     "register_hasher",
     "combine_key",
+    "key_of_inputs",
     "module_versions",
     "record_restored",
 ]
@@ -173,6 +174,28 @@ def combine_key(parts: Mapping[str, Any]) -> str:
         core.feed_mapping(h, _by_name(parts), ctx)
 
     return _run("key", parts, body)
+
+
+def key_of_inputs(parts: Mapping[str, Any]) -> Callable[[dict[str, str]], str]:
+    """``inputs -> combine_key({**parts, "inputs": inputs})``, with ``parts`` encoded once:
+    the points of a sweep differ only by their inputs. Same keys as combine_key, always."""
+    names = sorted({*parts, "inputs"})
+    if "inputs" in parts or not all(type(n) is str and type(parts.get(n, "")) is str
+                                    for n in names):
+        return lambda inputs: combine_key({**parts, "inputs": inputs})
+    split = names.index("inputs")
+    head = (_KEY_PREFIX + core.T_DICT + core.U64(len(names))
+            + b"".join(core.str_bytes(n) + core.str_bytes(parts[n]) for n in names[:split])
+            + core.str_bytes("inputs"))
+    tail = b"".join(core.str_bytes(n) + core.str_bytes(parts[n]) for n in names[split + 1:])
+
+    def key(inputs: dict[str, str]) -> str:
+        encoded = _str_mapping_bytes(inputs)
+        if encoded is None:
+            return combine_key({**parts, "inputs": inputs})
+        return xxh3_128_hexdigest(head + encoded + tail)
+
+    return key
 
 
 def module_versions(obj: Any) -> dict[str, str]:

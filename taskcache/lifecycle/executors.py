@@ -43,6 +43,8 @@ class Pool(Protocol):
 
     name: str
     workers: int
+    #: jobs run in this process (its catalog connections and leases are the workers')
+    in_process: bool
 
     def submit(self, job: Job, on_start: Callable[[], None] | None = None) -> Future:
         """Run ``job``; ``on_start`` is called in the caller's process when it starts."""
@@ -71,6 +73,7 @@ class ThreadPool:
     enforced here (use processes or Dask)."""
 
     name = "threads"
+    in_process = True
 
     def __init__(self, max_workers: int | None = None, executor: Executor | None = None) -> None:
         self._executor = executor or ThreadPoolExecutor(max_workers, thread_name_prefix="taskcache")
@@ -94,6 +97,8 @@ class ThreadPool:
 class ForeignPool(ThreadPool):
     """Any other ``concurrent.futures.Executor`` (e.g. a ProcessPoolExecutor, loky's): the
     job travels serialized by value, so it may run in another process."""
+
+    in_process = False
 
     def __init__(self, executor: Executor) -> None:
         super().__init__(executor=executor)
@@ -281,6 +286,7 @@ class ProcessPool:
     database connections), started on first use and kept for later sweeps."""
 
     name = "processes"
+    in_process = False
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.workers = max_workers or os.cpu_count() or 1
@@ -321,6 +327,7 @@ class DaskPool:
     running task otherwise) and its run recorded by the caller."""
 
     name = "dask"
+    in_process = False
 
     def __init__(self, client: Any = None) -> None:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import socket
@@ -36,8 +37,8 @@ from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waitin
 from taskcache.lifecycle.tracking import tracking
 from taskcache.records import ALIASING, RANDOM_STATE, RETURN, Claim, RunRecord, RunSpec
 
-__all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "run_job", "run_pickled",
-           "time_limit"]
+__all__ = ["Job", "Outcome", "claim_job", "draws_match", "execute_job", "executing",
+           "recorded_here", "run_job", "run_pickled", "time_limit"]
 
 
 @dataclass
@@ -73,6 +74,9 @@ class Job:
     files: tuple[str | os.PathLike[str], ...] = ()
     named: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the run already claimed for this job by the caller (a sweep on threads claims its
+    #: points ahead, many in one transaction); None: the worker claims it
+    claim: Claim | None = None
     #: the global random generators the function seeds before it could draw from them
     #: (analysis.function_seeds): what the run finds in them does not matter
     seeds: tuple[str, ...] = ()
@@ -132,7 +136,8 @@ def executing(runner: Runner, claim: Claim, task: str,
                       "value instead", CacheWarning, stacklevel=4)
         return
     try:
-        runner.save(claim, task, outputs, duration=duration, files=recorded.result())
+        runner.save(claim, task, outputs, duration=duration, files=recorded.result(),
+                    record=False)
     except (UnstorableValueError, StoreError, CatalogError) as exc:
         warnings.warn(f"taskcache: {task}: result not cached: {exc}", CacheWarning, stacklevel=4)
 
@@ -161,14 +166,27 @@ def time_limit(task: str, seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def draws_match(runner: Runner, *, known: bool) -> Callable[[RunRecord], bool]:
+    """A lookup's ``prepare``: whether a completed run found the global random generators
+    as a call would find them (see :func:`taskcache.lifecycle.random_state.matches`)."""
+    return functools.partial(random_state.run_matches, load=runner.load_artifact, known=known)
+
+
+def recorded_here(spec: RunSpec) -> RunSpec:
+    """``spec`` as run by this process: lease takeover and timeouts go by its pid."""
+    return dataclasses.replace(spec, env={**spec.env, "pid": os.getpid(),
+                                          "host": socket.gethostname()})
+
+
 def claim_job(job: Job, prepare: Callable[[RunRecord], bool] | None = None) -> Claim | Hit:
-    """Claim ``job``'s run in this process's name, or (single-flight) the Hit of another
-    process that computed the same fingerprint meanwhile (``prepare``: Runner.lookup's).
-    CatalogUnavailableError when the catalog cannot be written."""
+    """The run claimed for ``job`` by its caller, else claim it in this process's name, or
+    (single-flight) the Hit of another process that computed the same fingerprint
+    meanwhile (``prepare``: Runner.lookup's). CatalogUnavailableError when the catalog
+    cannot be written."""
+    if job.claim is not None:
+        return job.claim
     runner = use_settings(job.settings)
-    # the run is recorded where it executes: lease takeover and timeouts go by this pid
-    spec = dataclasses.replace(job.spec, env={**job.spec.env, "pid": os.getpid(),
-                                              "host": socket.gethostname()})
+    spec = recorded_here(job.spec)
     return runner.start(spec) if job.force else runner.acquire(spec, on_wait=print_waiting,
                                                                prepare=prepare)
 
@@ -189,7 +207,8 @@ def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any
 def run_job(job: Job) -> Any:
     """Claim, run and record ``job`` in this process (what a worker does); returns the
     function's value, or the value another process computed for the same fingerprint."""
-    acquired = claim_job(job)
+    # a worker cannot know the generators' state a call on the caller's side would find
+    acquired = claim_job(job, draws_match(use_settings(job.settings), known=False))
     if isinstance(acquired, Hit):
         # its changes to the arguments would have to be replayed into the caller's
         # objects, which a worker does not hold; and a worker cannot know the state of the

@@ -48,7 +48,7 @@ from taskcache.hashing import hash_value
 from taskcache.lifecycle import restore
 from taskcache.lifecycle.eviction import SizeBound
 from taskcache.lifecycle.failures import FailureLog, failure_fields
-from taskcache.lifecycle.heartbeat import Heartbeat
+from taskcache.lifecycle.heartbeat import LeaseKeeper
 from taskcache.lifecycle.hits import HitLog
 from taskcache.lifecycle.tracking import RecordedFiles, current_log
 from taskcache.records import (
@@ -121,6 +121,9 @@ class Runner:
         local_root = None if settings.remote_artifacts else settings.artifacts_dir
         self._needed = tuple(str(p) for p in (catalog_file, local_root) if p is not None)
         self.hits = HitLog(self.catalog)
+        #: renews the leases of this runner's running runs (see heartbeat)
+        self.leases = LeaseKeeper(self.catalog, lease=settings.lease_seconds,
+                                  interval=settings.heartbeat_seconds)
         self.files = FileChecker()
         # failures the catalog could not record yet (see fail_quietly): retried before claims
         self.failures = FailureLog(self.catalog, self._delete_quietly)
@@ -160,6 +163,14 @@ class Runner:
         valid)."""
         return self._find(fingerprint, count_hit=count_hit, prepare=prepare)[0]
 
+    def lookup_many(self, fingerprints: Sequence[str],
+                    prepare: Callable[[RunRecord], bool] | None = None) -> list[Hit | None]:
+        """:meth:`lookup` of each fingerprint (a sweep's points), in order, their completed
+        runs read from the catalog in one statement."""
+        candidates = self.catalog.completed_runs_many(fingerprints)
+        return [self._find(fingerprint, prepare=prepare, candidates=candidates[fingerprint])[0]
+                for fingerprint in fingerprints]
+
     def servable(self, fingerprint: str, prepare: Callable[[RunRecord], bool] | None = None,
                  ) -> RunRecord | None:
         """The run a lookup would serve (its files checked, nothing loaded or put back;
@@ -170,9 +181,12 @@ class Runner:
         return None
 
     def _find(self, fingerprint: str, *, count_hit: bool = True,
-              prepare: Callable[[RunRecord], bool] | None = None) -> tuple[Hit | None, int]:
-        """The hit, and the id of the newest completed run looked at (0 when none)."""
-        candidates = self.catalog.completed_runs(fingerprint)
+              prepare: Callable[[RunRecord], bool] | None = None,
+              candidates: Sequence[RunRecord] | None = None) -> tuple[Hit | None, int]:
+        """The hit, and the id of the newest completed run looked at (0 when none);
+        ``candidates``: the completed runs of ``fingerprint``, already read."""
+        if candidates is None:
+            candidates = self.catalog.completed_runs(fingerprint)
         for run in candidates:
             put_back = self._files_to_put_back(run)
             if put_back is None:
@@ -294,10 +308,21 @@ class Runner:
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
-    def heartbeat(self, claim: Claim) -> Heartbeat:
+    def claim_many(self, specs: Sequence[RunSpec]) -> list[Claim | None]:
+        """Claim, in one transaction, the run of each spec that no process computes and none
+        has computed (single-flight, as :meth:`acquire`); None for the others, which
+        :meth:`acquire` then waits for, serves or refuses one by one."""
+        if not specs:
+            return []
+        self.reopen_if_gone()
+        self.failures.settle()
+        outcomes = self.catalog.claim_or_join_many(
+            specs, lease_seconds=self.settings.lease_seconds, max_abandoned=MAX_ABANDONED)
+        return [outcome if isinstance(outcome, Claim) else None for outcome in outcomes]
+
+    def heartbeat(self, claim: Claim) -> contextlib.AbstractContextManager[None]:
         """Renew ``claim``'s lease while the body runs: ``with runner.heartbeat(claim): ...``"""
-        return Heartbeat(self.catalog, claim, lease=self.settings.lease_seconds,
-                         interval=self.settings.heartbeat_seconds)
+        return self.leases.holding([claim])
 
     def save(
         self,
@@ -308,10 +333,12 @@ class Runner:
         duration: float,
         value_hashes: Mapping[str, str] | None = None,
         files: RecordedFiles | None = None,
-    ) -> RunRecord:
+        record: bool = True,
+    ) -> RunRecord | None:
         """Store every output and the files the run wrote (up to ``max_file_output`` bytes;
         bigger ones are recorded by content hash only), then mark the run completed with
-        the files it read and wrote.
+        the files it read and wrote. Returns its completed record (None with ``record=False``:
+        not read back).
 
         When the outputs cannot be cached, the run is failed with reason "not cached: ..."
         (best effort: see fail_quietly), its files are removed, and the caller gets, to turn
@@ -360,7 +387,8 @@ class Runner:
                     raise
                 raise error from exc
         try:
-            record = self.catalog.complete(claim, written, duration=duration, files=records)
+            completed = self.catalog.complete(claim, written, duration=duration, files=records,
+                                              record=record)
         except RunNotFoundError:
             self._delete_quietly(written)
             raise RunDeletedError(claim.run_id) from None
@@ -373,8 +401,8 @@ class Runner:
             raise
         if self.size_bound is not None:
             with contextlib.suppress(CatalogUnavailableError):  # the next write checks again
-                self.size_bound.after_write(record.id)
-        return record
+                self.size_bound.after_write(claim.run_id)
+        return completed
 
     def _store_written(
         self, claim: Claim, task: str, paths: Sequence[str], written: list[ArtifactRecord],

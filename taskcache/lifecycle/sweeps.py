@@ -18,11 +18,14 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
+from taskcache.errors import CatalogUnavailableError
 from taskcache.lifecycle.executors import Pool
-from taskcache.lifecycle.jobs import Job
+from taskcache.lifecycle.jobs import Job, recorded_here
 from taskcache.lifecycle.progress import SweepProgress
+from taskcache.lifecycle.runner import use_settings
+from taskcache.records import Claim
 
-__all__ = ["Attempts", "RetryPolicy", "TaskFuture", "run_sweep"]
+__all__ = ["Attempts", "RetryPolicy", "TaskFuture", "claim_ahead", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,33 @@ class RetryPolicy:
 
 
 def numbered(job: Job, attempt: int, attempts: int) -> Job:
-    """``job`` as attempt ``attempt`` of ``attempts``, which its run records."""
+    """``job`` as attempt ``attempt`` of ``attempts``, which its run records (a run claimed
+    ahead is the first attempt's: a later one claims its own)."""
+    if attempt > 1:
+        job = dataclasses.replace(job, claim=None)
     if attempts == 1:
         return job
     env = {**job.spec.env, "attempt": attempt, "attempts": attempts}
     return dataclasses.replace(job, attempt=attempt, attempts=attempts,
                                spec=dataclasses.replace(job.spec, env=env))
+
+
+def claim_ahead(jobs: Sequence[Job], policy: RetryPolicy) -> list[Job]:
+    """The jobs of a sweep on this process's threads with the runs of their first attempts
+    claimed in one transaction (single-flight as ever: a point another process computes,
+    or forced, is left for its worker to wait for or claim)."""
+    if not jobs:
+        return list(jobs)
+    attempts = policy.retries + 1
+    firsts = [numbered(job, 1, attempts) for job in jobs]
+    ahead = [i for i, job in enumerate(firsts) if not job.force and job.claim is None]
+    claims = use_settings(jobs[0].settings).claim_many(
+        [recorded_here(firsts[i].spec) for i in ahead])
+    out = list(jobs)
+    for i, claim in zip(ahead, claims, strict=True):
+        if claim is not None:
+            out[i] = dataclasses.replace(jobs[i], claim=claim)
+    return out
 
 
 class TaskFuture(Future):
@@ -98,6 +122,10 @@ class Attempts:
         self._running = False  # the current attempt has started (for the progress counts)
         future._stopper = self._stop
 
+    @property
+    def future(self) -> TaskFuture:
+        return self._future
+
     def start(self) -> None:
         self._submit()
 
@@ -111,6 +139,8 @@ class Attempts:
     def _submit(self) -> None:
         with self._lock:
             if self._stopping:
+                if self._attempt == 0:
+                    self._unclaim()
                 self._settle(exc=CancelledError())
                 return
             self._attempt += 1
@@ -118,11 +148,22 @@ class Attempts:
             try:
                 self._current = self._pool.submit(job, self._on_start)
             except BaseException as exc:  # e.g. the pool is shut down
+                if self._attempt == 1:
+                    self._unclaim()
                 self._settle(exc=exc)
                 return
         self._current.add_done_callback(self._done)
 
+    def _unclaim(self) -> None:
+        """The first attempt will not run: its run, if claimed ahead, is recorded cancelled."""
+        claim = self._job.claim
+        if claim is not None:
+            use_settings(self._job.settings).fail_quietly(claim, CancelledError(), duration=None,
+                                                         cancelled=True)
+
     def _done(self, inner: Future) -> None:
+        if inner.cancelled() and self._attempt == 1:  # never started
+            self._unclaim()
         exc = CancelledError() if inner.cancelled() else inner.exception()
         if exc is None:
             self._settle(result=inner.result())
@@ -177,32 +218,78 @@ class Attempts:
 
 def run_sweep(jobs: Sequence[Job], pool: Pool, policy: RetryPolicy,
               progress: SweepProgress) -> list[Any]:
-    """Run every job on ``pool`` and return their values in order. The first error is
-    raised once every job has ended (so no run is left behind unrecorded); an interruption
-    (KeyboardInterrupt) cancels what has not started, stops what runs where the pool can,
-    and is re-raised."""
+    """Run every job on ``pool`` and return their values in order. On this process's
+    threads the runs are claimed ahead (see claim_ahead: the first ``pool.workers`` points,
+    then the others, one transaction each), their leases kept alive while they wait their
+    turn. The first error is raised once every job has ended (so no run is left behind
+    unrecorded); an interruption (KeyboardInterrupt) cancels what has not started (a run
+    claimed ahead for it is recorded cancelled), stops what runs where the pool can, and
+    is re-raised."""
+    jobs = list(jobs)
     futures = [TaskFuture() for _ in jobs]
-    drivers = [Attempts(job, pool, policy, future, progress)
-               for job, future in zip(jobs, futures, strict=True)]
-    for driver in drivers:
+    drivers: list[Attempts] = []
+    runner = use_settings(jobs[0].settings) if jobs and pool.in_process else None
+    held: list[Claim] = []
+
+    def start(job: Job, future: TaskFuture) -> None:
+        driver = Attempts(job, pool, policy, future, progress)
+        drivers.append(driver)
         driver.start()
+
     try:
-        for future in futures:
-            try:
-                future.exception()  # waits
-            except CancelledError:
-                pass
+        waiting = list(range(len(jobs)))
+        if runner is not None:
+            # the first points are claimed on their own, so the workers start on them while
+            # the others are claimed; every point claimed here is queued before any point
+            # left to wait for another process, so sweeps in two processes never wait for
+            # each other's queued points
+            first = min(len(jobs), max(1, pool.workers))
+            waiting = []
+            for chunk in (range(first), range(first, len(jobs))):
+                try:
+                    claimed = claim_ahead([jobs[i] for i in chunk], policy)
+                except CatalogUnavailableError:  # the workers will say so themselves
+                    claimed = [jobs[i] for i in chunk]
+                for i, job in zip(chunk, claimed, strict=True):
+                    jobs[i] = job
+                    if job.claim is None:
+                        waiting.append(i)
+                        continue
+                    runner.leases.hold([job.claim])
+                    held.append(job.claim)
+                    start(job, futures[i])
+        for i in waiting:
+            start(jobs[i], futures[i])
+        return _gather(drivers, futures)
     except KeyboardInterrupt:
-        for driver in drivers:
-            driver.cancel_queued()
-        for future in futures:
-            future.cancel()
-        for future in futures:
-            try:
-                future.exception(timeout=30)
-            except (CancelledError, TimeoutError):
-                pass
+        _interrupted(drivers)
         raise
+    finally:
+        if runner is not None:
+            runner.leases.release(held)
+
+
+def _interrupted(drivers: list[Attempts]) -> None:
+    """Cancel what has not started, stop what runs where the pool can, and wait (a while)
+    for every call to be recorded."""
+    for driver in drivers:
+        driver.cancel_queued()
+    for driver in drivers:
+        driver.future.cancel()
+    for future in (driver.future for driver in drivers):
+        try:
+            future.exception(timeout=30)
+        except (CancelledError, TimeoutError):
+            pass
+
+
+def _gather(drivers: list[Attempts], futures: list[TaskFuture]) -> list[Any]:
+    """Wait for every future of a sweep (see run_sweep); their values in order."""
+    for future in futures:
+        try:
+            future.exception()  # waits
+        except CancelledError:
+            pass
     for future in futures:
         if future.cancelled():
             raise CancelledError()

@@ -149,6 +149,7 @@ class ArtifactStore:
         os.chmod(self.root, 0o700)
         self._real_root = self.root.resolve()
         self._located: dict[str, str] = {}  # checked relpath -> absolute path (hit path)
+        self._folders: set[str] = set()  # folders created or checked by write
         self._verified = VerifiedFiles()
 
     # -- paths
@@ -200,13 +201,13 @@ class ArtifactStore:
         relpath = artifact_relpath(parts, suffix)
         clean = relpath.split("/")
         target = self.root.joinpath(*clean)
-        folder = self.root
+        folder = target.parent
         try:
-            for part in clean[:-1]:
-                folder = folder / part
-                with contextlib.suppress(FileExistsError):
-                    folder.mkdir(mode=0o700)
-            self._inside(folder, relpath)
+            try:
+                self._make_folders(clean[:-1], relpath)
+            except FileNotFoundError:  # a folder remembered was removed since: start afresh
+                self._folders.clear()
+                self._make_folders(clean[:-1], relpath)
             size, checksum = atomic_write(target, writer, final_mode=ARTIFACT_MODE,
                                           inspect=checksum_file)
         except OSError as exc:
@@ -217,6 +218,25 @@ class ArtifactStore:
                 code, reason = errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({exc})"
             raise StoreError(code, f"cannot write artifact {relpath}: {reason}", str(target)) from exc
         return StoredFile(relpath=relpath, size=size, checksum=checksum)
+
+    def _make_folders(self, parts: Sequence[str], relpath: str) -> None:
+        """Create the folders ``parts`` under the root (0700). A folder found already there
+        is checked to resolve inside the root; one this store created or checked before is
+        not looked at again (replacing it needs write access to the 0700 root), so writing
+        a new run's artifact costs one mkdir."""
+        folder = self.root
+        for part in parts:
+            folder = folder / part
+            key = str(folder)
+            if key in self._folders:
+                continue
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:
+                self._inside(folder, relpath)
+            if len(self._folders) > _MEMO_LIMIT:
+                self._folders.clear()
+            self._folders.add(key)
 
     # -- reading
 
@@ -328,6 +348,7 @@ class ArtifactStore:
                 folder.rmdir()
             except OSError:  # not empty (or already gone): stop climbing
                 break
+            self._folders.discard(str(folder))  # checked again if it comes back
             folder = folder.parent
 
     def temp_files(self) -> Iterator[Path]:

@@ -8,7 +8,6 @@ The caller (the Jupyter server's event loop, a notebook) never runs user code it
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import pickle
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcache.errors import InvalidTransitionError, LeaseLostError, RunNotFoundError
-from taskcache.lifecycle import random_state
+from taskcache.lifecycle.jobs import draws_match
 from taskcache.lifecycle.runner import MAX_ABANDONED, get_runner
 from taskcache.records import Claim, RunRecord
 from taskcache.tasks.discovery import DiscoveredTask, task_definition
@@ -70,8 +69,7 @@ class Launcher:
         if definition.cache:
             # the call would run in a process of its own: only a run that seeded the random
             # generators it changed can serve it (see lifecycle/random_state.py)
-            hit = runner.lookup(call.fingerprint, prepare=functools.partial(
-                random_state.run_matches, load=runner.load_artifact, known=False))
+            hit = runner.lookup(call.fingerprint, prepare=draws_match(runner, known=False))
             if hit is not None:
                 return Launch(hit.run.id, "completed", hit=True)
         spec = definition.run_spec(call)

@@ -172,7 +172,7 @@ def test_wrong_token_is_fenced_and_changes_nothing(cat: Catalog, db_path: Path) 
     with pytest.raises(LeaseLostError):
         cat.finish_failed(thief, status="failed", error_type="E", error_message="m",
                           traceback=None, duration=None)
-    assert cat.renew_lease(thief, 60) is False
+    assert cat.renew_leases([thief], 60) == (set(), {claim.run_id})
     assert cat.get_run(claim.run_id) == before
     assert raw_count(db_path, "artifacts") == 0
     assert len(cat.history(claim.run_id)) == 2
@@ -377,8 +377,7 @@ def test_expire_abandoned_and_renew(cat: Catalog) -> None:
     assert cat.get_run(done.id).status == "completed"
     with pytest.raises(LeaseLostError):  # the slow owner comes back too late
         cat.complete(dead, [art()], duration=1.0)
-    assert cat.renew_lease(dead, 60) is False
-    assert cat.renew_lease(alive, 600) is True
+    assert cat.renew_leases([dead, alive], 600) == ({alive.run_id}, {dead.run_id})
     renewed = cat.get_run(alive.run_id).lease_expires_at
     assert renewed > alive.lease_expires_at
     assert cat.expire_abandoned(now=renewed - timedelta(seconds=1)) == []

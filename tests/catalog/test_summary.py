@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def test_summary_follows_every_write(tmp_path: Path) -> None:
     d = cat.claim(_spec("train", "d"), lease_seconds=60)
     assert cat.expire_abandoned(datetime.now(UTC) + timedelta(minutes=5)) == [d.run_id]
     e = cat.claim(_spec("train", "e"), lease_seconds=0.001)
+    time.sleep(0.01)  # past its lease
     joined = cat.claim_or_join(_spec("train", "e"), lease_seconds=60,
                                max_abandoned=3)  # expires e, claims anew
     assert joined.run_id != e.run_id

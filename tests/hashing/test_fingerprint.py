@@ -36,6 +36,7 @@ from taskcache.hashing import (
     combine_key,
     hash_code,
     hash_value,
+    key_of_inputs,
     module_versions,
     register_hasher,
 )
@@ -757,6 +758,16 @@ def test_combine_key() -> None:
     assert combine_key(parts) != combine_key({**parts, "task": "u"})
     assert combine_key(parts) != hash_value(parts)  # KEY_VERSION is mixed in
     assert KEY_VERSION >= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.dictionaries(st.sampled_from(["code", "kind", "task", "version", "a", "z", ""]),
+                             st.text(max_size=8), max_size=5),
+       inputs=st.dictionaries(st.text(max_size=6), st.text(max_size=8) | st.integers(),
+                              max_size=4))
+def test_the_key_of_a_sweeps_inputs_is_combine_key(parts: dict, inputs: dict) -> None:
+    # a sweep encodes the fixed parts once; its keys must be exactly the calls' keys
+    assert key_of_inputs(parts)(inputs) == combine_key({**parts, "inputs": inputs})
 
 
 # --------------------------------------------------------------------------- properties

@@ -259,10 +259,10 @@ def test_heartbeat_failures_do_not_crash_anything(make_module, monkeypatch, capl
     beats = iter([CatalogUnavailableError("at here", "disk I/O error", "check the disk"),
                   RuntimeError("anything else")])
 
-    def renew_lease(claim, lease_seconds):
+    def renew_leases(claims, lease_seconds):
         raise next(beats, CatalogUnavailableError("at here", "database is locked", "wait"))
 
-    monkeypatch.setattr(runner.catalog, "renew_lease", renew_lease)
+    monkeypatch.setattr(runner.catalog, "renew_leases", renew_leases)
     assert mod.slow(1) == 2
     assert crashed == []
     assert "could not renew the lease" in caplog.text and "anything else" in caplog.text

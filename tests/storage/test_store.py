@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -239,6 +240,28 @@ def test_planted_symlink_pointing_outside_is_refused(store: ArtifactStore, tmp_p
     (store.root / "link").symlink_to(outside / "secret")
     with pytest.raises(UnsafePathError):
         store.path_of("link")
+
+
+def test_writes_go_on_when_a_folder_written_before_is_removed_or_replaced(
+        store: ArtifactStore, tmp_path: Path) -> None:
+    """The store remembers the folders it created (a write costs one mkdir): one removed
+    meanwhile is created again, and one replaced by a symlink after the store removed it is
+    checked again and refused."""
+    first = store.write(["task", "1", "out"], ".bin", writes(b"one"))
+    store.delete(first.relpath)  # removes the folders it leaves empty: task/1, task
+    assert not (store.root / "task").exists()
+    second = store.write(["task", "2", "out"], ".bin", writes(b"two"))
+    assert (store.root / second.relpath).read_bytes() == b"two"
+    shutil.rmtree(store.root / "task")  # behind the store's back
+    third = store.write(["task", "3", "out"], ".bin", writes(b"three"))
+    assert (store.root / third.relpath).read_bytes() == b"three"
+    store.delete(third.relpath)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (store.root / "task").symlink_to(outside)  # planted where a remembered folder was
+    with pytest.raises(UnsafePathError):
+        store.write(["task", "4", "out"], ".bin", writes(b"four"))
+    assert list(outside.iterdir()) == []
 
 
 HOSTILE = ["../../etc", "a/b", "a\\b", "CON", "con", "Nul.txt", "LPT1", "x" * 500, "x" * 501,
