@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,46 @@ def test_in_a_script_nothing_vouches_for_fresh_entropy(cache_dir, tmp_path):
         return json.loads(done.stdout)
 
     assert run() != run()
+
+
+LAUNCHED = """
+import random
+from taskcache import task
+
+@task
+def draw():
+    return random.random()
+
+@task
+def seeded(s):
+    random.seed(s)
+    return random.random()
+"""
+
+
+def test_a_launched_call_that_draws_is_never_served_from_an_earlier_run(make_module):
+    """The run browser's and the server's Launch runs a call in a process of its own, whose
+    generators nobody here knows: as for map, only a run that seeded first serves it."""
+    from taskcache.lifecycle.runner import get_runner
+    from taskcache.tasks.discovery import DiscoveredTask
+    from taskcache.tasks.launcher import Launcher
+
+    module = make_module("launched_draws", LAUNCHED)
+    launcher = Launcher()
+
+    def launch(name: str, **arguments: Any) -> tuple[bool, int]:
+        function = getattr(module, name)
+        started = launcher.launch(DiscoveredTask(function.task_name, module.__name__, name,
+                                                 function, []), arguments)
+        deadline = time.monotonic() + 60
+        while get_runner().catalog.get_run(started.run_id).status == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert get_runner().catalog.get_run(started.run_id).status == "completed"
+        return started.hit, started.run_id
+
+    first = launch("draw")
+    second = launch("draw")
+    assert not first[0] and not second[0] and second[1] != first[1]
+    ran = launch("seeded", s=3)
+    assert not ran[0] and launch("seeded", s=3) == (True, ran[1])
