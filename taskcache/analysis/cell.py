@@ -417,6 +417,7 @@ def _seeds_first(body: list[ast.stmt]) -> tuple[str, ...]:
     return tuple(seeded)
 
 
+@lru_cache(maxsize=256)  # a sweep asks once per miss, with one source
 def function_seeds(source: str) -> tuple[str, ...]:
     """The global random generators a function seeds before any call that could draw from
     them (as :func:`analyze_cell`'s ``seeds`` for a cell), from the source of its ``def``
