@@ -16,21 +16,40 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from taskcache.analysis import function_seeds
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
 from taskcache.hashing import combine_key, hash_code, hash_value, key_of_inputs, module_versions
+from taskcache.lifecycle import random_state
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
     find_views,
     rebuild_views,
     restore_in_place,
 )
-from taskcache.lifecycle.jobs import Job, Outcome, claim_job, execute_job, executing
+from taskcache.lifecycle.jobs import (
+    Job,
+    Outcome,
+    claim_job,
+    draws_match,
+    execute_job,
+    executing,
+)
 from taskcache.lifecycle.progress import SweepProgress
 from taskcache.lifecycle.runner import Hit, current_run_id, get_runner
 from taskcache.lifecycle.sweeps import RetryPolicy, TaskFuture, numbered
 from taskcache.lifecycle.tracking import path_values
-from taskcache.records import ALIASING, ARGUMENT, RETURN, Claim, InputRecord, RunSpec, check_label
+from taskcache.records import (
+    ALIASING,
+    ARGUMENT,
+    RANDOM_STATE,
+    RETURN,
+    Claim,
+    InputRecord,
+    RunRecord,
+    RunSpec,
+    check_label,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,31 +156,49 @@ class TaskDefinition:
         return {"task": self.name, "kind": "function", "code": code_hash,
                 "version": self.version or ""}
 
-    def lookup_value(self, call: _Call) -> tuple[bool, Any]:
-        """``(True, value)`` on a hit, after replaying what the run did to its arguments;
-        ``(False, None)`` on a miss (``call.rerun`` set when a run exists but its changes
-        to the arguments cannot be replayed into today's objects)."""
+    def lookup_value(self, call: _Call, *, pooled: bool = False) -> tuple[bool, Any]:
+        """``(True, value)`` on a hit, after replaying what the run did to its arguments
+        and to the global random generators; ``(False, None)`` on a miss (``call.rerun`` set
+        when a run exists but its changes to the arguments cannot be replayed into today's
+        objects). Among the completed runs of the key, only one that found the generators
+        as they are now serves; ``pooled``: the call would run on a pool (``submit``),
+        whose worker's generators the caller cannot know (see
+        :mod:`taskcache.lifecycle.random_state`)."""
         if not self.cache:
             return False, None
-        return self._value_of(call, call.runner.lookup(call.fingerprint))
+        hit = call.runner.lookup(call.fingerprint, prepare=_draws_match(call, pooled=pooled))
+        return self._value_of(call, hit, pooled=pooled)
 
     def lookup_values(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
-        """:meth:`lookup_value` of a sweep's calls, their runs read in one statement."""
+        """:meth:`lookup_value` of a sweep's calls (on a pool: ``pooled``), their runs read
+        in one statement."""
         if not self.cache or not calls:
             return [(False, None)] * len(calls)
-        hits = calls[0].runner.lookup_many([call.fingerprint for call in calls])
-        return [self._value_of(call, hit) for call, hit in zip(calls, hits, strict=True)]
+        hits = calls[0].runner.lookup_many([call.fingerprint for call in calls],
+                                           prepare=_draws_match(calls[0], pooled=True))
+        return [self._value_of(call, hit, pooled=True)
+                for call, hit in zip(calls, hits, strict=True)]
 
-    def _value_of(self, call: _Call, hit: Hit | None) -> tuple[bool, Any]:
+    def _value_of(self, call: _Call, hit: Hit | None, *, pooled: bool) -> tuple[bool, Any]:
         if hit is None or RETURN not in hit.outputs:
             return False, None
-        return self.from_hit(call, hit.outputs)
+        return self.from_hit(call, hit.outputs, pooled=pooled)
 
-    def from_hit(self, call: _Call, outputs: dict[str, Any]) -> tuple[bool, Any]:
+    def from_hit(self, call: _Call, outputs: dict[str, Any], *, pooled: bool = False,
+                 ) -> tuple[bool, Any]:
         """The return value of a hit, with the arguments the run changed in place changed
-        the same way in the caller's objects and returned views rebuilt over them."""
+        the same way in the caller's objects and returned views rebuilt over them, and the
+        global random generators left as the run left them (not for a ``pooled`` call: a
+        worker's are not the caller's). ``(False, None)`` when the run found the
+        generators in another state than they are now (see :meth:`lookup_value`)."""
+        drawn = None if pooled else outputs.get(RANDOM_STATE)  # to leave as the run did
+        if RANDOM_STATE in outputs and not random_state.matches(
+                outputs[RANDOM_STATE], known=not pooled and random_state.knowable()):
+            return False, None
         aliasing = outputs.get(ALIASING)
         if aliasing is None:
+            if drawn is not None:
+                random_state.apply(drawn)
             return True, outputs[RETURN]
         given = call.arguments()
         pairs = [(given[name], outputs[name]) for name in aliasing["in_place"]]
@@ -171,6 +208,8 @@ class TaskDefinition:
             return False, None
         for target, value in pairs:
             restore_in_place(target, value)
+        if drawn is not None:
+            random_state.apply(drawn)
         return True, views.get(RETURN, outputs[RETURN])
 
     def aliasing_outputs(self, call: _Call, result: Any) -> tuple[dict[str, Any], list[str]]:
@@ -224,21 +263,32 @@ class TaskDefinition:
     def job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool,
             described: tuple[dict[str, Any], str] | None = None) -> Job:
         """The miss of ``call`` as a Job that any executor can run (and that records what
-        the call changes in its arguments, like a call here)."""
-        return Job(self.run_spec(call, described), self.fn, args, kwargs, call.runner.settings,
+        the call changes in its arguments and in the global random generators, like a call
+        here)."""
+        spec = self.run_spec(call, described)
+        return Job(spec, self.fn, args, kwargs, call.runner.settings,
                    force=force or not self.cache or call.rerun, timeout=self.timeout,
                    outputs_of=functools.partial(self.outputs_of, call.hashed),
                    track_files=self.track_files, files=self.files,
-                   named=self.named_paths(call))
+                   named=self.named_paths(call), seeds=function_seeds(spec.source))
+
+    def plain_job(self, call: _Call, args: tuple, kwargs: dict, *, force: bool) -> Job:
+        """:meth:`job` for a call that runs here, in the caller: its run also records what
+        it finds in the random generators (for ``why``: fresh entropy or a seeded state)."""
+        job = self.job(call, args, kwargs, force=force)
+        env = {**job.spec.env, "random_state": random_state.found()}
+        return dataclasses.replace(job, spec=dataclasses.replace(job.spec, env=env))
 
     def executing(self, call: _Call, claim: Claim) -> contextlib.AbstractContextManager[Outcome]:
         """Run the body as the claimed run of ``call`` and record how it ended, with what it
-        changed in its arguments and the files it read and wrote (see
-        :func:`taskcache.lifecycle.jobs.executing`)."""
+        changed in its arguments and the random generators, and the files it read and wrote
+        (see :func:`taskcache.lifecycle.jobs.executing`)."""
+        source = _source_of(self.fn)
         return executing(call.runner, claim, self.name,
                          outputs_of=functools.partial(self.outputs_of, call.hashed),
                          track_files=self.track_files, files=self.files,
-                         named=self.named_paths(call))
+                         named=self.named_paths(call), seeds=function_seeds(source),
+                         source=source)
 
     def named_paths(self, call: _Call) -> tuple[str, ...]:
         """The paths the function's arguments and string literals name (see
@@ -261,7 +311,7 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            job = self.job(call, args, kwargs, force=force)
+            job = self.plain_job(call, args, kwargs, force=force)
         except CatalogUnavailableError as exc:
             unavailable = exc
         attempts = self.retry.retries + 1
@@ -274,7 +324,7 @@ class TaskDefinition:
                 return self.fn(*args, **kwargs)
             this = numbered(job, attempt, attempts)
             try:
-                acquired = claim_job(this)
+                acquired = claim_job(this, _draws_match(call))
             except CatalogUnavailableError as exc:
                 unavailable = exc
                 continue
@@ -282,7 +332,8 @@ class TaskDefinition:
                 found, value = self.from_hit(call, acquired.outputs)
                 if found:
                     return value
-                job = dataclasses.replace(job, force=True)  # it cannot be replayed here
+                # it cannot be replayed here, or it found the generators in another state
+                job = dataclasses.replace(job, force=True)
                 continue
             try:
                 return execute_job(this, acquired, enforce_timeout=True)
@@ -299,9 +350,9 @@ class TaskDefinition:
             found, value = (False, None) if force else self.lookup_value(call)
             if found:
                 return value
-            job = self.job(call, args, kwargs, force=force)
+            job = self.plain_job(call, args, kwargs, force=force)
             acquired: Claim | Hit | CatalogUnavailableError = await asyncio.to_thread(
-                claim_job, job)  # may wait
+                claim_job, job, _draws_match(call))  # may wait
         except CatalogUnavailableError as exc:
             acquired = exc
         if isinstance(acquired, CatalogUnavailableError):  # outside the except: see call_sync
@@ -374,7 +425,7 @@ class TaskDefinition:
                     call = self.prepare(real_args, real_kwargs)
                 finally:
                     current_run_id.reset(token)
-                found, value = self.lookup_value(call)
+                found, value = self.lookup_value(call, pooled=True)
                 if found:
                     if progress is not None:
                         progress.hit()
@@ -402,7 +453,8 @@ class TaskDefinition:
         from taskcache.api import Run
 
         call = self.prepare(args, kwargs)
-        run = call.runner.servable(call.fingerprint)  # its recorded files checked
+        # its recorded files checked, and the random generators' state it found
+        run = call.runner.servable(call.fingerprint, _draws_match(call))
         return None if run is None else Run(call.runner.catalog.get_run(run.id), call.runner)
 
     def runs(self, **filters: Any) -> pd.DataFrame:
@@ -442,6 +494,12 @@ def default_task_name(fn: Callable[..., Any]) -> str:
 def _arguments(hashed: list[tuple[str, Any, str]]) -> dict[str, Any]:
     """Hashed arguments (parameter, value, hash) under their output names."""
     return {ARGUMENT + name: value for name, value, _ in hashed}
+
+
+def _draws_match(call: _Call, *, pooled: bool = False) -> Callable[[RunRecord], bool]:
+    """A lookup's ``prepare`` for ``call``: whether a run found the random generators as
+    the call would find them (see :meth:`TaskDefinition.lookup_value`)."""
+    return draws_match(call.runner, known=not pooled and random_state.knowable())
 
 
 def _resolved(value: Any) -> Any:

@@ -7,6 +7,7 @@ from taskcache.analysis.cell import (
     analyze_cell,
     definition_reads,
     free_names,
+    function_seeds,
     normalize_source,
     sink_names,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "attribute_reads",
     "definition_reads",
     "free_names",
+    "function_seeds",
     "normalize_source",
     "sink_names",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import io
+import textwrap
 import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
@@ -414,6 +415,21 @@ def _seeds_first(body: list[ast.stmt]) -> tuple[str, ...]:
         if any(isinstance(node, ast.Call) for node in ast.walk(stmt)):
             break
     return tuple(seeded)
+
+
+@lru_cache(maxsize=256)  # a sweep asks once per miss, with one source
+def function_seeds(source: str) -> tuple[str, ...]:
+    """The global random generators a function seeds before any call that could draw from
+    them (as :func:`analyze_cell`'s ``seeds`` for a cell), from the source of its ``def``
+    (decorators included, indented or not); () when it is not a function's source."""
+    try:
+        body = ast.parse(textwrap.dedent(source)).body
+    except (SyntaxError, ValueError):
+        return ()
+    function = body[0] if len(body) == 1 else None
+    if not isinstance(function, FUNCS):
+        return ()  # a lambda, or a source that is not one def
+    return _seeds_first(function.body)
 
 
 def analyze_cell(source: str) -> CellAnalysis:

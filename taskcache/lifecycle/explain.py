@@ -18,7 +18,7 @@ from typing import Any
 from taskcache.catalog import Catalog
 from taskcache.describe import display_path, format_bytes
 from taskcache.errors import TaskcacheError
-from taskcache.lifecycle.random_state import ENTROPY
+from taskcache.lifecycle.random_state import ENTROPY, UNKNOWN
 from taskcache.records import RANDOM_STATE, ArtifactRecord, FileRecord, InputRecord, RunRecord
 
 _CODE_TYPES = ("builtins.function", "builtins.type", "builtins.module")
@@ -97,9 +97,12 @@ def random_differences(run: RunRecord, previous: RunRecord, load: Load) -> list[
     found = []
     for name, entry in sorted(record.items()):
         wanted, state = entry.get("before"), now.get(name)
-        if wanted is None or wanted == state:
+        if wanted is None or (wanted == state and wanted != UNKNOWN):
             continue
-        if wanted != ENTROPY and state != ENTROPY:
+        if wanted == UNKNOWN:
+            detail = (f"#{previous.id} drew from it in a pool's thread, where the state it "
+                      "found cannot be known (it serves no other call)")
+        elif wanted != ENTROPY and state != ENTROPY:
             detail = f"#{previous.id} found it in another state (it was seeded or drawn from otherwise)"
         else:
             detail = f"#{previous.id} found it {_found(wanted)}; #{run.id} found it {_found(state)}"

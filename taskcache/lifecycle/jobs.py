@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import socket
@@ -31,12 +32,13 @@ from taskcache.errors import (
     TaskTimeoutError,
     UnstorableValueError,
 )
+from taskcache.lifecycle import random_state
 from taskcache.lifecycle.runner import Hit, Runner, current_run_id, print_waiting, use_settings
 from taskcache.lifecycle.tracking import tracking
-from taskcache.records import ALIASING, RETURN, Claim, RunSpec
+from taskcache.records import ALIASING, RANDOM_STATE, RETURN, Claim, RunRecord, RunSpec
 
-__all__ = ["Job", "Outcome", "claim_job", "execute_job", "executing", "recorded_here", "run_job",
-           "run_pickled", "time_limit"]
+__all__ = ["Job", "Outcome", "claim_job", "draws_match", "execute_job", "executing",
+           "recorded_here", "run_job", "run_pickled", "time_limit"]
 
 
 @dataclass
@@ -75,6 +77,9 @@ class Job:
     #: the run already claimed for this job by the caller (a sweep on threads claims its
     #: points ahead, many in one transaction); None: the worker claims it
     claim: Claim | None = None
+    #: the global random generators the function seeds before it could draw from them
+    #: (analysis.function_seeds): what the run finds in them does not matter
+    seeds: tuple[str, ...] = ()
 
     @property
     def task(self) -> str:
@@ -85,7 +90,8 @@ class Job:
 def executing(runner: Runner, claim: Claim, task: str,
               outputs_of: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None,
               *, track_files: bool = False, files: Sequence[str | os.PathLike[str]] = (),
-              named: Iterable[str] = ()) -> Iterator[Outcome]:
+              named: Iterable[str] = (), seeds: Iterable[str] = (),
+              source: str = "") -> Iterator[Outcome]:
     """Mark the claimed run current, keep its lease alive, and record how the body ended:
     failed (reason "timeout" for a TaskTimeoutError) or cancelled on an exception, which is
     re-raised unchanged; else completed with the outputs ``outputs_of(outcome.result)``
@@ -93,8 +99,12 @@ def executing(runner: Runner, claim: Claim, task: str,
     a hit could not replay), the run is failed "not cached" instead, with a warning; a
     value that cannot be cached only warns. The files the body reads and writes are
     recorded with the run when ``track_files`` (and the declared ``files`` always; see
-    :func:`taskcache.lifecycle.tracking.tracking`)."""
+    :func:`taskcache.lifecycle.tracking.tracking`). What the body does to the global random
+    generators is stored too (see :mod:`taskcache.lifecycle.random_state`; ``seeds``: those
+    the function seeds first, ``source``: its code)."""
     token = current_run_id.set(claim.run_id)
+    generators, fresh = random_state.snapshot(), random_state.fresh_generators()
+    known = random_state.knowable()
     started = time.perf_counter()
     outcome = Outcome()
     try:
@@ -113,6 +123,11 @@ def executing(runner: Runner, claim: Claim, task: str,
     duration = time.perf_counter() - started
     outputs, problems = ({RETURN: outcome.result}, []) if outputs_of is None else \
         outputs_of(outcome.result)
+    drawn = random_state.changes(generators, random_state.snapshot(), seeds, fresh, source,
+                                 known=known)
+    random_state.settle(drawn)
+    if drawn:
+        outputs[RANDOM_STATE] = drawn
     if problems:  # a hit would not leave the caller's objects as this run did
         reason = "; ".join(problems)
         runner.fail_quietly(claim, RuntimeError(reason), duration=duration,
@@ -151,21 +166,29 @@ def time_limit(task: str, seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def draws_match(runner: Runner, *, known: bool) -> Callable[[RunRecord], bool]:
+    """A lookup's ``prepare``: whether a completed run found the global random generators
+    as a call would find them (see :func:`taskcache.lifecycle.random_state.matches`)."""
+    return functools.partial(random_state.run_matches, load=runner.load_artifact, known=known)
+
+
 def recorded_here(spec: RunSpec) -> RunSpec:
     """``spec`` as run by this process: lease takeover and timeouts go by its pid."""
     return dataclasses.replace(spec, env={**spec.env, "pid": os.getpid(),
                                           "host": socket.gethostname()})
 
 
-def claim_job(job: Job) -> Claim | Hit:
+def claim_job(job: Job, prepare: Callable[[RunRecord], bool] | None = None) -> Claim | Hit:
     """The run claimed for ``job`` by its caller, else claim it in this process's name, or
     (single-flight) the Hit of another process that computed the same fingerprint
-    meanwhile. CatalogUnavailableError when the catalog cannot be written."""
+    meanwhile (``prepare``: Runner.lookup's). CatalogUnavailableError when the catalog
+    cannot be written."""
     if job.claim is not None:
         return job.claim
     runner = use_settings(job.settings)
     spec = recorded_here(job.spec)
-    return runner.start(spec) if job.force else runner.acquire(spec, on_wait=print_waiting)
+    return runner.start(spec) if job.force else runner.acquire(spec, on_wait=print_waiting,
+                                                               prepare=prepare)
 
 
 def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any:
@@ -174,7 +197,8 @@ def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any
     :func:`time_limit` (a plain call; executors enforce timeouts themselves)."""
     runner = use_settings(job.settings)
     with executing(runner, claim, job.task, job.outputs_of, track_files=job.track_files,
-                   files=job.files, named=job.named) as outcome:
+                   files=job.files, named=job.named, seeds=job.seeds,
+                   source=job.spec.source) as outcome:
         with time_limit(job.task, job.timeout if enforce_timeout else None):
             outcome.result = job.fn(*job.args, **job.kwargs)
     return outcome.result
@@ -183,12 +207,15 @@ def execute_job(job: Job, claim: Claim, *, enforce_timeout: bool = False) -> Any
 def run_job(job: Job) -> Any:
     """Claim, run and record ``job`` in this process (what a worker does); returns the
     function's value, or the value another process computed for the same fingerprint."""
-    acquired = claim_job(job)
+    # a worker cannot know the generators' state a call on the caller's side would find
+    acquired = claim_job(job, draws_match(use_settings(job.settings), known=False))
     if isinstance(acquired, Hit):
-        if ALIASING not in acquired.outputs:
-            return acquired.outputs[RETURN]
         # its changes to the arguments would have to be replayed into the caller's
-        # objects, which a worker does not hold: when in doubt, compute
+        # objects, which a worker does not hold; and a worker cannot know the state of the
+        # generators a call on the caller's side would find: when in doubt, compute
+        if ALIASING not in acquired.outputs and random_state.matches(
+                acquired.outputs.get(RANDOM_STATE), known=False):
+            return acquired.outputs[RETURN]
         acquired = claim_job(dataclasses.replace(job, force=True))
     return execute_job(job, acquired)
 

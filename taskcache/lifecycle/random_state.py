@@ -29,6 +29,14 @@ seeded it:
 
 Anything else is a seeded state: it matches only the same state, and never ENTROPY. When in
 doubt a state is not fresh, which costs a miss, never a wrong hit.
+
+**Where a run executes.** A ``@task`` call runs in the caller's thread, and records and matches
+as a cell does. Outside the main thread (a pool's threads, Dask's) other threads draw from the
+same generators meanwhile, so what such a run found is :data:`UNKNOWN`, which matches nothing.
+A run in another process (a worker) records the state it found there; a call that a pool would
+run (``map``, ``submit``) cannot know the state its worker will find, so only a run that seeded
+every generator it changed serves it (``matches(..., known=False)``), and its hit leaves the
+caller's generators alone, as a run on processes or Dask would.
 """
 
 from __future__ import annotations
@@ -36,13 +44,17 @@ from __future__ import annotations
 import importlib.abc
 import re
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from taskcache.hashing import hash_value
+from taskcache.records import RANDOM_STATE, ArtifactRecord, RunRecord
 
 #: what a run found in a generator that was still fresh entropy (see the module docstring)
 ENTROPY = "entropy"
+#: what a run found in a generator other threads could draw from meanwhile: matches nothing
+UNKNOWN = "unknown"
 
 #: generator -> {"before": ENTROPY, the hash of the state found, or None when it did not
 #: matter; "after": the state left, JSON-like; "fresh_after": True when that state is still
@@ -197,6 +209,12 @@ def snapshot() -> dict[str, Any]:
     return states
 
 
+def knowable() -> bool:
+    """Whether code running now alone draws from the global generators while it runs: in
+    the main thread; not in a pool's thread (see the module docstring)."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def found() -> dict[str, str]:
     """What a run starting now finds in each generator: ENTROPY or the hash of its state
     (kept with the run, so ``why`` can tell fresh from seeded)."""
@@ -206,13 +224,14 @@ def found() -> dict[str, str]:
 
 
 def changes(before: dict[str, Any], after: dict[str, Any], seeded: Iterable[str] = (),
-            fresh: Iterable[str] = (), source: str = "") -> RandomRecord:
+            fresh: Iterable[str] = (), source: str = "", *, known: bool = True) -> RandomRecord:
     """What a run did to the generators: for each one whose state changed, the state it
-    left and what it found: None for those in ``seeded`` (the cell set their state before
+    left and what it found: None for those in ``seeded`` (the code set their state before
     drawing, so the state it found does not matter), ENTROPY for those in ``fresh`` (fresh
-    when the run started) or imported by the run, else the hash of the state. The state left
-    by a run that found ENTROPY is fresh too when ``source`` (the code) mentions no seeding
-    (see :func:`settle`)."""
+    when the run started) or imported by the run, else the hash of the state; UNKNOWN
+    instead of those two when not ``known`` (other threads may have drawn meanwhile: see
+    :func:`knowable`). The state left by a run that found ENTROPY is fresh too when
+    ``source`` (the code) mentions no seeding (see :func:`settle`)."""
     seeded, fresh = set(seeded), set(fresh)
     record: RandomRecord = {}
     for name, state in after.items():
@@ -221,6 +240,8 @@ def changes(before: dict[str, Any], after: dict[str, Any], seeded: Iterable[str]
             continue
         if name in seeded:
             what = None
+        elif not known:
+            what = UNKNOWN
         elif old is None or name in fresh:
             what = ENTROPY
         else:
@@ -231,22 +252,36 @@ def changes(before: dict[str, Any], after: dict[str, Any], seeded: Iterable[str]
     return record
 
 
-def matches(record: RandomRecord | None) -> bool:
+def matches(record: RandomRecord | None, *, known: bool = True) -> bool:
     """Whether each generator is in what the run found (so its draws would be the ones the
-    run made, or as unpredictable as they were)."""
+    run made, or as unpredictable as they were). Not ``known``: the call would run where
+    the generators' state cannot be known here (a pool worker), so only a run that seeded
+    every generator it changed matches."""
     if not record:
         return True
+    if not known:
+        return all(entry["before"] is None for entry in record.values())
     now = snapshot()
     for name, entry in record.items():
         wanted = entry["before"]
         if wanted is None:
             continue
+        if wanted == UNKNOWN:
+            return False
         if wanted == ENTROPY:
             if not is_fresh(name):
                 return False
         elif name not in now or hash_value(now[name]) != wanted:
             return False
     return True
+
+
+def run_matches(run: RunRecord, load: Callable[[ArtifactRecord], Any], *,
+                known: bool = True) -> bool:
+    """:func:`matches` for a completed run of the catalog, whose record is read with
+    ``load`` (the runner's ``load_artifact``) only when it has one (it drew or seeded)."""
+    drawn = next((a for a in run.artifacts if a.name == RANDOM_STATE), None)
+    return drawn is None or matches(load(drawn), known=known)
 
 
 def apply(record: RandomRecord | None) -> None:

@@ -163,17 +163,20 @@ class Runner:
         valid)."""
         return self._find(fingerprint, count_hit=count_hit, prepare=prepare)[0]
 
-    def lookup_many(self, fingerprints: Sequence[str]) -> list[Hit | None]:
+    def lookup_many(self, fingerprints: Sequence[str],
+                    prepare: Callable[[RunRecord], bool] | None = None) -> list[Hit | None]:
         """:meth:`lookup` of each fingerprint (a sweep's points), in order, their completed
         runs read from the catalog in one statement."""
         candidates = self.catalog.completed_runs_many(fingerprints)
-        return [self._find(fingerprint, candidates=candidates[fingerprint])[0]
+        return [self._find(fingerprint, prepare=prepare, candidates=candidates[fingerprint])[0]
                 for fingerprint in fingerprints]
 
-    def servable(self, fingerprint: str) -> RunRecord | None:
-        """The run a lookup would serve (its files checked, nothing loaded or put back)."""
+    def servable(self, fingerprint: str, prepare: Callable[[RunRecord], bool] | None = None,
+                 ) -> RunRecord | None:
+        """The run a lookup would serve (its files checked, nothing loaded or put back;
+        ``prepare`` as for :meth:`lookup`)."""
         for run in self.catalog.completed_runs(fingerprint):
-            if self._files_to_put_back(run) is not None:
+            if self._files_to_put_back(run) is not None and (prepare is None or prepare(run)):
                 return run
         return None
 

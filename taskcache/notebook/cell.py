@@ -224,8 +224,7 @@ class CellTask:
         an earlier run of the same key that found today's state can serve; otherwise put
         the cell's functions, classes and imports back, since stored values may refer to them
         (``by_year = rets.groupby(get_year)`` is unpickled by looking ``get_year`` up)."""
-        drawn = next((a for a in run.artifacts if a.name == RANDOM_STATE), None)
-        if drawn is not None and not random_state.matches(self.runner.load_artifact(drawn)):
+        if not random_state.run_matches(run, self.runner.load_artifact):
             return False
         self._early_definitions = True
         self._replay_definitions(run, late=False)

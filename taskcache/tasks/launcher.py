@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcache.errors import InvalidTransitionError, LeaseLostError, RunNotFoundError
+from taskcache.lifecycle.jobs import draws_match
 from taskcache.lifecycle.runner import MAX_ABANDONED, get_runner
 from taskcache.records import Claim, RunRecord
 from taskcache.tasks.discovery import DiscoveredTask, task_definition
@@ -65,16 +66,23 @@ class Launcher:
         definition = task_definition(task.function)
         call = definition.prepare((), dict(arguments))
         runner = call.runner
+        stale = 0  # completed runs up to this id cannot serve the call
         if definition.cache:
-            hit = runner.lookup(call.fingerprint)
+            # the call would run in a process of its own: only a run that seeded the random
+            # generators it changed can serve it (see lifecycle/random_state.py)
+            hit = runner.lookup(call.fingerprint, prepare=draws_match(runner, known=False))
             if hit is not None:
                 return Launch(hit.run.id, "completed", hit=True)
+            # the completed runs there are could not serve it (a file they read changed, or
+            # they drew from a random generator): a new run, never one of them
+            stale = max((run.id for run in runner.catalog.completed_runs(call.fingerprint)),
+                        default=0)
         spec = definition.run_spec(call)
         runner.failures.settle()
         outcome = (runner.catalog.claim(spec, lease_seconds=runner.settings.lease_seconds)
                    if not definition.cache else
                    runner.catalog.claim_or_join(spec, lease_seconds=runner.settings.lease_seconds,
-                                                max_abandoned=MAX_ABANDONED))
+                                                max_abandoned=MAX_ABANDONED, newer_than=stale))
         if not isinstance(outcome, Claim):  # computed elsewhere right now, or just completed
             return Launch(outcome.id, outcome.status, hit=outcome.status == "completed")
         settings = {"cache_dir": str(runner.settings.cache_dir), "db_url": runner.settings.db_url}

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from taskcache.analysis import analyze_cell, free_names, normalize_source, sink_names
+from taskcache.analysis import (
+    analyze_cell,
+    free_names,
+    function_seeds,
+    normalize_source,
+    sink_names,
+)
 
 
 def io(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -212,3 +218,20 @@ def test_generators_seeded_before_anything_could_draw() -> None:
     assert analyze_cell("import numpy as np\nnp.random.seed(1)\nrandom.seed(2)\nx = f()").seeds == ("numpy", "random")
     assert analyze_cell("x = np.random.rand()\nnp.random.seed(1)").seeds == ()  # drew first
     assert analyze_cell("n = 3\nnumpy.random.seed(n)").seeds == ("numpy",)
+
+
+def test_function_seeds_reads_the_body_of_a_def_as_indented_and_decorated_in_its_source() -> None:
+    method = """
+    @tc.task(name="sim")
+    def simulate(self, alpha, seed):
+        \"\"\"One run.\"\"\"
+        import numpy as np
+        np.random.seed(seed)
+        return np.random.rand() * alpha
+    """
+    assert function_seeds(method) == ("numpy",)
+    assert function_seeds("async def f(s):\n    random.seed(s)\n    return random.random()\n"
+                          ) == ("random",)
+    assert function_seeds("def f(s):\n    x = g()\n    random.seed(s)\n") == ()  # g may draw
+    assert function_seeds("f = tc.task(lambda s: random.seed(s))") == ()  # not a def
+    assert function_seeds("") == () and function_seeds("def (") == ()
