@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from taskcache.analysis import function_seeds
 from taskcache.describe import short_repr, type_name
 from taskcache.errors import CacheWarning, CatalogUnavailableError, FingerprintError
-from taskcache.hashing import combine_key, hash_code, hash_value, key_of_inputs, module_versions
+from taskcache.hashing import hash_code, hash_value, key_of_inputs, module_versions
 from taskcache.lifecycle import random_state
 from taskcache.lifecycle.aliasing import (
     can_restore_in_place,
@@ -88,6 +88,14 @@ class _Call:
                        inputs=inputs, parent_run_id=self._parent)
 
 
+@functools.lru_cache(maxsize=512)
+def _keyer(name: str, code_hash: str, version: str) -> Callable[[dict[str, str]], str]:
+    # kept here, not on the definition: a cell that calls the task hashes the wrapper, and so
+    # the definition, before and after the call, and remembered state would look like a change
+    return key_of_inputs({"task": name, "kind": "function", "code": code_hash,
+                          "version": version})
+
+
 class TaskDefinition:
     """What ``@task`` knows about one function; the wrapper delegates here."""
 
@@ -141,20 +149,13 @@ class TaskDefinition:
                   for pname, value in arguments if pname not in self.ignore]
         code_hash = code_hash or hash_code(self.fn)
         inputs = {pname: value_hash for pname, _, value_hash in hashed}
-        fingerprint = key(inputs) if key is not None else combine_key(
-            {**self._key_parts(code_hash), "inputs": inputs})
+        fingerprint = (key or self.key_of(code_hash))(inputs)
         return _Call(self, code_hash, hashed, fingerprint)
 
     def key_of(self, code_hash: str) -> Callable[[dict[str, str]], str]:
         """The fingerprint of a call of this function's code ``code_hash``, as a function
         of its input hashes by parameter name (see hashing.key_of_inputs)."""
-        return key_of_inputs(self._key_parts(code_hash))
-
-    def _key_parts(self, code_hash: str) -> dict[str, str]:
-        # nothing is remembered on the definition: a cell that calls the task hashes the
-        # wrapper, and so this object, before and after the call
-        return {"task": self.name, "kind": "function", "code": code_hash,
-                "version": self.version or ""}
+        return _keyer(self.name, code_hash, self.version or "")
 
     def lookup_value(self, call: _Call, *, pooled: bool = False) -> tuple[bool, Any]:
         """``(True, value)`` on a hit, after replaying what the run did to its arguments
