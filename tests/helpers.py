@@ -54,3 +54,11 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def clean_env(**env: str) -> dict[str, str]:
+    """This process's environment without taskcache's own settings (``TASKCACHE_*``), plus
+    ``env``: for a subprocess that must take its settings from the test alone."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
+    clean.update(env)
+    return clean

@@ -6,10 +6,11 @@ No timing assertions: only that every case runs, prints its table and lands in t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("hashing", "tiny_hit", "input_hit", "output_hit", "cell_hit", "catalog_scale",
@@ -18,7 +19,7 @@ CASES = ("hashing", "tiny_hit", "input_hit", "output_hit", "cell_hit", "catalog_
 
 def test_benchmarks_quick_run(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
+    env = clean_env()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,  # a hang fails

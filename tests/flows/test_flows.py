@@ -4,7 +4,6 @@ per step, the DAG picture and ``taskcache flow run|show``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 import taskcache as tc
 from taskcache.cli import main
 from taskcache.errors import FlowError
+from tests.helpers import clean_env
 
 STEPS = """
     import os, time
@@ -223,8 +223,7 @@ def test_cli_flow_run_in_a_fresh_process_imports_the_steps_from_the_working_fold
         tmp_path: Path) -> None:
     (tmp_path / "flowsteps.py").write_text(textwrap.dedent(STEPS))
     path = write(tmp_path, FLOW)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
-    env["STEPS_LOG"] = str(tmp_path / "steps.log")
+    env = clean_env(STEPS_LOG=str(tmp_path / "steps.log"))
     command = [sys.executable, "-m", "taskcache.cli", "--cache-dir", str(tmp_path / "c"),
                "flow", "run", str(path), "--executor", "processes", "--max-workers", "2"]
     first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -3,7 +3,6 @@ Every test runs on SQLite and on a real PostgreSQL (``catalog_url``)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from taskcache.catalog import Catalog
 from taskcache.errors import RepeatedlyAbandonedError
 from taskcache.lifecycle.runner import MAX_ABANDONED
 from taskcache.records import RunSpec
+from tests.helpers import clean_env
 
 WORKER = textwrap.dedent("""
     import os, sys, time
@@ -55,8 +55,7 @@ def worker(tmp_path: Path, catalog_url: str):
         catalog_url = f"sqlite:///{cache / 'catalog.db'}"
 
     def start(delay: float, **env: str) -> subprocess.Popen[str]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
-        full_env.update(env, DELAY=str(delay), TASKCACHE_DB_URL=catalog_url)
+        full_env = clean_env(**env, DELAY=str(delay), TASKCACHE_DB_URL=catalog_url)
         return subprocess.Popen([sys.executable, str(script), str(cache), str(counter)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from taskcache.catalog import Catalog
+from tests.helpers import clean_env
 
 PROCS = int(os.environ.get("TASKCACHE_STRESS_PROCS", "8"))
 CALLS = int(os.environ.get("TASKCACHE_STRESS_CALLS", "200"))
@@ -60,7 +61,7 @@ def test_many_processes_on_one_catalog(tmp_path: Path, catalog_url: str) -> None
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     cache, log = tmp_path / "cache", tmp_path / "computed.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
+    env = clean_env()
     sqlite = catalog_url.startswith("sqlite")
     if sqlite:
         catalog_url = f"sqlite:///{cache / 'catalog.db'}"

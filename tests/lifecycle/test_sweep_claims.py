@@ -5,7 +5,6 @@ Real processes, real threads; SQLite and PostgreSQL where a catalog is shared.""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 import taskcache as tc
 from taskcache.catalog import Catalog
 from taskcache.lifecycle.runner import get_runner
+from tests.helpers import clean_env
 
 SWEEP = textwrap.dedent("""
     import os, sys, time
@@ -54,9 +54,8 @@ def sweep(tmp_path: Path, catalog_url: str):
         catalog_url = f"sqlite:///{cache / 'catalog.db'}"
 
     def start(points: int, workers: int, delay: float, **env: str) -> subprocess.Popen[str]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
-        full_env.update(env, POINTS=str(points), WORKERS=str(workers), DELAY=str(delay),
-                        TASKCACHE_DB_URL=catalog_url)
+        full_env = clean_env(**env, POINTS=str(points), WORKERS=str(workers), DELAY=str(delay),
+                             TASKCACHE_DB_URL=catalog_url)
         return subprocess.Popen([sys.executable, str(script), str(cache), str(log)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=full_env)

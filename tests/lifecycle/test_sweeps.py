@@ -22,6 +22,7 @@ import pytest
 import taskcache as tc
 from taskcache.errors import TaskTimeoutError
 from taskcache.lifecycle.runner import get_runner
+from tests.helpers import clean_env
 
 
 def lines(path: Path) -> list[str]:
@@ -248,7 +249,7 @@ def test_two_processes_mapping_the_same_sweep_compute_each_point_once(tmp_path: 
     script = tmp_path / "sweep.py"
     script.write_text(SWEEP)
     log = tmp_path / "computed.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCACHE_")}
+    env = clean_env()
     start_at = str(time.time() + 3)
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(log),
                                start_at], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
