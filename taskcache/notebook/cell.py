@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
 import sys
 import time
 import types
@@ -113,6 +114,12 @@ class _Held:
 
     def get(self) -> Any:
         return self._obj if self._ref is None else self._ref()
+
+
+def _is_open_file(value: Any) -> bool:
+    """A file object still open: a hit could not give back its position and buffer, while a
+    closed one is stored (codecs/closed_files.py)."""
+    return isinstance(value, io.IOBase) and not value.closed
 
 
 def _is_shell_name(name: str) -> bool:
@@ -373,8 +380,11 @@ class CellTask:
         try:
             record = self.runner.save(claim, self.name, outputs, duration=duration, files=files)
         except UnstorableValueError as exc:  # one line: the status line says why
-            reason = (f"cannot store {exc.name!r} of type {exc.type_name}; leave it out with "
-                      f"--outputs, or taskcache.register_codec(...)")
+            if _is_open_file(outputs.get(exc.name)):
+                advice = "an open file; close it (with open(...) as f:) to have it cached"
+            else:
+                advice = "leave it out with --outputs, or taskcache.register_codec(...)"
+            reason = f"cannot store {exc.name!r} of type {exc.type_name}; {advice}"
             return CellOutcome("not cached", None, result, duration, mutated, reason)
         except LeaseLostError as exc:
             return CellOutcome("not cached", None, result, duration, mutated, str(exc))
